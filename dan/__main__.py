@@ -1,0 +1,7 @@
+"""``python -m dan`` is the ``dan`` command."""
+
+import sys
+
+from dan.cli.main import main
+
+sys.exit(main())

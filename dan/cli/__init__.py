@@ -1,0 +1,1 @@
+"""The ``dan`` command line: parses arguments and calls the library. Nothing imports this package."""

@@ -1,0 +1,68 @@
+"""Entry point of the ``dan`` command: one subcommand per job, each in its own module.
+
+Every subcommand module exposes ``main(argv: list[str]) -> int``; modules are imported only when
+their subcommand runs, so ``dan synth`` never pays for Lightning and ``dan predict`` never for
+albumentations. A :class:`dan.common.DanError` (a user's mistake) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from dan.common import DanError
+
+__all__ = ["COMMANDS", "main"]
+
+# name -> (module, one-line help). fit/validate/test are LightningCLI's own subcommands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fit": ("dan.cli.train", "train a model from a YAML config (LightningCLI)"),
+    "validate": ("dan.cli.train", "run the validation loop of a config (LightningCLI)"),
+    "test": ("dan.cli.train", "run the test loop of a config (LightningCLI)"),
+    "evaluate": ("dan.cli.evaluate", "score a checkpoint on a data set and write a report"),
+    "predict": ("dan.cli.predict", "label the faces in images, folders and globs"),
+    "demo": ("dan.cli.demo", "live webcam / video / photo demo with every face labelled"),
+    "export": ("dan.cli.export", "export a checkpoint to ONNX or TorchScript"),
+    "synth": ("dan.cli.synth", "generate a synthetic face-expression data set (RAF-DB layout)"),
+    "data": ("dan.cli.data", "data set tools: 'dan data check --format F --root DIR'"),
+    "info": ("dan.cli.info", "build or load a model, run it on an image and print the result"),
+}
+_PASS_NAME = {"fit", "validate", "test"}  # these modules get the subcommand name as argv[0]
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: dan COMMAND [ARGS...]   ('dan COMMAND --help' for a command's options)", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run ``dan`` with ``args`` (default: ``sys.argv[1:]``) and return the exit status."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from dan import __version__
+
+        print(f"dan {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"dan: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        status = module.main([name, *rest] if name in _PASS_NAME else rest)
+    except DanError as err:
+        print(f"dan {name}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dan {name}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""DAN's losses, importable as ``dan.losses`` (they live in :mod:`dan.models.losses`)."""
+
+from dan.models.losses import AffinityLoss, PartitionLoss
+
+__all__ = ["AffinityLoss", "PartitionLoss"]

@@ -1,0 +1,18 @@
+"""The network, its heads, its losses and checkpoint reading. Only torch and timm here."""
+
+from dan.models.checkpoint import checkpoint_metadata, convert_reference_state_dict, load_model, save_model
+from dan.models.dan import DAN, DANOutput
+from dan.models.heads import MultiHeadCrossAttention
+from dan.models.losses import AffinityLoss, PartitionLoss
+
+__all__ = [
+    "DAN",
+    "AffinityLoss",
+    "DANOutput",
+    "MultiHeadCrossAttention",
+    "PartitionLoss",
+    "checkpoint_metadata",
+    "convert_reference_state_dict",
+    "load_model",
+    "save_model",
+]

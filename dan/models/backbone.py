@@ -1,0 +1,123 @@
+"""The Feature Clustering Network: a timm CNN without pooling or classifier, and its weights.
+
+DAN (arXiv 2109.07270, section 3.1) uses ResNet-18 initialised from a face-recognition model trained
+on MS-Celeb-1M (``resnet18_msceleb.pth``: ``{'state_dict': <torchvision resnet18 keys>}``). Any timm
+CNN whose ``forward_features`` returns a (B, C, H, W) map can stand in.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from dan.common import DanError
+
+__all__ = ["MSCELEB_HELP", "create_backbone", "load_backbone_weights", "read_state_dict"]
+
+MSCELEB_HELP = (
+    "get resnet18_msceleb.pth from the DAN reference implementation's README (github.com/yaoing/DAN, "
+    "'pretrained model on MS-Celeb-1M') and set model.backbone_weights to its path"
+)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict:
+    """Read a PyTorch file with the weights-only unpickler, with one-line errors naming the file.
+
+    Args:
+        path: A ``.pth``/``.pt``/``.ckpt`` file.
+
+    Returns:
+        Whatever the file holds (dicts, lists, tensors and plain values only).
+
+    Raises:
+        DanError: Missing, unreadable or truncated file, or one that holds Python objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DanError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DanError(
+            f"{path}: refused to load: it holds Python objects a weights-only load does not allow "
+            f"(only tensors and plain values are read; {first[:160]})"
+        ) from None
+    except Exception as err:  # zip/tar errors, EOF, bad magic number
+        msg = " ".join(str(err).split())[:200] or type(err).__name__
+        raise DanError(f"{path}: not a readable PyTorch checkpoint (truncated or another format?): {msg}") from None
+
+
+def create_backbone(name: str = "resnet18", in_chans: int = 3, pretrained: bool = False) -> nn.Module:
+    """Create a timm model that returns its last feature map from ``forward_features``.
+
+    Args:
+        name: Any timm model name with a convolutional feature map.
+        in_chans: Input channels.
+        pretrained: Load timm's own pretrained weights (from the local Hugging Face cache, or a
+            download when online). Offline with an empty cache this is a clear error.
+
+    Raises:
+        DanError: Unknown model name, or pretrained weights that cannot be had.
+    """
+    if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
+        raise DanError(f"unknown backbone {name!r}: use a timm model name such as resnet18, resnet50")
+    try:
+        return timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="", in_chans=in_chans)
+    except Exception as err:
+        if not pretrained:
+            raise
+        msg = " ".join(str(err).split())[:200]
+        raise DanError(
+            f"could not get timm's pretrained weights for {name!r} ({type(err).__name__}: {msg}); offline, "
+            f"put them in the Hugging Face cache (HF_HOME) or pass a weights file as model.backbone_weights"
+        ) from None
+
+
+def _strip_prefix(state: dict, prefixes: tuple[str, ...] = ("module.", "backbone.")) -> dict:
+    for p in prefixes:
+        if state and all(k.startswith(p) for k in state):
+            state = {k[len(p) :]: v for k, v in state.items()}
+    return state
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
+    """Load the MS-Celeb ResNet-18 file (or any torchvision/timm-layout state dict) into ``backbone``.
+
+    The classifier (``fc.*``) is dropped; every other tensor must match the backbone exactly.
+
+    Args:
+        backbone: A model from :func:`create_backbone`.
+        path: The weights file.
+
+    Raises:
+        DanError: Missing file (with where to get it), unreadable file, or tensors that do not fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DanError(f"{path}: backbone weights file not found: {MSCELEB_HELP}")
+    obj = read_state_dict(path)
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DanError(f"{path}: not a state dict of tensors (expected {{'state_dict': {{name: tensor}}}})")
+    state = {k: v for k, v in _strip_prefix(state).items() if not k.startswith("fc.")}
+    own = backbone.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+        raise DanError(f"{path}: does not fit the backbone: " + "; ".join(parts))
+    backbone.load_state_dict(state)

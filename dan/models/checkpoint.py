@@ -1,0 +1,208 @@
+"""Reading and writing DAN checkpoints: this project's files and the reference implementation's.
+
+Formats :func:`load_model` reads, all without unpickling arbitrary objects:
+
+- this project's weights file (``.pt``, written by :func:`save_model`) and Lightning checkpoints
+  (``.ckpt``): a dict with a ``"dan"`` entry (model settings, label names, preprocessing) and a
+  ``"state_dict"`` (Lightning's keys carry a ``model.`` prefix);
+- the same as ``.safetensors``, the ``"dan"`` entry stored as JSON in the file's metadata;
+- the reference implementation's ``.pth`` files (``{'iter', 'model_state_dict', ...}``, keys
+  ``features.N.*``, ``cat_headK.*``, ``fc.*``, ``bn.*``), mapped onto this model's layout. They carry
+  no class names: 8 classes default to ``affectnet8``; 7 classes need ``labels``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from dan.common import DanError, Preprocessing, resolve_labels
+from dan.models.backbone import read_state_dict
+from dan.models.dan import DAN
+from dan.models.heads import per_head_to_fused
+
+__all__ = ["FORMAT_VERSION", "checkpoint_metadata", "convert_reference_state_dict", "load_model", "save_model"]
+
+FORMAT_VERSION = 1
+
+# reference nn.Sequential index of a torchvision ResNet child -> timm/torchvision attribute name
+_FEATURE_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
+_HEAD_KEY = re.compile(r"^cat_head(\d+)\.(.+)$")
+
+
+def checkpoint_metadata(model: DAN) -> dict:
+    """The ``"dan"`` entry a checkpoint carries so that one file rebuilds and uses the model.
+
+    Args:
+        model: The model; its ``labels`` should be set.
+
+    Returns:
+        A dict of plain types: ``format_version``, ``model_config``, ``labels``, ``preprocessing``.
+    """
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_config": model.model_config,
+        "labels": list(model.labels) if model.labels is not None else None,
+        "preprocessing": model.preprocessing.to_dict(),
+    }
+
+
+def save_model(model: DAN, path: str | os.PathLike) -> Path:
+    """Write a self-contained weights file (``.pt`` or ``.safetensors``) for :func:`load_model`.
+
+    The file is written next to its destination and renamed into place, so an interrupted save
+    never leaves a half-written file behind.
+
+    Args:
+        model: The model to save.
+        path: Destination; the suffix picks the format.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = checkpoint_metadata(model)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(tmp), metadata={"dan": json.dumps(meta)})
+    else:
+        torch.save({"dan": meta, "state_dict": state}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def convert_reference_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map the reference implementation's keys onto :class:`DAN`'s (per-head heads -> fused).
+
+    Args:
+        state: The reference ``model_state_dict`` (a ``module.`` prefix from DataParallel is allowed).
+
+    Returns:
+        A state dict for :class:`DAN` with a ResNet-18 backbone.
+    """
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    out: dict[str, torch.Tensor] = {}
+    heads: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        if key.startswith("features."):
+            _, idx, rest = key.split(".", 2)
+            name = _FEATURE_NAMES.get(idx)
+            out[f"backbone.{name or 'features.' + idx}.{rest}"] = value
+        elif m := _HEAD_KEY.match(key):
+            heads.setdefault(int(m.group(1)), {})[m.group(2)] = value
+        else:  # fc.*, bn.*
+            out[key] = value
+    if heads:
+        ordered = [heads[i] for i in sorted(heads)]
+        out.update({f"heads.{k}": v for k, v in per_head_to_fused(ordered).items()})
+    return out
+
+
+def _is_reference(state: dict) -> bool:
+    return any(k.split(".", 1)[-1].startswith("cat_head") or k.startswith("cat_head") for k in state) and any(
+        "features.0.weight" in k for k in state
+    )
+
+
+def _read(path: Path) -> tuple[dict | None, dict]:
+    """(metadata or None, state dict) from any supported file."""
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise DanError(f"{path}: no such file")
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("dan", "null"))
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as err:
+            raise DanError(f"{path}: not a readable safetensors file: {' '.join(str(err).split())[:200]}") from None
+        return meta, state
+    obj = read_state_dict(path)
+    if not isinstance(obj, dict):
+        raise DanError(f"{path}: not a checkpoint: it holds a {type(obj).__name__}, not a dict")
+    if "dan" in obj:
+        state = obj.get("state_dict", {})
+        if any(k.startswith("model.") for k in state):  # a Lightning checkpoint: keep the network only
+            state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+        return obj["dan"], state
+    state = obj.get("model_state_dict", obj.get("state_dict", obj))
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DanError(f"{path}: not a DAN checkpoint: found no state dict of tensors (keys: {list(obj)[:5]})")
+    return None, state
+
+
+def _infer_reference_config(state: dict[str, torch.Tensor], path: Path) -> dict:
+    if "fc.weight" not in state:
+        raise DanError(f"{path}: not a DAN checkpoint: no classifier weight 'fc.weight'")
+    num_heads = len({int(m.group(1)) for k in state if (m := _HEAD_KEY.match(k))})
+    return {"num_classes": int(state["fc.weight"].shape[0]), "num_heads": num_heads, "backbone": "resnet18"}
+
+
+def _load_into(model: DAN, state: dict[str, torch.Tensor], path: Path) -> None:
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} tensors of wrong shape (e.g. {k}: {tuple(state[k].shape)}, model has {tuple(own[k].shape)})")
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise DanError(f"{path}: does not fit the model: " + "; ".join(parts))
+    model.load_state_dict(state)
+
+
+def load_model(path: str | os.PathLike, labels: str | list[str] | None = None, device: str | torch.device = "cpu") -> DAN:
+    """Load any supported DAN checkpoint and return the model in eval mode.
+
+    Args:
+        path: This project's ``.pt``/``.ckpt``/``.safetensors`` file, or a reference ``.pth`` file.
+        labels: Label set name (``rafdb``, ``affectnet7``, ``affectnet8``, ``fer2013``) or class
+            names. Needed for 7-class reference files; overrides the names stored in our files.
+        device: Where to put the model.
+
+    Returns:
+        The :class:`DAN` model with ``labels`` and ``preprocessing`` set, in eval mode.
+
+    Raises:
+        DanError: The file is missing, unreadable, unsafe, not a DAN checkpoint, or does not fit.
+    """
+    path = Path(path)
+    meta, state = _read(path)
+    if meta is None:
+        if not _is_reference(state):
+            raise DanError(f"{path}: not a DAN checkpoint: no 'dan' settings and not the reference layout (features.*, cat_head*)")
+        state = convert_reference_state_dict(state)
+        config = _infer_reference_config(state, path)
+        preprocessing = Preprocessing()
+        stored_labels = None
+    else:
+        if not isinstance(meta, dict) or "model_config" not in meta:
+            raise DanError(f"{path}: damaged DAN settings: the 'dan' entry has no 'model_config'")
+        config, preprocessing = dict(meta["model_config"]), Preprocessing.from_dict(meta.get("preprocessing"))
+        stored_labels = meta.get("labels")
+    try:
+        model = DAN(**config)
+    except TypeError as err:
+        raise DanError(f"{path}: unknown model setting in checkpoint: {err}") from None
+    _load_into(model, state, path)
+    try:
+        model.labels = resolve_labels(labels if labels is not None else stored_labels, model.num_classes)
+    except DanError as err:
+        raise DanError(f"{path}: {err}") from None
+    model.preprocessing = preprocessing
+    return model.to(device).eval()

@@ -1,0 +1,129 @@
+"""DAN: Distract Your Attention, a multi-head cross attention network for facial expressions.
+
+Paper: "Distract Your Attention: Multi-head Cross Attention Network for Facial Expression
+Recognition", Zhengyao Wen, Wenzhong Lin, Tao Wang, Ge Xu, 2021 (arXiv 2109.07270).
+
+Three parts: the Feature Clustering Network (a CNN backbone, trained with the affinity loss), the
+Multi-head cross Attention Network (K heads, :mod:`dan.models.heads`) and the Attention Fusion
+Network (log-softmax across heads, sum, Linear + BatchNorm1d classifier; trained with the
+partition loss). Numerically the same function as the reference implementation.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from dan.common import Preprocessing
+from dan.models.backbone import create_backbone, load_backbone_weights
+from dan.models.heads import MultiHeadCrossAttention
+
+__all__ = ["DAN", "DANOutput"]
+
+
+class DANOutput(NamedTuple):
+    """What one forward pass gives.
+
+    Attributes:
+        logits: Class scores, shape (B, num_classes).
+        features: Backbone feature map F, shape (B, C, H, W) (the affinity loss uses it).
+        heads: Head tensor after the fusion's log-softmax, shape (B, K, C) (the partition loss
+            uses it).
+        attention: Spatial attention maps, shape (B, K, H, W), when asked for; else None.
+    """
+
+    logits: torch.Tensor
+    features: torch.Tensor
+    heads: torch.Tensor
+    attention: torch.Tensor | None = None
+
+
+class DAN(nn.Module):
+    """The DAN network.
+
+    Args:
+        num_classes: Number of expression classes C.
+        num_heads: Number of cross attention heads K (>= 1).
+        backbone: timm model name of the feature clustering network.
+        in_chans: Input image channels.
+        drop_rate: Dropout before the classifier (0 in the paper).
+        backbone_weights: None for random initialisation, ``"timm"`` for timm's pretrained weights,
+            or the path of a weights file (the MS-Celeb ResNet-18 ``resnet18_msceleb.pth``).
+
+    Attributes:
+        labels: Class names, index i naming output i, or None when unknown. Set by
+            :func:`dan.load_model` and by training.
+        preprocessing: How inputs must be prepared (size, mean, std).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        num_heads: int = 4,
+        backbone: str = "resnet18",
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        backbone_weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.num_heads = num_heads
+        self.backbone_name = backbone
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
+        self.backbone = create_backbone(backbone, in_chans=in_chans, pretrained=backbone_weights == "timm")
+        if backbone_weights and backbone_weights != "timm":
+            load_backbone_weights(self.backbone, backbone_weights)
+        self.num_features = self.backbone.num_features
+        self.heads = MultiHeadCrossAttention(self.num_features, num_heads)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(self.num_features, num_classes)
+        self.bn = nn.BatchNorm1d(num_classes)
+        self.labels: tuple[str, ...] | None = None
+        self.preprocessing = Preprocessing()
+
+    @property
+    def model_config(self) -> dict:
+        """The constructor arguments that rebuild this architecture (plain types, no weights path)."""
+        return {
+            "num_classes": self.num_classes,
+            "num_heads": self.num_heads,
+            "backbone": self.backbone_name,
+            "in_chans": self.in_chans,
+            "drop_rate": self.drop_rate,
+        }
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone feature map F, (B, 3, H0, W0) -> (B, C, H, W)."""
+        return self.backbone.forward_features(x)
+
+    def forward_head(self, heads: torch.Tensor) -> torch.Tensor:
+        """Attention fusion and classifier.
+
+        Args:
+            heads: Head outputs, shape (B, K, C), after the log-softmax across heads.
+
+        Returns:
+            Logits, shape (B, num_classes).
+        """
+        z = heads.sum(dim=1)  # (B, C)
+        return self.bn(self.fc(self.drop(z)))
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False) -> DANOutput:
+        """Run the network.
+
+        Args:
+            x: Normalised RGB images, shape (B, 3, H0, W0).
+            return_attention: Also return the heads' spatial attention maps.
+
+        Returns:
+            A :class:`DANOutput`.
+        """
+        features = self.forward_features(x)  # (B, C, H, W)
+        heads, attention = self.heads(features, return_attention=True)  # (B, K, C), (B, K, H, W)
+        if self.num_heads > 1:
+            heads = torch.log_softmax(heads, dim=1)  # across heads
+        logits = self.forward_head(heads)
+        return DANOutput(logits, features, heads, attention if return_attention else None)

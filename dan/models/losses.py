@@ -1,0 +1,81 @@
+"""DAN's two auxiliary losses (arXiv 2109.07270, sections 3.1 and 3.3).
+
+- Affinity loss: pulls each sample's pooled feature to its class centre and pushes the centres apart
+  (divides by their variance across classes). The centres are learnable and are trained by the same
+  optimiser as the model.
+- Partition loss: grows the variance of the attention heads' outputs across heads, so that the heads
+  attend to different face regions.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch import nn
+
+__all__ = ["AffinityLoss", "PartitionLoss"]
+
+
+class AffinityLoss(nn.Module):
+    """L_af = (1/B) sum_b ||f_b - c_{y_b}||^2 / sum_d Var_c(c[:, d]).
+
+    ``f = GAP(F)``; the variance is the unbiased variance over classes of each feature dimension.
+    As in the reference, each entry of the masked (B, C) distance matrix, already divided by the
+    centre variance, is clamped to [1e-12, 1e12] before summing.
+
+    Args:
+        num_classes: Number of classes C.
+        feat_dim: Feature channels D (the backbone's ``num_features``).
+    """
+
+    def __init__(self, num_classes: int = 7, feat_dim: int = 512) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.feat_dim = feat_dim
+        self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))  # (C, D)
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            features: Feature map (B, D, H, W) or pooled features (B, D).
+            labels: Class indices, shape (B,).
+
+        Returns:
+            Scalar loss.
+        """
+        f = features.mean(dim=(2, 3)) if features.dim() == 4 else features  # (B, D)
+        b = f.shape[0]
+        # squared distances to every centre, expanded form as in the reference: (B, C)
+        dist = (
+            f.pow(2).sum(dim=1, keepdim=True).expand(b, self.num_classes)
+            + self.centers.pow(2).sum(dim=1, keepdim=True).expand(self.num_classes, b).t()
+        )
+        dist = torch.addmm(dist, f, self.centers.t(), beta=1, alpha=-2)
+        mask = labels.unsqueeze(1) == torch.arange(self.num_classes, device=labels.device)  # (B, C)
+        dist = dist * mask.to(dist.dtype) / self.centers.var(dim=0).sum()
+        return dist.clamp(min=1e-12, max=1e12).sum() / b
+
+
+class PartitionLoss(nn.Module):
+    """L_pt = log(1 + K / (v + eps)), v = mean over batch and channels of Var_k(H).
+
+    ``H`` is the head tensor (B, K, C); the variance is the unbiased variance across heads and
+    ``eps = sys.float_info.epsilon``. With one head the loss is 0.
+    """
+
+    def forward(self, heads: torch.Tensor) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            heads: Head tensor, shape (B, K, C).
+
+        Returns:
+            Scalar loss.
+        """
+        k = heads.size(1)
+        if k == 1:
+            return heads.new_zeros(())
+        v = heads.var(dim=1).mean()
+        return torch.log1p(k / (v + sys.float_info.epsilon))
