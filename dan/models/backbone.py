@@ -17,7 +17,7 @@ from torch import nn
 
 from dan.common import DanError
 
-__all__ = ["MSCELEB_HELP", "create_backbone", "load_backbone_weights", "read_state_dict"]
+__all__ = ["MSCELEB_HELP", "create_backbone", "load_backbone_weights", "read_state_dict", "state_dict_mismatch"]
 
 MSCELEB_HELP = (
     "get resnet18_msceleb.pth from the DAN reference implementation's README (github.com/yaoing/DAN, "
@@ -43,10 +43,16 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = str(err)
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+        detail = detail[0] if detail else type(err).__name__
+        if "global" in text.lower():
+            raise DanError(
+                f"{path}: refused to load: it holds Python objects a weights-only load does not allow "
+                f"({detail[:160]}); only tensors and plain values are read"
+            ) from None
         raise DanError(
-            f"{path}: refused to load: it holds Python objects a weights-only load does not allow "
-            f"(only tensors and plain values are read; {first[:160]})"
+            f"{path}: not a readable PyTorch checkpoint (corrupt or another format?): {detail[:160]}"
         ) from None
     except Exception as err:  # zip/tar errors, EOF, bad magic number
         msg = " ".join(str(err).split())[:200] or type(err).__name__
@@ -79,6 +85,28 @@ def create_backbone(name: str = "resnet18", in_chans: int = 3, pretrained: bool 
         ) from None
 
 
+def state_dict_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str | None:
+    """Describe in one line how ``state`` fails to fit a module whose state dict is ``own``.
+
+    Returns:
+        None when every key matches in name and shape, else e.g.
+        ``"1 tensors of wrong shape (e.g. fc.weight: (7, 100), model has (7, 512)); 2 missing (e.g. bn.bias)"``.
+    """
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    parts = []
+    if wrong:
+        k = wrong[0]
+        shapes = f"{tuple(state[k].shape)}, model has {tuple(own[k].shape)}"
+        parts.append(f"{len(wrong)} tensors of wrong shape (e.g. {k}: {shapes})")
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    return "; ".join(parts) or None
+
+
 def _strip_prefix(state: dict, prefixes: tuple[str, ...] = ("module.", "backbone.")) -> dict:
     for p in prefixes:
         if state and all(k.startswith(p) for k in state):
@@ -106,18 +134,7 @@ def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DanError(f"{path}: not a state dict of tensors (expected {{'state_dict': {{name: tensor}}}})")
     state = {k: v for k, v in _strip_prefix(state).items() if not k.startswith("fc.")}
-    own = backbone.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} of wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
-        raise DanError(f"{path}: does not fit the backbone: " + "; ".join(parts))
+    problem = state_dict_mismatch(backbone.state_dict(), state)
+    if problem:
+        raise DanError(f"{path}: does not fit the backbone: {problem}")
     backbone.load_state_dict(state)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from dan.common import DanError, Preprocessing, resolve_labels
-from dan.models.backbone import read_state_dict
+from dan.models.backbone import read_state_dict, state_dict_mismatch
 from dan.models.dan import DAN
 from dan.models.heads import per_head_to_fused
 
@@ -142,6 +142,7 @@ def _read(path: Path) -> tuple[dict | None, dict]:
 
 
 def _infer_reference_config(state: dict[str, torch.Tensor], path: Path) -> dict:
+    state = {k.removeprefix("module."): v for k, v in state.items()}
     if "fc.weight" not in state:
         raise DanError(f"{path}: not a DAN checkpoint: no classifier weight 'fc.weight'")
     num_heads = len({int(m.group(1)) for k in state if (m := _HEAD_KEY.match(k))})
@@ -149,24 +150,15 @@ def _infer_reference_config(state: dict[str, torch.Tensor], path: Path) -> dict:
 
 
 def _load_into(model: DAN, state: dict[str, torch.Tensor], path: Path) -> None:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} tensors of wrong shape (e.g. {k}: {tuple(state[k].shape)}, model has {tuple(own[k].shape)})")
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        raise DanError(f"{path}: does not fit the model: " + "; ".join(parts))
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise DanError(f"{path}: does not fit the model: {problem}")
     model.load_state_dict(state)
 
 
-def load_model(path: str | os.PathLike, labels: str | list[str] | None = None, device: str | torch.device = "cpu") -> DAN:
+def load_model(
+    path: str | os.PathLike, labels: str | list[str] | None = None, device: str | torch.device = "cpu"
+) -> DAN:
     """Load any supported DAN checkpoint and return the model in eval mode.
 
     Args:
@@ -185,9 +177,11 @@ def load_model(path: str | os.PathLike, labels: str | list[str] | None = None, d
     meta, state = _read(path)
     if meta is None:
         if not _is_reference(state):
-            raise DanError(f"{path}: not a DAN checkpoint: no 'dan' settings and not the reference layout (features.*, cat_head*)")
-        state = convert_reference_state_dict(state)
+            raise DanError(
+                f"{path}: not a DAN checkpoint: no 'dan' settings and not the reference layout (features.*, cat_head*)"
+            )
         config = _infer_reference_config(state, path)
+        state = convert_reference_state_dict(state)
         preprocessing = Preprocessing()
         stored_labels = None
     else:
