@@ -1,0 +1,49 @@
+"""Data layer: readers for every supported layout, transforms, the Dataset, a balanced sampler,
+the Lightning data module, the synthetic data set and the data checker.
+
+Never imports the model, training or inference layers (DESIGN.md section 8). Heavy submodules are
+imported on attribute access, so ``import dan.data`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "BalancedSampler",
+    "CheckReport",
+    "FERDataModule",
+    "FERDataset",
+    "FORMATS",
+    "SplitData",
+    "Transform",
+    "build_dataset",
+    "build_transform",
+    "check_dataset",
+    "generate",
+    "read_split",
+    "tta_flip",
+]
+
+_WHERE = {
+    "BalancedSampler": "dan.data.sampler",
+    "CheckReport": "dan.data.check",
+    "FERDataModule": "dan.data.datamodule",
+    "FERDataset": "dan.data.dataset",
+    "FORMATS": "dan.data.readers",
+    "SplitData": "dan.data.samples",
+    "Transform": "dan.data.transforms",
+    "build_dataset": "dan.data.dataset",
+    "build_transform": "dan.data.transforms",
+    "check_dataset": "dan.data.check",
+    "generate": "dan.data.synth",
+    "read_split": "dan.data.readers",
+    "tta_flip": "dan.data.transforms",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'dan.data' has no attribute {name!r}")

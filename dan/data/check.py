@@ -1,0 +1,140 @@
+"""``dan data check``: count a data set per split and class and list every problem in it.
+
+Problems: missing root, list file, column or split; malformed lines; labels out of range;
+duplicate entries; missing, unreadable or truncated images; face boxes outside their image.
+Each names its file and, where there is one, the line of the list file.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from dan.common import DanError
+from dan.data.dataset import load_sample_image
+from dan.data.readers import format_label_names, list_splits, read_split
+from dan.data.samples import Issue, Sample, SplitData
+from dan.imaging import ImageReadError
+
+__all__ = ["CheckReport", "check_dataset"]
+
+
+@dataclass
+class CheckReport:
+    """The result of :func:`check_dataset`.
+
+    Attributes:
+        format: Data set format.
+        root: Data set root.
+        label_names: Class names (empty when they could not be determined).
+        counts: ``{split: {class name: count}}`` for every split that could be read.
+        problems: Everything wrong, in the order found.
+    """
+
+    format: str
+    root: str
+    label_names: tuple[str, ...] = ()
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    problems: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def table(self) -> str:
+        """Counts as a text table: one row per class, one column per split, plus totals."""
+        splits = list(self.counts)
+        header = ["class", *splits, "total"]
+        rows = [
+            [
+                name,
+                *(str(self.counts[s].get(name, 0)) for s in splits),
+                str(sum(self.counts[s].get(name, 0) for s in splits)),
+            ]
+            for name in self.label_names
+        ]
+        totals = [sum(c.values()) for c in self.counts.values()]
+        rows.append(["total", *map(str, totals), str(sum(totals))])
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+
+    def text(self) -> str:
+        """The full report: the table, then every problem, then a verdict line."""
+        lines = [f"{self.format} data set at {self.root}", ""]
+        if self.counts:
+            lines += [self.table(), ""]
+        if self.problems:
+            lines.append(f"{len(self.problems)} problem(s):")
+            lines += [f"  {p}" for p in self.problems]
+        else:
+            lines.append("no problems found")
+        return "\n".join(lines)
+
+
+def _decode_problem(data: SplitData, index: int, sample: Sample) -> Issue | None:
+    try:
+        load_sample_image(sample, data.pixels, index)
+    except ImageReadError as err:
+        where = data.source if sample.line is not None else ""
+        return Issue(where, sample.line, str(err))
+    return None
+
+
+def check_dataset(
+    format: str,
+    root: str | Path,
+    num_classes: int | None = None,
+    rafdb_images: str = "aligned",
+    decode: bool = True,
+    workers: int | None = None,
+) -> CheckReport:
+    """Read every split of a data set, decode every image, and report counts and problems.
+
+    Args:
+        format: ``rafdb``, ``affectnet``, ``fer2013`` or ``folder``.
+        root: The data set root.
+        num_classes: AffectNet: 7 or 8; others None.
+        rafdb_images: ``aligned`` or ``original`` (RAF-DB).
+        decode: Decode every image (slower, finds truncated and corrupt files).
+        workers: Decoding threads; default the CPU count.
+
+    Returns:
+        The report; ``report.ok`` is False when anything is wrong.
+    """
+    report = CheckReport(format, str(root))
+    try:
+        report.label_names = format_label_names(format, root, num_classes)
+        splits = list_splits(format, root)
+    except DanError as err:
+        report.problems.append(Issue("", None, str(err)))
+        return report
+    if not splits:
+        report.problems.append(Issue(str(root), None, "no split folders found"))
+    seen_issue: set[Issue] = set()
+    first_seen: dict[str, str] = {}
+    for split in splits:
+        try:
+            data = read_split(format, root, split, num_classes, rafdb_images, strict=False)
+        except DanError as err:
+            report.problems.append(Issue("", None, str(err)))
+            continue
+        report.counts[data.split] = data.class_counts()
+        for issue in data.issues:
+            if issue not in seen_issue:
+                seen_issue.add(issue)
+                report.problems.append(issue)
+        for s in data.samples:
+            if data.pixels is None and s.source in first_seen and first_seen[s.source] != data.split:
+                msg = f"{s.source} is in both {first_seen[s.source]} and {data.split}"
+                report.problems.append(Issue(data.source, s.line, msg))
+            first_seen.setdefault(s.source, data.split)
+        if decode and data.pixels is None:
+            with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+                found = pool.map(partial(_decode_problem, data), range(len(data)), data.samples, chunksize=64)
+                report.problems += [p for p in found if p is not None]
+    return report

@@ -1,0 +1,178 @@
+"""Lightning data module over every supported data set format.
+
+``num_classes`` and ``label_names`` are known right after ``__init__`` (from the format, the given
+``num_classes`` or a folder listing), so LightningCLI can link ``data.num_classes`` to the model.
+The root is checked in ``__init__``; lists and columns are read and checked in :meth:`setup`, so
+every mistake surfaces as a one-line :class:`dan.common.DanError` before the first step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from dan.common import DanError, Preprocessing
+from dan.data.dataset import FERDataset
+from dan.data.readers import FORMATS, default_splits, format_label_names, read_split
+from dan.data.sampler import BalancedSampler
+from dan.data.transforms import TRANSFORMS, build_transform
+
+__all__ = ["FERDataModule"]
+
+
+class FERDataModule(pl.LightningDataModule):
+    """Train/val/test data loaders for RAF-DB, AffectNet, FER2013 or a class-folder tree.
+
+    Args:
+        format: ``rafdb`` (also ``dan synth`` output), ``affectnet``, ``fer2013`` or ``folder``.
+        root: The data set's root folder.
+        num_classes: AffectNet: 7 or 8 (default 8). Others: None (fixed, or the folder count).
+        train_split: Training split name.
+        val_split: Validation split; default rafdb ``test``, affectnet ``validation``, fer2013
+            ``PublicTest``, folder ``val`` (or ``test`` when there is no val folder).
+        test_split: Test split; default the validation split, fer2013 ``PrivateTest``.
+        image_size: Side of the square model input in pixels.
+        augment: Training pipeline: ``rafdb``, ``affectnet``, ``eval`` or ``none``.
+        batch_size: Training batch size (per device).
+        eval_batch_size: Validation/test batch size; default ``batch_size``.
+        num_workers: DataLoader worker processes.
+        balanced_sampler: Sample training images by inverse class frequency (with replacement).
+        skip_bad_files: Skip and count unreadable images instead of stopping.
+        rafdb_images: RAF-DB images, ``aligned`` or ``original``.
+        pin_memory: Pin batches in page-locked memory (for GPU training).
+        seed: Seed of the balanced sampler.
+
+    Attributes:
+        num_classes: Number of classes.
+        label_names: Class names, index ``i`` naming label ``i``.
+    """
+
+    def __init__(
+        self,
+        format: str = "rafdb",
+        root: str = "data/rafdb",
+        num_classes: int | None = None,
+        train_split: str = "train",
+        val_split: str | None = None,
+        test_split: str | None = None,
+        image_size: int = 224,
+        augment: str = "rafdb",
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        balanced_sampler: bool = False,
+        skip_bad_files: bool = False,
+        rafdb_images: str = "aligned",
+        pin_memory: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if format not in FORMATS:
+            raise DanError(f"data.format={format!r}: choose one of {', '.join(FORMATS)}")
+        if augment not in TRANSFORMS:
+            raise DanError(f"data.augment={augment!r}: choose one of {', '.join(TRANSFORMS)}")
+        if not Path(root).exists():
+            raise DanError(f"{root}: data root not found (data.root)")
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
+            raise DanError("data.batch_size and data.eval_batch_size must be at least 1")
+        self.save_hyperparameters(ignore=["num_classes"])  # the model logs the resolved count
+        self.format, self.root = format, str(root)
+        self.label_names: tuple[str, ...] = format_label_names(format, root, num_classes)
+        self.num_classes: int = len(self.label_names)
+        self.train_split = train_split
+        self._val_split, self._test_split = val_split, test_split
+        self.image_size, self.augment = image_size, augment
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.balanced_sampler, self.skip_bad_files = balanced_sampler, skip_bad_files
+        self.rafdb_images, self.seed = rafdb_images, seed
+        self.train_dataset: FERDataset | None = None
+        self.val_dataset: FERDataset | None = None
+        self.test_dataset: FERDataset | None = None
+
+    @property
+    def val_split(self) -> str:
+        """The validation split name (the format's default unless given)."""
+        return self._val_split or default_splits(self.format, self.root)[1]
+
+    @property
+    def test_split(self) -> str:
+        """The test split name: as given; else fer2013 ``PrivateTest``; else the validation split."""
+        if self._test_split:
+            return self._test_split
+        if self.format == "fer2013" or not self._val_split:
+            return default_splits(self.format, self.root)[2]
+        return self._val_split
+
+    def _dataset(self, split: str, augment: str) -> FERDataset:
+        data = read_split(self.format, self.root, split, self.num_classes, self.rafdb_images, strict=True)
+        if data.label_names != self.label_names:
+            raise DanError(f"{data.source}: classes {data.label_names} differ from {self.label_names}")
+        return FERDataset(data, build_transform(augment, self.image_size), self.skip_bad_files)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the splits ``stage`` needs (all for None); raise DanError on any problem."""
+        if stage in (None, "fit") and self.train_dataset is None:
+            self.train_dataset = self._dataset(self.train_split, self.augment)
+        if stage in (None, "fit", "validate") and self.val_dataset is None:
+            self.val_dataset = self._dataset(self.val_split, "eval")
+        if stage in (None, "test") and self.test_dataset is None:
+            same = self.test_split == self.val_split and self.val_dataset is not None
+            self.test_dataset = self.val_dataset if same else self._dataset(self.test_split, "eval")
+        if stage == "predict":
+            raise DanError("FERDataModule has no predict split; use 'dan predict'")
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The model-input preprocessing these loaders apply (input size, ImageNet mean/std)."""
+        return Preprocessing(input_size=self.image_size)
+
+    @property
+    def bad_files(self) -> int:
+        """Unreadable images skipped so far over all splits (with ``skip_bad_files``)."""
+        sets = {id(d): d for d in (self.train_dataset, self.val_dataset, self.test_dataset) if d is not None}
+        return sum(d.bad_files for d in sets.values())
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is not None:
+            return trainer.world_size, trainer.global_rank
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_world_size(), dist.get_rank()
+        return 1, 0
+
+    def _loader(self, dataset: FERDataset | None, train: bool) -> DataLoader:
+        if dataset is None:
+            raise DanError("FERDataModule.setup() has not been run for this split")
+        sampler = None
+        if train and self.balanced_sampler:
+            replicas, rank = self._world()
+            sampler = BalancedSampler(dataset.targets, num_replicas=replicas, rank=rank, seed=self.seed)
+        batch = self.batch_size if train else self.eval_batch_size
+        return DataLoader(
+            dataset,
+            batch_size=batch,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            drop_last=train and len(dataset) > batch,  # no size-1 batch for BatchNorm
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled (or class-balanced) training batches of ``(images, labels)``."""
+        return self._loader(self.train_dataset, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches, in order."""
+        return self._loader(self.val_dataset, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches, in order."""
+        return self._loader(self.test_dataset, train=False)

@@ -1,0 +1,104 @@
+"""Reader for the RAF-DB basic layout (also what ``dan synth`` writes).
+
+Layout::
+
+    ROOT/EmoLabel/list_patition_label.txt      lines "train_00001.jpg 5" / "test_0001.jpg 1", labels 1..7
+    ROOT/Image/aligned/train_00001_aligned.jpg  (default, 100x100 aligned faces)
+    ROOT/Image/original/train_00001.jpg         (optional, ``rafdb_images="original"``)
+
+The split is the file-name prefix (``train`` or ``test``); labels 1..7 become indices 0..6 in the
+``rafdb`` order of :data:`dan.common.LABEL_SETS`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dan.common import LABEL_SETS, DanError
+from dan.data.samples import Issue, Sample, SplitData
+
+__all__ = ["RAFDB_IMAGES", "RAFDB_LIST", "RAFDB_SPLITS", "rafdb_image_path", "read_rafdb"]
+
+RAFDB_LIST = "EmoLabel/list_patition_label.txt"
+RAFDB_SPLITS = ("train", "test")
+RAFDB_IMAGES = ("aligned", "original")
+_ALIASES = {"train": "train", "training": "train", "test": "test", "val": "test", "validation": "test"}
+
+
+def rafdb_image_path(root: Path, name: str, images: str = "aligned") -> Path:
+    """Path of the image a list-file entry names (``train_00001.jpg`` -> ``.../train_00001_aligned.jpg``)."""
+    if images == "aligned":
+        stem = name.rsplit(".", 1)[0]
+        return root / "Image" / "aligned" / f"{stem}_aligned.jpg"
+    return root / "Image" / "original" / name
+
+
+def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "aligned", strict: bool = True) -> SplitData:
+    """Read one split of a RAF-DB basic tree.
+
+    Args:
+        root: The folder holding ``EmoLabel/`` and ``Image/``.
+        split: ``train`` or ``test`` (``val``/``validation`` mean ``test``: RAF-DB has no other).
+        rafdb_images: ``aligned`` (100x100 aligned crops) or ``original``.
+        strict: Raise on the first bad line instead of only recording it in ``issues``.
+
+    Returns:
+        The split, its samples in list-file order.
+
+    Raises:
+        DanError: Missing root, list file or image folder; unknown split; an empty split; with
+            ``strict``, a malformed line or a label outside 1..7 (naming the file and line).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DanError(f"{root}: RAF-DB root folder not found")
+    key = _ALIASES.get(split.lower())
+    if key is None:
+        raise DanError(f"{root}: RAF-DB has no split {split!r}: use train or test")
+    if rafdb_images not in RAFDB_IMAGES:
+        raise DanError(f"rafdb_images={rafdb_images!r}: use aligned or original")
+    list_file = root / RAFDB_LIST
+    if not list_file.is_file():
+        raise DanError(f"{list_file}: RAF-DB list file not found (expected {RAFDB_LIST} under {root})")
+    image_dir = root / "Image" / rafdb_images
+    if not image_dir.is_dir():
+        raise DanError(f"{image_dir}: RAF-DB image folder not found (rafdb_images={rafdb_images!r})")
+
+    names = LABEL_SETS["rafdb"]
+    samples: list[Sample] = []
+    issues: list[Issue] = []
+    seen: dict[str, int] = {}
+    text = list_file.read_text(encoding="utf-8", errors="replace")
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        parts = raw.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            issues.append(Issue(str(list_file), lineno, f"expected 'NAME LABEL', got {raw.strip()!r}"))
+            continue
+        name, label_text = parts
+        prefix = name.split("_", 1)[0].lower()
+        if prefix not in RAFDB_SPLITS:
+            if key == "train":  # report once, not once per split
+                issues.append(Issue(str(list_file), lineno, f"{name!r} starts with neither train_ nor test_"))
+            continue
+        if prefix != key:
+            continue
+        try:
+            label = int(label_text)
+        except ValueError:
+            label = -1
+        if not 1 <= label <= len(names):
+            issues.append(Issue(str(list_file), lineno, f"label {label_text!r} outside 1..{len(names)}"))
+            continue
+        if name in seen:
+            issues.append(Issue(str(list_file), lineno, f"duplicate entry {name} (first on line {seen[name]})", False))
+            continue
+        seen[name] = lineno
+        samples.append(Sample(str(rafdb_image_path(root, name, rafdb_images)), label - 1, None, lineno))
+
+    data = SplitData("rafdb", key, names, samples, str(list_file), None, issues)
+    if strict:
+        data.raise_on_issues()
+    data.require_samples()
+    return data

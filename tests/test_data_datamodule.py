@@ -1,0 +1,71 @@
+"""FERDataModule: class info right after __init__, batches of the right shape, early errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dan.common import LABEL_SETS, DanError
+from dan.data.datamodule import FERDataModule
+from dan.data.sampler import BalancedSampler
+
+import fakedata as fd
+
+
+def test_class_info_right_after_init_without_reading_lists(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    dm = FERDataModule(format="rafdb", root=str(tmp_path / "empty"))
+    assert dm.num_classes == 7 and dm.label_names == LABEL_SETS["rafdb"]
+    dm7 = FERDataModule(format="affectnet", root=str(tmp_path / "empty"), num_classes=7)
+    assert dm7.num_classes == 7 and dm7.label_names == LABEL_SETS["affectnet7"]
+    assert FERDataModule(format="affectnet", root=str(tmp_path)).num_classes == 8
+    assert FERDataModule(format="fer2013", root=str(tmp_path)).label_names == LABEL_SETS["fer2013"]
+    fd.make_folder(tmp_path / "tree", classes=("sad", "happy", "contempt"))
+    tree = FERDataModule(format="folder", root=str(tmp_path / "tree"))
+    assert tree.label_names == ("happiness", "sadness", "contempt") and tree.num_classes == 3
+    assert tree.val_split == "val" and tree.test_split == "val"
+    with pytest.raises(DanError, match="list_patition_label.txt"):
+        dm.setup("fit")  # the lists are checked in setup, before any training step
+
+
+def test_batches_shapes_and_dtypes(tmp_path: Path) -> None:
+    fd.make_rafdb(tmp_path, train_per_class=3, test_per_class=1)
+    dm = FERDataModule(format="rafdb", root=str(tmp_path), image_size=32, batch_size=8, num_workers=0)
+    dm.setup("fit")
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.shape == (8,) and labels.dtype == torch.int64
+    assert len(dm.train_dataloader()) == 2  # 21 images, batch 8, last partial batch dropped
+    val_images, val_labels = next(iter(dm.val_dataloader()))
+    assert val_images.shape == (7, 3, 32, 32) and val_labels.tolist() == list(range(7))
+    dm.setup("test")
+    assert dm.test_dataset is dm.val_dataset and dm.bad_files == 0
+
+
+def test_fer2013_defaults_and_balanced_sampler(tmp_path: Path) -> None:
+    fd.make_fer2013(tmp_path, {"Training": 3, "PublicTest": 1, "PrivateTest": 2})
+    dm = FERDataModule(
+        format="fer2013", root=str(tmp_path), image_size=24, batch_size=4, eval_batch_size=5, balanced_sampler=True
+    )
+    dm.num_workers = 0
+    dm.setup()
+    assert (dm.val_split, dm.test_split) == ("PublicTest", "PrivateTest")
+    assert len(dm.val_dataset) == 7 and len(dm.test_dataset) == 14
+    loader = dm.train_dataloader()
+    assert isinstance(loader.sampler, BalancedSampler) and len(loader.sampler) == 21
+    images, labels = next(iter(loader))
+    assert images.shape == (4, 3, 24, 24) and labels.dtype == torch.int64
+    assert next(iter(dm.test_dataloader()))[0].shape == (5, 3, 24, 24)
+
+
+def test_early_errors(tmp_path: Path) -> None:
+    with pytest.raises(DanError, match="data root not found"):
+        FERDataModule(format="rafdb", root=str(tmp_path / "missing"))
+    with pytest.raises(DanError, match="data.format='imagenet'"):
+        FERDataModule(format="imagenet", root=str(tmp_path))
+    with pytest.raises(DanError, match="not num_classes=8"):
+        FERDataModule(format="rafdb", root=str(tmp_path), num_classes=8)
+    with pytest.raises(DanError, match="data.augment='strong'"):
+        FERDataModule(format="rafdb", root=str(tmp_path), augment="strong")
