@@ -5,11 +5,28 @@ Quick use::
     import dan
     model = dan.load_model("rafdb_epoch21_acc0.897_bacc0.8275.pth", labels="rafdb")
     out = model(images)          # DANOutput(logits, features, heads, attention)
+
+The model names are imported on first use, so ``import dan`` (and commands that do not need the
+network, such as ``dan synth``) does not pay for importing torch and timm.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from dan.common import LABEL_SETS, DanError, Preprocessing
-from dan.models import DAN, DANOutput, load_model, save_model
 
 __version__ = "0.1.0"
 
 __all__ = ["DAN", "LABEL_SETS", "DANOutput", "DanError", "Preprocessing", "__version__", "load_model", "save_model"]
+
+_LAZY = {"DAN": "dan.models", "DANOutput": "dan.models", "load_model": "dan.models", "save_model": "dan.models"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in ("models", "losses", "data", "training", "inference", "imaging", "cli"):
+        return importlib.import_module(f"dan.{name}")
+    raise AttributeError(f"module 'dan' has no attribute {name!r}")
