@@ -1,0 +1,151 @@
+"""``dan predict``: label every face in images, folders and globs; print a table or write CSV / JSON.
+
+Usage::
+
+    dan predict photo.jpg photos/ "shots/**/*.png" --checkpoint model.pt --output faces.csv
+
+CSV columns: ``path, face, x, y, w, h, label, confidence``, then one probability column per class
+named by the class name. A path that is missing, not an image, or a folder with no images is
+reported by name and skipped; the exit status is 1 when anything failed, else 0. Output files are
+written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from pathlib import Path
+
+from dan.common import LABEL_SETS, DanError
+from dan.imaging import IMAGE_SUFFIXES, ImageReadError
+
+__all__ = ["build_parser", "expand_inputs", "main"]
+
+_GLOB_CHARS = set("*?[")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``dan predict``."""
+    p = argparse.ArgumentParser(prog="dan predict", description="Label the facial expression of every face in images.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or glob patterns")
+    p.add_argument("--checkpoint", required=True, help="model file (.pt/.ckpt/.pth/.safetensors, or .onnx)")
+    p.add_argument("--labels", help=f"label set ({', '.join(LABEL_SETS)}); overrides the checkpoint's names")
+    p.add_argument(
+        "--detector",
+        default="haar",
+        choices=("haar", "yunet", "none"),
+        help="face detector (none: the whole image is the face)",
+    )
+    p.add_argument("--yunet-model", help="face_detection_yunet_2023mar.onnx for --detector yunet")
+    p.add_argument("--output", help="write results to FILE.csv or FILE.json (default: print a table)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="model runtime")
+    p.add_argument(
+        "--margin", type=float, default=0.2, help="fraction of the face box added on each side (default 0.2)"
+    )
+    p.add_argument("--detect-size", type=int, default=640, help="longest side detection runs at (default 640)")
+    p.add_argument("--recursive", action="store_true", help="also look for images in subfolders of folders")
+    p.add_argument("--threads", type=int, help="CPU threads for the model")
+    return p
+
+
+def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
+    """Turn files, folders and globs into image paths.
+
+    Returns:
+        ``(paths, errors)``: files to process, in the given order without duplicates, and one-line
+        messages for inputs that yielded nothing (missing path, empty folder, unmatched glob).
+    """
+    paths: list[Path] = []
+    errors: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                errors.append(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(path)
+        elif _GLOB_CHARS & set(item):
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                errors.append(f"{item}: no files match this pattern")
+            paths.extend(found)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    seen: set[Path] = set()
+    unique = [p for p in paths if not (p in seen or seen.add(p))]
+    return unique, errors
+
+
+def _print_table(rows: list[list], header: list[str]) -> None:
+    if not rows:
+        return
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print("  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+
+
+def main(argv: list[str]) -> int:
+    """Run ``dan predict``; returns 0 when every input was processed, 1 when some failed."""
+    args = build_parser().parse_args(argv)
+    out = Path(args.output) if args.output else None
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise DanError(f"{out}: --output must end in .csv or .json")
+    from dan.inference.outputs import write_csv, write_json
+    from dan.inference.predictor import Predictor
+
+    predictor = Predictor(
+        args.checkpoint,
+        detector=args.detector,
+        margin=args.margin,
+        labels=args.labels,
+        backend=args.backend,
+        yunet_model=args.yunet_model,
+        detect_size=args.detect_size,
+        threads=args.threads,
+    )
+    labels = predictor.labels
+    paths, errors = expand_inputs(args.inputs, args.recursive)
+    for message in errors:
+        print(f"dan predict: {message}", file=sys.stderr)
+    rows: list[list] = []
+    records: list[dict] = []
+    for path in paths:
+        try:
+            frame = predictor.load_bgr(path)
+        except ImageReadError as err:
+            errors.append(str(err))
+            print(f"dan predict: {err}", file=sys.stderr)
+            continue
+        faces = predictor.predict(frame)
+        if not faces:
+            print(f"dan predict: {path}: no face found", file=sys.stderr)
+        records.append(
+            {
+                "path": str(path),
+                "width": frame.shape[1],
+                "height": frame.shape[0],
+                "faces": [f.to_dict() for f in faces],
+            }
+        )
+        for f in faces:
+            rows.append(
+                [str(path), f.index, *f.box, f.label, f"{f.confidence:.4f}", *(f"{p:.4f}" for p in f.probabilities)]
+            )
+    header = ["path", "face", "x", "y", "w", "h", "label", "confidence", *labels]
+    if out is None:
+        _print_table([r[:8] for r in rows], header[:8])
+    elif out.suffix.lower() == ".csv":
+        write_csv(out, header, rows)
+    else:
+        write_json(
+            out, {"checkpoint": str(args.checkpoint), "labels": list(labels), "images": records, "errors": errors}
+        )
+    n_faces = len(rows)
+    summary = f"{len(records)} image(s), {n_faces} face(s)" + (f", {len(errors)} failed" if errors else "")
+    print(f"dan predict: {summary}" + (f"; wrote {out}" if out else ""), file=sys.stderr)
+    return 1 if errors else 0

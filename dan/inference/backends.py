@@ -1,0 +1,152 @@
+"""Model runners: the one interface the predictor and the demo call, whatever runs the network.
+
+A *backend* is any object with:
+
+- ``labels: tuple[str, ...]``: class names, index ``i`` naming output ``i``;
+- ``preprocessing: Preprocessing``: input size, mean and std the network expects;
+- ``__call__(x) -> logits``: ``x`` float32 of shape (N, 3, S, S), normalised RGB; returns float32
+  logits of shape (N, C) as numpy;
+- optionally ``attention(x) -> maps``: float32 of shape (N, K, h, w), the heads' spatial attention.
+
+:class:`TorchBackend` runs the PyTorch model; ``dan.inference.onnx_backend.OnnxBackend`` (the export
+module) runs an exported ONNX file through onnxruntime with the same interface.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from dan.common import DanError, Preprocessing, resolve_labels
+from dan.models import DAN, load_model
+
+__all__ = ["BACKENDS", "Backend", "TorchBackend", "has_attention", "load_backend"]
+
+BACKENDS = ("auto", "torch", "onnx")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every model runner provides (see the module docstring)."""
+
+    labels: tuple[str, ...]
+    preprocessing: Preprocessing
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, C) for a normalised batch (N, 3, S, S)."""
+        ...
+
+
+def has_attention(backend: object) -> bool:
+    """True when ``backend`` can return the heads' spatial attention maps."""
+    return callable(getattr(backend, "attention", None))
+
+
+class TorchBackend:
+    """Run a :class:`dan.models.DAN` with PyTorch under ``torch.inference_mode``.
+
+    Args:
+        model_or_path: A DAN model, or the path of any checkpoint :func:`dan.load_model` reads.
+        labels: Label set name or class names; overrides the model's own (needed for 7-class
+            reference checkpoints, which carry no names).
+        device: Torch device to run on.
+        threads: Intra-op CPU threads for torch (None leaves torch's setting alone).
+
+    Raises:
+        DanError: The checkpoint cannot be read, or the model has no label names.
+    """
+
+    def __init__(
+        self,
+        model_or_path: DAN | str | os.PathLike,
+        labels: str | list[str] | tuple[str, ...] | None = None,
+        device: str | torch.device = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        if threads:
+            torch.set_num_threads(int(threads))
+        if isinstance(model_or_path, torch.nn.Module):
+            model = model_or_path
+            names = labels if labels is not None else getattr(model, "labels", None)
+            model.labels = resolve_labels(names, model.num_classes)
+        else:
+            model = load_model(model_or_path, labels=labels)
+        self.device = torch.device(device)
+        self.model: DAN = model.to(self.device).eval()
+        self.labels: tuple[str, ...] = tuple(model.labels)
+        self.preprocessing: Preprocessing = model.preprocessing
+        self.name = "torch"
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected a batch of shape (N, 3, S, S), got {x.shape}")
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Logits for a normalised batch.
+
+        Args:
+            x: float32 array of shape (N, 3, S, S).
+
+        Returns:
+            float32 array of shape (N, C).
+        """
+        if len(x) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        with torch.inference_mode():
+            return self.model(self._tensor(x)).logits.float().cpu().numpy()
+
+    def predict_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (N, C) and attention maps (N, K, h, w) from one forward pass."""
+        with torch.inference_mode():
+            out = self.model(self._tensor(x), return_attention=True)
+            return out.logits.float().cpu().numpy(), out.attention.float().cpu().numpy()
+
+    def attention(self, x: np.ndarray) -> np.ndarray:
+        """Spatial attention maps of each head, float32 of shape (N, K, h, w)."""
+        return self.predict_with_attention(x)[1]
+
+
+def load_backend(
+    path: str | os.PathLike,
+    backend: str = "auto",
+    labels: str | list[str] | tuple[str, ...] | None = None,
+    threads: int | None = None,
+) -> Backend:
+    """Open a model file with the right runner.
+
+    Args:
+        path: A checkpoint (``.pt``, ``.ckpt``, ``.pth``, ``.safetensors``) or an ONNX file.
+        backend: ``"auto"`` (ONNX for a ``.onnx`` path, else torch), ``"torch"`` or ``"onnx"``.
+        labels: Label set name or class names, overriding what the file stores.
+        threads: CPU threads for the runtime (None: its default).
+
+    Returns:
+        A backend (see the module docstring).
+
+    Raises:
+        DanError: Unknown backend, missing file, or the ONNX runtime module is unavailable.
+    """
+    if backend not in BACKENDS:
+        raise DanError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    path = Path(path)
+    if not path.is_file():
+        raise DanError(f"{path}: checkpoint not found")
+    if backend == "auto":
+        backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
+    if backend == "torch":
+        if path.suffix.lower() == ".onnx":
+            raise DanError(f"{path}: an ONNX file runs with --backend onnx (or auto), not torch")
+        return TorchBackend(path, labels=labels, threads=threads)
+    try:
+        from dan.inference.onnx_backend import OnnxBackend
+    except ImportError as err:
+        raise DanError(
+            f"the onnx backend is not available ({err}); install the export extra (pip install 'dan[export]') "
+            "or use --backend torch with a PyTorch checkpoint"
+        ) from None
+    return OnnxBackend(path, labels=labels, threads=threads)

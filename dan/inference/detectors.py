@@ -1,0 +1,211 @@
+"""Face detectors behind one call: ``detect(frame_bgr) -> [(x, y, w, h, score), ...]``.
+
+Boxes are in full-frame pixel coordinates whatever resolution the detector ran at: a large frame is
+scaled down so its longest side is at most ``detect_size`` before detection (detection cost grows
+with the pixel count; faces stay findable), and the boxes are scaled back.
+
+- :class:`HaarDetector`: OpenCV's bundled frontal-face Haar cascade; works out of the box.
+- :class:`YuNetDetector`: OpenCV's YuNet CNN (``cv2.FaceDetectorYN``); more accurate, finds
+  profile and small faces; needs the model file from the OpenCV Zoo.
+- :class:`NoneDetector`: the whole image (its central square) is the face: aligned crops, the
+  synthetic data set, and ``scripts/make_demo_video.py`` videos.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dan.common import DanError
+
+__all__ = ["DETECTORS", "Box", "Detector", "HaarDetector", "NoneDetector", "YuNetDetector", "create_detector"]
+
+Box = tuple[int, int, int, int, float]  # x, y, w, h, score
+DETECTORS = ("haar", "yunet", "none")
+YUNET_HINT = (
+    "download face_detection_yunet_2023mar.onnx from the OpenCV Zoo "
+    "(https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet) and pass --yunet-model FILE"
+)
+
+
+class Detector:
+    """Base class: scales large frames down, runs :meth:`_detect`, maps boxes back.
+
+    Args:
+        detect_size: Longest side, in pixels, detection runs at (frames larger than this are
+            scaled down; smaller ones are used as they are). None: always full resolution.
+    """
+
+    name = "base"
+
+    def __init__(self, detect_size: int | None = 640) -> None:
+        self.detect_size = detect_size
+        self._scale = 1.0
+
+    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
+        raise NotImplementedError
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
+        """Find faces.
+
+        Args:
+            frame_bgr: uint8 image of shape (H, W, 3), BGR (as OpenCV gives frames).
+
+        Returns:
+            Boxes ``(x, y, w, h, score)`` in full-frame pixels, clipped to the frame, largest first.
+        """
+        h, w = frame_bgr.shape[:2]
+        scale = 1.0
+        small = frame_bgr
+        if self.detect_size and max(h, w) > self.detect_size:
+            scale = self.detect_size / max(h, w)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            small = cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA)
+        self._scale = scale  # detection pixels per frame pixel, for detectors' size limits
+        boxes = []
+        for x, y, bw, bh, score in self._detect(small):
+            x0, y0 = max(0, int(round(x / scale))), max(0, int(round(y / scale)))
+            x1, y1 = min(w, int(round((x + bw) / scale))), min(h, int(round((y + bh) / scale)))
+            if x1 - x0 >= 2 and y1 - y0 >= 2:
+                boxes.append((x0, y0, x1 - x0, y1 - y0, float(score)))
+        return sorted(boxes, key=lambda b: -b[2] * b[3])
+
+
+class HaarDetector(Detector):
+    """OpenCV's frontal-face Haar cascade (``haarcascade_frontalface_default.xml``).
+
+    Args:
+        detect_size: See :class:`Detector`.
+        scale_factor: Image pyramid step of ``detectMultiScale`` (1.2 is about twice as fast as 1.1).
+        min_neighbors: Overlapping hits needed to keep a face (higher: fewer false faces).
+        min_face: Smallest face side to look for, in full-frame pixels (the cascade's own floor is
+            24 pixels at detection resolution). Larger is faster.
+        cascade: Path of another cascade XML file (default: OpenCV's bundled one).
+    """
+
+    name = "haar"
+
+    def __init__(
+        self,
+        detect_size: int | None = 640,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 6,
+        min_face: int = 0,
+        cascade: str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__(detect_size)
+        if cascade is None:
+            data = getattr(getattr(cv2, "data", None), "haarcascades", None)
+            if not data:
+                raise DanError("this OpenCV build has no bundled Haar cascades: use --detector yunet or none")
+            cascade = Path(data) / "haarcascade_frontalface_default.xml"
+        self.classifier = cv2.CascadeClassifier(str(cascade))
+        if self.classifier.empty():
+            raise DanError(f"{cascade}: cannot load the Haar cascade")
+        self.scale_factor, self.min_neighbors, self.min_face = scale_factor, min_neighbors, min_face
+
+    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
+        grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
+        found = self.classifier.detectMultiScale(
+            grey,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(max(24, round(self.min_face * self._scale)),) * 2,
+        )
+        return [(int(x), int(y), int(w), int(h), 1.0) for x, y, w, h in (found if len(found) else [])]
+
+
+class YuNetDetector(Detector):
+    """OpenCV's YuNet face detector (``cv2.FaceDetectorYN``).
+
+    Args:
+        model_path: The ONNX model, e.g. ``face_detection_yunet_2023mar.onnx`` from the OpenCV Zoo.
+        detect_size: See :class:`Detector`.
+        score_threshold: Minimum face score.
+        nms_threshold: Non-maximum suppression IoU threshold.
+
+    Raises:
+        DanError: No model file given, the file is missing, or OpenCV cannot load it.
+    """
+
+    name = "yunet"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        detect_size: int | None = 640,
+        score_threshold: float = 0.7,
+        nms_threshold: float = 0.3,
+    ) -> None:
+        super().__init__(detect_size)
+        if not model_path:
+            raise DanError(f"the yunet detector needs its model file: {YUNET_HINT}")
+        path = Path(model_path)
+        if not path.is_file():
+            raise DanError(f"{path}: YuNet model not found: {YUNET_HINT}")
+        if not hasattr(cv2, "FaceDetectorYN"):
+            raise DanError("this OpenCV build has no FaceDetectorYN (needs OpenCV >= 4.5.4): use --detector haar")
+        try:
+            self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, 5000)
+        except cv2.error as err:
+            raise DanError(
+                f"{path}: OpenCV cannot load this YuNet model: {str(err).strip().splitlines()[-1]}"
+            ) from None
+        self._size: tuple[int, int] | None = None
+
+    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
+        h, w = frame_bgr.shape[:2]
+        if self._size != (w, h):
+            self.net.setInputSize((w, h))
+            self._size = (w, h)
+        _, faces = self.net.detect(frame_bgr)
+        if faces is None:
+            return []
+        return [(float(f[0]), float(f[1]), float(f[2]), float(f[3]), float(f[14])) for f in faces]
+
+
+class NoneDetector(Detector):
+    """No detection: the whole image is one face (for aligned crops).
+
+    A square image is used whole; of a non-square one (a video frame showing one face) the central
+    square is used, so the face is not squashed.
+    """
+
+    name = "none"
+
+    def __init__(self, detect_size: int | None = None) -> None:
+        super().__init__(None)
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
+        """One box: the whole frame, or its central square when it is not square; score 1."""
+        h, w = frame_bgr.shape[:2]
+        side = min(w, h)
+        return [((w - side) // 2, (h - side) // 2, side, side, 1.0)]
+
+
+def create_detector(name: str | Detector = "haar", **kw: object) -> Detector:
+    """Make a detector by name.
+
+    Args:
+        name: ``"haar"``, ``"yunet"`` or ``"none"`` (a :class:`Detector` is returned as it is).
+        **kw: Constructor arguments (``model_path`` for yunet, ``detect_size``, Haar's
+            ``scale_factor``/``min_face``...); None values are dropped so the defaults apply, and
+            options another detector does not take are ignored.
+
+    Raises:
+        DanError: Unknown name or a detector that cannot be set up.
+    """
+    if isinstance(name, Detector):
+        return name
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if name == "haar":
+        kw.pop("model_path", None)
+        return HaarDetector(**kw)
+    if name == "yunet":
+        return YuNetDetector(**{k: v for k, v in kw.items() if k not in ("scale_factor", "min_neighbors", "min_face")})
+    if name == "none":
+        return NoneDetector()
+    raise DanError(f"unknown detector {name!r}: choose one of {', '.join(DETECTORS)}")

@@ -1,0 +1,98 @@
+"""Output files written atomically: a temporary file beside the target, renamed over it when complete.
+
+A reader never sees a half-written CSV, JSON or video: until the rename the target is absent (or
+still holds its previous content), and a crash leaves at most a ``.tmp`` file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from dan.common import DanError
+
+__all__ = ["CsvStream", "atomic_path", "temp_path_for", "write_csv", "write_json"]
+
+
+def temp_path_for(path: str | os.PathLike) -> Path:
+    """A temporary path in the target's folder with the same suffix (writers pick formats by suffix)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def _check_folder(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise DanError(f"{path}: output folder {path.parent} does not exist")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
+    path = Path(path)
+    _check_folder(path)
+    tmp = temp_path_for(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Write a CSV file atomically and return its path."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write JSON (indented, UTF-8) atomically and return its path."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    return Path(path)
+
+
+class CsvStream:
+    """A CSV written row by row (one per face per frame) and published whole on :meth:`close`.
+
+    Rows are flushed as they come, so even a killed process leaves the rows so far in the ``.tmp``
+    file; :meth:`close` renames it to the target.
+
+    Args:
+        path: The target CSV file.
+        header: Column names.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: Sequence[str]) -> None:
+        self.path = Path(path)
+        _check_folder(self.path)
+        self.tmp = temp_path_for(self.path)
+        self._file = open(self.tmp, "w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(header)
+        self.rows = 0
+
+    def write(self, row: Sequence[Any]) -> None:
+        """Append one row."""
+        self._writer.writerow(row)
+        self.rows += 1
+
+    def flush(self) -> None:
+        """Push buffered rows to the temporary file."""
+        self._file.flush()
+
+    def close(self) -> Path:
+        """Finish the file and move it to its target path (idempotent)."""
+        if not self._file.closed:
+            self._file.close()
+            os.replace(self.tmp, self.path)
+        return self.path

@@ -1,0 +1,107 @@
+"""Drawing on frames: face boxes, label and confidence, a small bar per class, frames per second.
+
+Everything draws in place on a BGR uint8 frame with plain OpenCV primitives (a few hundred
+microseconds per face).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["PALETTE", "color_for", "draw_face", "draw_status"]
+
+# BGR colours, one per class index (cycled when there are more classes)
+PALETTE = (
+    (255, 191, 0),
+    (180, 105, 255),
+    (0, 128, 0),
+    (0, 215, 255),
+    (255, 0, 0),
+    (0, 0, 255),
+    (200, 200, 200),
+    (128, 0, 128),
+)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def color_for(index: int) -> tuple[int, int, int]:
+    """The colour of class ``index``."""
+    return PALETTE[index % len(PALETTE)]
+
+
+def _text(frame: np.ndarray, text: str, org: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
+    """Text with a dark outline so it reads on any background."""
+    cv2.putText(frame, text, org, FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(frame, text, org, FONT, scale, color, 1, cv2.LINE_AA)
+
+
+def draw_face(
+    frame: np.ndarray,
+    box: Sequence[int],
+    labels: Sequence[str],
+    probs: np.ndarray,
+    track_id: int | None = None,
+    bars: bool = True,
+) -> None:
+    """Draw one face: box, ``label confidence`` (and track id), and a bar per class.
+
+    Args:
+        frame: BGR uint8 frame (H, W, 3), drawn on in place.
+        box: ``(x, y, w, h)`` in pixels.
+        labels: Class names.
+        probs: Probabilities (C,).
+        track_id: Shown as ``#id`` when given.
+        bars: Draw the per-class bars beside the box.
+    """
+    fh, fw = frame.shape[:2]
+    x, y, w, h = (int(v) for v in box[:4])
+    k = int(np.argmax(probs))
+    color = color_for(k)
+    thick = max(1, round(min(fw, fh) / 320))
+    cv2.rectangle(frame, (x, y), (x + w, y + h), color, thick + 1)
+    scale = max(0.4, min(fw, fh) / 900)
+    caption = f"{labels[k]} {probs[k]:.0%}" + (f" #{track_id}" if track_id is not None else "")
+    (tw, th), base = cv2.getTextSize(caption, FONT, scale, 1)
+    ty = y - 6 if y - th - 8 >= 0 else min(fh - 4, y + h + th + 6)
+    cv2.rectangle(frame, (x, ty - th - 4), (min(fw - 1, x + tw + 6), ty + base - 1), color, -1)
+    cv2.putText(frame, caption, (x + 3, ty - 2), FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    if bars:
+        _draw_bars(frame, (x, y, w, h), labels, probs, scale)
+
+
+def _draw_bars(
+    frame: np.ndarray, box: tuple[int, int, int, int], labels: Sequence[str], probs: np.ndarray, scale: float
+) -> None:
+    """One horizontal bar per class, right of the box (left of it, or inside it, when there is no room)."""
+    fh, fw = frame.shape[:2]
+    x, y, w, h = box
+    row = max(10, int(round(22 * scale)))
+    bar_w = max(40, int(round(90 * scale)))
+    text_w = cv2.getTextSize("happiness", FONT, scale * 0.8, 1)[0][0]
+    panel_w = text_w + bar_w + 12
+    panel_h = row * len(labels) + 2
+    if x + w + 6 + panel_w <= fw:  # right of the box
+        px, py = x + w + 6, y
+    elif x - panel_w - 6 >= 0:  # left of it
+        px, py = x - panel_w - 6, y
+    else:  # the box fills the frame (e.g. --detector none): inside its top-right corner, below the status line
+        px, py = max(0, min(fw, x + w) - panel_w - 4), max(y + 4, int(36 * scale / 0.6))
+    py = max(0, min(py, fh - panel_h))
+    roi = frame[py : py + panel_h, px : px + panel_w]
+    roi[:] = (roi * 0.45).astype(np.uint8)  # darken the panel so bars read on any background
+    for i, (name, p) in enumerate(zip(labels, probs)):
+        top = py + i * row + 2
+        cv2.putText(frame, name[:10], (px + 3, top + row - 5), FONT, scale * 0.8, (255, 255, 255), 1, cv2.LINE_AA)
+        bx = px + text_w + 8
+        cv2.rectangle(frame, (bx, top + 2), (bx + int(round(bar_w * float(p))), top + row - 3), color_for(i), -1)
+
+
+def draw_status(frame: np.ndarray, fps: float | None, faces: int, extra: str = "") -> None:
+    """Top-left status line: frames per second, number of faces, and ``extra``."""
+    fh, fw = frame.shape[:2]
+    scale = max(0.45, min(fw, fh) / 800)
+    parts = [f"{fps:.1f} fps" if fps else "", f"{faces} face{'s' if faces != 1 else ''}", extra]
+    _text(frame, "  ".join(p for p in parts if p), (8, int(24 * scale / 0.6)), scale, (255, 255, 255))
