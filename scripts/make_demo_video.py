@@ -43,9 +43,9 @@ def background(w: int, h: int, seed: int) -> np.ndarray:
     return np.clip(img + noise[..., None], 0, 255).astype(np.uint8)
 
 
-def load_faces(folder: Path, limit: int, seed: int) -> list[np.ndarray]:
-    """Up to ``limit`` readable images of ``folder`` (a seeded pick, in sorted order), BGR."""
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def load_faces(folder: Path, limit: int, seed: int, pattern: str = "*") -> list[np.ndarray]:
+    """Up to ``limit`` readable images of ``folder`` matching ``pattern`` (a seeded pick, in sorted order), BGR."""
+    paths = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise SystemExit(f"make_demo_video: {folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
     if len(paths) > limit:
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layout", default="centre", choices=("centre", "pan"), help="see the module docstring")
     p.add_argument("--face-seconds", type=float, default=1.5, help="seconds each face is shown (default 1.5)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pattern", default="*", help="file name pattern, e.g. 'test_*' for held-out faces only")
     args = p.parse_args(argv)
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.images.is_dir():
         raise SystemExit(f"make_demo_video: {args.images}: not a folder")
     n_frames = max(1, int(round(args.seconds * args.fps)))
-    faces = load_faces(args.images, limit=max(1, int(np.ceil(args.seconds / args.face_seconds))), seed=args.seed)
+    faces = load_faces(args.images, limit=max(1, int(np.ceil(args.seconds / args.face_seconds))), seed=args.seed, pattern=args.pattern)
     tmp = args.output.with_name(f".{args.output.stem}.{os.getpid()}.tmp{suffix}")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*CODECS[suffix]), args.fps, (w, h))
     if not writer.isOpened():

@@ -1,0 +1,80 @@
+"""``dan fit|validate|test -c configs/NAME.yaml``: LightningCLI over :class:`DANModule` and :class:`FERDataModule`.
+
+Every Lightning option works (``--trainer.devices 2 --trainer.strategy ddp``, ``--trainer.precision
+bf16-mixed``, ``--ckpt_path last.ckpt``, ...). The data module's class count, label names and image
+size are linked into the model, and two callbacks are configured under their own keys:
+``checkpoint`` (best by ``val/acc``), ``last_checkpoint`` (``last.ckpt`` after every epoch), ``confusion``
+(a CSV per epoch) and ``lr_monitor``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from dan.data.datamodule import FERDataModule
+from dan.training.callbacks import ConfusionMatrixWriter
+from dan.training.module import DANModule
+
+__all__ = ["DANCLI", "main"]
+
+LOGGERS = [
+    {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "dan"}},
+    {"class_path": "pytorch_lightning.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "dan"}},
+]
+
+
+class DANCLI(LightningCLI):
+    """LightningCLI with DAN's links and callbacks."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/acc",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": False,
+                "checkpoint.save_top_k": 1,
+                "checkpoint.filename": "best-epoch{epoch:02d}-acc{val/acc:.4f}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        # Lightning 2.6 refreshes save_last's last.ckpt only when the best one changes, so "last" is its own
+        # callback: the newest state after every epoch, what --ckpt_path resumes from.
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.monitor": None,
+                "last_checkpoint.save_top_k": 1,
+                "last_checkpoint.enable_version_counter": False,
+            }
+        )
+        parser.add_lightning_class_args(ConfusionMatrixWriter, "confusion")
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.label_names", "model.label_names", apply_on="instantiate")
+        parser.link_arguments("data.image_size", "model.image_size")
+
+
+def main(argv: list[str]) -> int:
+    """Run LightningCLI with ``argv`` (``["fit", "-c", "configs/rafdb.yaml", ...]``)."""
+    cli = DANCLI(
+        DANModule,
+        FERDataModule,
+        args=None if argv == sys.argv[1:] else argv,  # LightningCLI warns when given its own sys.argv
+        trainer_defaults={"logger": LOGGERS, "log_every_n_steps": 10},
+        save_config_kwargs={"overwrite": True},
+        seed_everything_default=0,
+        auto_configure_optimizers=False,
+    )
+    if argv and argv[0] == "fit" and cli.trainer.is_global_zero:
+        best, last = cli.trainer.checkpoint_callbacks[:2]
+        if best.best_model_path:
+            print(f"best checkpoint: {best.best_model_path} (val/acc {float(best.best_model_score):.4f})")
+        if last.best_model_path:
+            print(f"last checkpoint: {last.best_model_path}")
+    return 0

@@ -1,0 +1,160 @@
+"""The LightningModule for DAN: losses, metrics and optimiser around the plain :class:`dan.models.DAN`.
+
+L = CE(logits, y) + lambda_af * L_af + lambda_pt * L_pt (DESIGN.md section 2.4). The affinity
+loss's class centres are parameters of this module, so the configured optimiser trains them with
+the network. Metric keys: ``train/loss``, ``train/ce``, ``train/af``, ``train/pt``, ``train/acc``,
+``val/loss``, ``val/acc``, ``val/bacc``, ``val/acc_best``, ``val/recall/<class>``, ``val/f1/<class>``
+and the same under ``test/``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import LightningModule
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from dan.common import DanError, Preprocessing
+from dan.models import DAN, AffinityLoss, PartitionLoss, checkpoint_metadata
+from dan.training.metrics import ClassificationMetrics
+
+__all__ = ["DANModule"]
+
+
+def _default_optimizer(params) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+
+class DANModule(LightningModule):
+    """Trains and evaluates a DAN model.
+
+    Args:
+        num_classes: Number of classes (linked from the data module in configs).
+        num_heads: Cross attention heads K.
+        backbone: timm backbone name.
+        backbone_weights: None, ``"timm"``, or the MS-Celeb ResNet-18 file (``resnet18_msceleb.pth``).
+        drop_rate: Dropout before the classifier.
+        label_names: Class names (linked from the data module); stored in checkpoints.
+        image_size: Input size (linked from the data module); stored in checkpoints.
+        lambda_af: Weight of the affinity loss.
+        lambda_pt: Weight of the partition loss.
+        optimizer: Optimiser factory (``class_path``/``init_args`` in YAML); gets all parameters.
+        scheduler: Learning-rate scheduler factory, stepped once per epoch; None for a constant rate.
+        channels_last: Train in channels-last memory format (faster convolutions on most hardware).
+        compile: Wrap the network in ``torch.compile``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        num_heads: int = 4,
+        backbone: str = "resnet18",
+        backbone_weights: str | None = None,
+        drop_rate: float = 0.0,
+        label_names: list[str] | None = None,
+        image_size: int = 224,
+        lambda_af: float = 1.0,
+        lambda_pt: float = 1.0,
+        optimizer: OptimizerCallable = _default_optimizer,
+        scheduler: LRSchedulerCallable | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.model = DAN(num_classes, num_heads, backbone, drop_rate=drop_rate, backbone_weights=backbone_weights)
+        self.model.labels = tuple(label_names) if label_names else tuple(f"class{i}" for i in range(num_classes))
+        if len(self.model.labels) != num_classes:
+            raise DanError(f"model.label_names has {len(self.model.labels)} names for {num_classes} classes")
+        self.model.preprocessing = Preprocessing(input_size=image_size)
+        self.affinity = AffinityLoss(num_classes, self.model.num_features)
+        self.partition = PartitionLoss()
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.channels_last, self.compile_model = channels_last, compile
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_metrics = ClassificationMetrics(num_classes)
+        self.test_metrics = ClassificationMetrics(num_classes)
+        self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run knows its best
+        self.last_confusion: dict[str, torch.Tensor] = {}
+        object.__setattr__(self, "_compiled", None)  # not a submodule: no duplicate weights in checkpoints
+
+    def configure_model(self) -> None:
+        """Apply memory format and compilation once the module is on its device."""
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if self.compile_model and self._compiled is None:
+            object.__setattr__(self, "_compiled", torch.compile(self.model))
+
+    def forward(self, x: torch.Tensor):
+        """The network's :class:`dan.models.DANOutput`."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (self._compiled or self.model)(x)
+
+    def _losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        out = self(x)
+        ce = F.cross_entropy(out.logits, y)
+        af = self.affinity(out.features.float(), y)
+        pt = self.partition(out.heads.float())
+        loss = ce + self.hparams.lambda_af * af + self.hparams.lambda_pt * pt
+        return {"loss": loss, "ce": ce, "af": af, "pt": pt}, out.logits
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        losses, logits = self._losses(x, y)
+        if not torch.isfinite(losses["loss"]):
+            parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise DanError(
+                f"training loss is not finite at step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}): {parts}; lower the learning rate or check the data"
+            )
+        self.train_acc(logits.argmax(-1), y)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, on_step=True, on_epoch=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return losses["loss"]
+
+    def _eval_step(self, batch, stage: str, metrics: ClassificationMetrics) -> None:
+        x, y = batch
+        losses, logits = self._losses(x, y)
+        metrics.update(logits.argmax(-1), y)
+        self.log(f"{stage}/loss", losses["loss"], on_epoch=True, sync_dist=True, prog_bar=stage == "val")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test", self.test_metrics)
+
+    def _log_epoch(self, stage: str, metrics: ClassificationMetrics) -> dict[str, torch.Tensor]:
+        values = metrics.compute()  # synchronised across DDP ranks by torchmetrics
+        metrics.reset()
+        logged = {f"{stage}/acc": values["acc"], f"{stage}/bacc": values["bacc"]}
+        for i, name in enumerate(self.model.labels):
+            logged[f"{stage}/recall/{name}"] = values["recall"][i]
+            logged[f"{stage}/f1/{name}"] = values["f1"][i]
+        # already reduced over ranks; sync_dist only averages identical values (and keeps Lightning quiet)
+        self.log_dict(logged, prog_bar=stage == "val", sync_dist=True)
+        self.last_confusion[stage] = values["confusion"].detach().cpu()
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._log_epoch("val", self.val_metrics)
+        if not self.trainer.sanity_checking:
+            self.val_acc_best(values["acc"])
+            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test", self.test_metrics)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # settings, label names and preprocessing, so that dan.load_model rebuilds the model from this file alone
+        checkpoint["dan"] = checkpoint_metadata(self.model)

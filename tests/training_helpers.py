@@ -1,0 +1,16 @@
+"""Callbacks the training tests inject through the CLI (``--trainer.callbacks+=training_helpers.CrashAt``)."""
+
+from __future__ import annotations
+
+from pytorch_lightning import Callback
+
+
+class CrashAt(Callback):
+    """Raise a RuntimeError at a given epoch and batch, like a job killed mid-epoch."""
+
+    def __init__(self, epoch: int = 1, batch: int = 1) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            raise RuntimeError(f"simulated crash at epoch {self.epoch} batch {self.batch}")
