@@ -1,0 +1,77 @@
+"""``dan export``: write a checkpoint as ONNX (float32 or int8) or TorchScript, optionally verified.
+
+Exit status: 0 done, 1 verification failed (the file is still written), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dan export",
+        description="Export a DAN checkpoint (re-parameterised: BatchNorms folded, head branches merged) to ONNX "
+        "or TorchScript, with a dynamic batch axis and the label names and preprocessing in the file's metadata.",
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt/.pt/.safetensors, or a reference .pth)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="output format (default onnx)")
+    p.add_argument("--output", required=True, help="file to write (written to a temporary name, then renamed)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run the export next to PyTorch on random inputs and on the --calib images; "
+        "exit 1 when the largest logit difference exceeds --tolerance",
+    )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="write an int8 ONNX model: static QDQ per-channel quantisation calibrated on --calib "
+        "(dynamic quantisation without --calib); reports top-1 agreement with float32",
+    )
+    p.add_argument("--calib", metavar="DIR", help="folder of face images: int8 calibration and verification inputs")
+    p.add_argument("--labels", help="label set (rafdb, affectnet7, affectnet8, fer2013) or comma-separated class names")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default 18)")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted logit difference (default 1e-3)")
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=0.99,
+        help="smallest accepted int8 top-1 agreement with float32 under --verify (default 0.99)",
+    )
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Run ``dan export`` with ``argv`` (without the subcommand name); returns the exit status."""
+    args = _parser().parse_args(argv)
+    from dan.common import LABEL_SETS, DanError
+    from dan.inference.export import DEFAULT_OPSET, export_checkpoint
+    from dan.models.checkpoint import load_model
+
+    if args.opset is not None and args.format != "onnx":
+        raise DanError("--opset is for ONNX exports only")
+    labels = args.labels
+    if labels is not None and labels not in LABEL_SETS and "," in labels:
+        labels = [x.strip() for x in labels.split(",")]
+    model = load_model(args.checkpoint, labels=labels)
+    report = export_checkpoint(
+        model,
+        args.output,
+        args.format,
+        opset=args.opset or DEFAULT_OPSET,
+        int8=args.int8,
+        calib=args.calib,
+        verify=args.verify,
+        tolerance=args.tolerance,
+        min_agreement=args.min_agreement,
+    )
+    for line in report.lines:
+        print(line)
+    if not report.ok:
+        print(f"dan export: verification failed for {report.output}", file=sys.stderr)
+        return 1
+    return 0
