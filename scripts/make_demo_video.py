@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.images.is_dir():
         raise SystemExit(f"make_demo_video: {args.images}: not a folder")
     n_frames = max(1, int(round(args.seconds * args.fps)))
-    faces = load_faces(args.images, limit=max(1, int(np.ceil(args.seconds / args.face_seconds))), seed=args.seed, pattern=args.pattern)
+    faces = load_faces(
+        args.images, limit=max(1, int(np.ceil(args.seconds / args.face_seconds))), seed=args.seed, pattern=args.pattern
+    )
     tmp = args.output.with_name(f".{args.output.stem}.{os.getpid()}.tmp{suffix}")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*CODECS[suffix]), args.fps, (w, h))
     if not writer.isOpened():

@@ -14,9 +14,14 @@ import torch
 
 import dan
 from dan.cli.main import main
+
 from reference_dan import PlainDAN, randomize
 
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
+
+
+def _n_test(data: Path) -> int:
+    return sum("test_" in line for line in (data / "EmoLabel" / "list_patition_label.txt").read_text().splitlines())
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -56,8 +61,7 @@ def test_fit_writes_checkpoints_logs_and_metrics(trained: Path, synth: Path) -> 
         assert all(r[key] != "" for r in val), key
     assert any(r.get("train/loss_step") for r in rows) and any(r.get("train/pt_epoch") for r in rows)
     confusion = _rows(trained / "confusion" / "val_epoch002.csv")
-    n_test = sum(1 for line in (synth / "EmoLabel" / "list_patition_label.txt").read_text().split("\n") if "test_" in line)
-    assert sum(int(v) for r in confusion for k, v in r.items() if k != "true\\pred") == n_test
+    assert sum(int(v) for r in confusion for k, v in r.items() if k != "true\\pred") == _n_test(synth)
     # the checkpoint alone rebuilds the model, with labels and preprocessing
     model = dan.load_model(trained / "checkpoints" / "last.ckpt")
     assert model.labels == dan.LABEL_SETS["rafdb"] and model.preprocessing.input_size == 48 and model.num_heads == 2
@@ -69,8 +73,17 @@ def test_fit_writes_checkpoints_logs_and_metrics(trained: Path, synth: Path) -> 
 def test_resume_after_a_crash_continues_the_same_run(trained: Path, synth: Path, tmp_path: Path) -> None:
     os.chdir(tmp_path)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _fit(tmp_path, synth, "--trainer.max_epochs", "3", "--trainer.callbacks+=training_helpers.CrashAt",
-             "--trainer.callbacks.epoch", "2", "--trainer.callbacks.batch", "2")
+        _fit(
+            tmp_path,
+            synth,
+            "--trainer.max_epochs",
+            "3",
+            "--trainer.callbacks+=training_helpers.CrashAt",
+            "--trainer.callbacks.epoch",
+            "2",
+            "--trainer.callbacks.batch",
+            "2",
+        )
     first = tmp_path / "runs" / "tiny" / "version_0"
     last = first / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
@@ -114,8 +127,25 @@ def test_bad_configs_fail_before_training(synth: Path, tmp_path: Path, capsys: p
 def test_evaluate_writes_a_consistent_report(trained: Path, synth: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     ckpt = trained / "checkpoints" / "last.ckpt"
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--format", "rafdb", "--root", str(synth), "--output", str(out),
-                 "--tta", "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--format",
+                "rafdb",
+                "--root",
+                str(synth),
+                "--output",
+                str(out),
+                "--tta",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     preds = _rows(out / "predictions.csv")
     assert len(preds) == metrics["samples"] > 0
@@ -132,20 +162,54 @@ def test_evaluate_reference_checkpoint_file(synth: Path, tmp_path: Path, capsys:
     ref = tmp_path / "rafdb_epoch21_acc0.897_bacc0.8275.pth"
     torch.save({"iter": 21, "model_state_dict": plain.state_dict()}, ref)
     out = tmp_path / "ref"
-    assert main(["evaluate", "--checkpoint", str(ref), "--format", "rafdb", "--root", str(synth), "--output", str(out),
-                 "--workers", "0", "--batch-size", "4"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ref),
+                "--format",
+                "rafdb",
+                "--root",
+                str(synth),
+                "--output",
+                str(out),
+                "--workers",
+                "0",
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert "assuming the rafdb label order" in capsys.readouterr().out
     assert json.loads((out / "metrics.json").read_text())["samples"] > 0
 
 
 def test_ddp_two_processes_reduce_metrics(synth: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "dan", "fit", "-c", str(CONF), "--data.root", str(synth), "--trainer.max_epochs", "1",
-           "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dan",
+        "fit",
+        "-c",
+        str(CONF),
+        "--data.root",
+        str(synth),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.accelerator",
+        "cpu",
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = tmp_path / "runs" / "tiny" / "version_0"
-    n_test = sum(1 for line in (synth / "EmoLabel" / "list_patition_label.txt").read_text().split("\n") if "test_" in line)
+    n_test = _n_test(synth)
     confusion = _rows(log / "confusion" / "val_epoch000.csv")
     # each rank sees half of the split; the logged matrix counts every image once (reduced over ranks)
     total = sum(int(v) for r in confusion for k, v in r.items() if k != "true\\pred")

@@ -60,7 +60,9 @@ def main(argv: list[str]) -> int:
     meta = {"checkpoint": str(args.checkpoint), "format": args.format, "root": str(args.root), "split": split}
     meta["tta"] = args.tta
     paths = write_report(result, out, meta)
-    print(f"{args.format}/{split}: {len(dataset)} images, accuracy {result.accuracy:.4f}, "
-          f"balanced accuracy {result.balanced_accuracy:.4f}")
+    print(
+        f"{args.format}/{split}: {len(dataset)} images, accuracy {result.accuracy:.4f}, "
+        f"balanced accuracy {result.balanced_accuracy:.4f}"
+    )
     print(f"report: {paths['report']}")
     return 0

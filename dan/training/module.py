@@ -153,7 +153,10 @@ class DANModule(LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # settings, label names and preprocessing, so that dan.load_model rebuilds the model from this file alone

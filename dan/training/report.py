@@ -112,9 +112,7 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, row in summary["per_class"].items():
-        lines.append(
-            f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |"
-        )
+        lines.append(f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
     lines += ["", "![confusion matrix](confusion.png)", ""]
     _atomic_write(paths["report"], "\n".join(lines).encode())
     return paths
