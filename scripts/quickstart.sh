@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The main job end to end on a generated data set, on the CPU, with no download and no data set:
-# set up .venv, draw 4,200 faces, train DAN, evaluate it on the held-out faces, and run the demo on a
+# set up .venv, draw 7,000 faces, train DAN, evaluate it on the held-out faces, and run the demo on a
 # video made from held-out faces. Everything lands in runs/quickstart/ (override: QUICKSTART_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 OUT=${QUICKSTART_DIR:-runs/quickstart}
 DAN=.venv/bin/dan
-PER_CLASS=${QUICKSTART_PER_CLASS:-600}
+PER_CLASS=${QUICKSTART_PER_CLASS:-1000}
 start=$(date +%s)
 rm -rf "$OUT/checkpoints"
 mkdir -p "$OUT"

@@ -59,6 +59,16 @@ class DANCLI(LightningCLI):
         parser.link_arguments("data.label_names", "model.label_names", apply_on="instantiate")
         parser.link_arguments("data.image_size", "model.image_size")
 
+    def instantiate_trainer(self, **kwargs):
+        """The trainer, with every logger writing into the first logger's ``version_N`` folder."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if len(trainer.loggers) > 1:
+            version = trainer.loggers[0].version  # each logger would otherwise count versions on its own
+            for logger in trainer.loggers[1:]:
+                if getattr(logger, "_version", 0) is None:
+                    logger._version = version
+        return trainer
+
 
 def main(argv: list[str]) -> int:
     """Run LightningCLI with ``argv`` (``["fit", "-c", "configs/rafdb.yaml", ...]``)."""

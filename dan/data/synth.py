@@ -12,6 +12,7 @@ so the RAF-DB reader (``format: rafdb``) trains on it. Every image has its own s
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -130,14 +131,15 @@ def generate(
         raise DanError(f"{out}: cannot create the output folder: {err.strerror or err}") from None
     entries = _plan(per_class, test_fraction, seed)
     items = [(i, name, label) for i, (name, label) in enumerate(entries)]
-    workers = os.cpu_count() or 1 if workers is None else workers
+    workers = (os.cpu_count() or 1) if workers is None else workers
     chunk = max(1, min(256, len(items) // max(workers * 4, 1)))
     jobs = [(seed, size, items[i : i + chunk], str(image_dir), quality) for i in range(0, len(items), chunk)]
     if workers <= 1 or len(jobs) == 1:
         for job in jobs:
             _write_chunk(job)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: forking a process that runs threads (torch, a test runner) can deadlock
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(_write_chunk, jobs))
     lines = "".join(f"{name} {label + 1}\n" for name, label in entries)
     (out / RAFDB_LIST).write_text(lines, encoding="utf-8")

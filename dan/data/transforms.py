@@ -7,7 +7,12 @@ without touching anything else. Pipelines (DESIGN.md section 5):
   after 32 px padding; normalise; random erasing (p 0.5, scale 0.02..0.25).
 - ``affectnet``: resize; horizontal flip; with p=0.7 an affine transform (rotation up to 20 degrees,
   scale 0.8..1, translation up to 0.2); normalise; random erasing (p 0.5, scale 0.02..0.33).
+- ``flip``: resize; horizontal flip; normalise (light, for data that is varied already, such as
+  ``dan synth`` output).
 - ``eval``: resize and normalise. ``none``: no augmentation, the same as ``eval``.
+
+Pixel amounts of the reference recipes (the 32 px padding of the RAF-DB crop) are for 224 px inputs
+and scale with ``image_size``.
 
 Test-time augmentation: :func:`tta_flip` mirrors a batch of ``eval`` tensors; average the model's
 probabilities on ``batch`` and ``tta_flip(batch)``.
@@ -29,7 +34,7 @@ from dan.common import DanError, Preprocessing
 
 __all__ = ["TRANSFORMS", "Transform", "build_transform", "tta_flip"]
 
-TRANSFORMS = ("rafdb", "affectnet", "eval", "none")
+TRANSFORMS = ("rafdb", "affectnet", "flip", "eval", "none")
 _PRE = Preprocessing()
 
 
@@ -41,13 +46,16 @@ def _pipeline(name: str, size: int) -> tuple[list, tuple[float, float] | None]:
     if name == "rafdb":
         # torchvision's RandomApply([RandomRotation(20), RandomCrop(size, padding=32)]) is a rotation about the
         # centre followed by an integer shift of -32..32 px per axis with zero fill: one affine warp does both.
-        geometric = A.Affine(rotate=(-20, 20), translate_px=(-32, 32), border_mode=const, fill=0, p=0.2)
+        shift = max(1, round(32 * size / 224))  # 32 px at the reference's 224 px
+        geometric = A.Affine(rotate=(-20, 20), translate_px=(-shift, shift), border_mode=const, fill=0, p=0.2)
         return [flip, resize, geometric], (0.02, 0.25)
     if name == "affectnet":
         affine = A.Affine(
             rotate=(-20, 20), scale=(0.8, 1.0), translate_percent=(-0.2, 0.2), border_mode=const, fill=0, p=0.7
         )
         return [flip, resize, affine], (0.02, 0.33)
+    if name == "flip":
+        return [flip, resize], None
     return [resize], None
 
 
@@ -85,7 +93,7 @@ class Transform:
             raise DanError(f"image_size={image_size} is too small")
         self.name, self.image_size, self.seed = name, int(image_size), seed
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
-        self.train = name in ("rafdb", "affectnet")
+        self.train = name in ("rafdb", "affectnet", "flip")
         steps, self.erase_scale = _pipeline(name, self.image_size)
         self.erase_p, self.erase_ratio = 0.5, (0.3, 3.3)
         self._compose = A.Compose(steps)
