@@ -119,3 +119,21 @@ def test_tta_flip() -> None:
     batch = torch.arange(2 * 3 * 2 * 4, dtype=torch.float32).reshape(2, 3, 2, 4)
     flipped = tta_flip(batch)
     assert torch.equal(flipped[..., 0], batch[..., 3]) and torch.equal(tta_flip(flipped), batch)
+
+
+def test_flip_pipeline_only_mirrors() -> None:
+    img = np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    plain = build_transform("eval", 32)(img)
+    outs = [build_transform("flip", 32, seed=s)(img) for s in range(12)]
+    mirrored = sum(torch.allclose(o, plain.flip(-1)) for o in outs)
+    same = sum(torch.allclose(o, plain) for o in outs)
+    assert mirrored + same == 12 and 0 < mirrored < 12
+
+
+def test_rafdb_crop_shift_scales_with_image_size() -> None:
+    from dan.data.transforms import _pipeline
+
+    for size, expected in ((224, 32), (112, 16), (48, 7)):
+        steps, _ = _pipeline("rafdb", size)
+        affine = next(s for s in steps if type(s).__name__ == "Affine")
+        assert max(abs(v) for v in affine.translate_px["x"]) == expected
