@@ -230,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     # checkpoint's own input size, where a trained model is meaningful)
     agree_size = args.agree_size or (ckpt_size if args.checkpoint else size)
     n_eval = args.eval_images if not args.quick else 70
-    calib_imgs, _, source = synth_faces(64, size, seed=99)
-    imgs, labels, _ = synth_faces(n_eval, agree_size, seed=7)
+    calib_imgs, _, source = synth_faces(64, 100, seed=99)  # drawn at the data set's 100 px, then resized
+    imgs, labels, _ = synth_faces(n_eval, 100, seed=7)
     mean, std = ours.preprocessing.mean, ours.preprocessing.std
     xcal = preprocess(calib_imgs, ours.preprocessing)
     xs = preprocess(imgs, Preprocessing(input_size=agree_size, mean=mean, std=std))
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 m2 = copy.deepcopy(ours)
                 m2.preprocessing = Preprocessing(input_size=agree_size, mean=mean, std=std)
                 f2 = export_onnx(m2, Path(work.name) / "f32b.onnx")
-                xcal2 = preprocess(synth_faces(64, agree_size, seed=99)[0], m2.preprocessing)
+                xcal2 = preprocess(synth_faces(64, 100, seed=99)[0], m2.preprocessing)
                 a32, a8 = OnnxBackend(f2), OnnxBackend(quantize_onnx(f2, Path(work.name) / "int8b.onnx", calib=xcal2))
             a, b = a32(xs), a8(xs)
             agreement = top1_agreement(a, b)
