@@ -17,7 +17,8 @@ import argparse
 import os
 import sys
 
-from dan.common import LABEL_SETS, DanError
+from dan.cli.options import add_model_and_detector_options
+from dan.common import DanError
 
 __all__ = ["build_parser", "main"]
 
@@ -25,26 +26,16 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``dan demo``."""
     p = argparse.ArgumentParser(prog="dan demo", description="Live facial expression demo: every face labelled.")
-    p.add_argument("--checkpoint", required=True, help="model file (.pt/.ckpt/.pth/.safetensors, or .onnx)")
+    add_model_and_detector_options(p, whole="frame", detect_size=480)
     p.add_argument("--source", default="0", help="camera index (0), video file, image file or folder of images")
-    p.add_argument("--labels", help=f"label set ({', '.join(LABEL_SETS)}); overrides the checkpoint's names")
-    p.add_argument(
-        "--detector",
-        default="haar",
-        choices=("haar", "yunet", "none"),
-        help="face detector (none: the whole frame is one face, for aligned crops)",
-    )
-    p.add_argument("--yunet-model", help="face_detection_yunet_2023mar.onnx for --detector yunet")
     p.add_argument("--output", help="write the annotated video (.mp4: mp4v, .avi: MJPG)")
     p.add_argument("--csv", help="write one row per face per frame")
     p.add_argument("--no-display", action="store_true", help="never open a window")
     p.add_argument("--attention", action="store_true", help="draw each head's attention map (torch backend)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="model runtime")
     p.add_argument(
         "--detect-every", type=int, default=2, help="run the detector every N frames, track in between (default 2)"
     )
-    p.add_argument("--detect-size", type=int, default=480, help="longest side detection runs at (default 480)")
     p.add_argument(
         "--classify-every", type=int, default=1, help="run the model on tracked faces every N frames (default 1)"
     )
@@ -53,9 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=48,
         help="smallest face side in frame pixels (haar; default 48, smaller is slower)",
-    )
-    p.add_argument(
-        "--margin", type=float, default=0.2, help="fraction of the face box added on each side (default 0.2)"
     )
     p.add_argument(
         "--smoothing",

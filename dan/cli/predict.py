@@ -17,7 +17,8 @@ import glob
 import sys
 from pathlib import Path
 
-from dan.common import LABEL_SETS, DanError
+from dan.cli.options import add_model_and_detector_options
+from dan.common import DanError
 from dan.imaging import IMAGE_SUFFIXES, ImageReadError
 
 __all__ = ["build_parser", "expand_inputs", "main"]
@@ -29,21 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``dan predict``."""
     p = argparse.ArgumentParser(prog="dan predict", description="Label the facial expression of every face in images.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or glob patterns")
-    p.add_argument("--checkpoint", required=True, help="model file (.pt/.ckpt/.pth/.safetensors, or .onnx)")
-    p.add_argument("--labels", help=f"label set ({', '.join(LABEL_SETS)}); overrides the checkpoint's names")
-    p.add_argument(
-        "--detector",
-        default="haar",
-        choices=("haar", "yunet", "none"),
-        help="face detector (none: the whole image is the face)",
-    )
-    p.add_argument("--yunet-model", help="face_detection_yunet_2023mar.onnx for --detector yunet")
+    add_model_and_detector_options(p, whole="image", detect_size=640)
     p.add_argument("--output", help="write results to FILE.csv or FILE.json (default: print a table)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="model runtime")
-    p.add_argument(
-        "--margin", type=float, default=0.2, help="fraction of the face box added on each side (default 0.2)"
-    )
-    p.add_argument("--detect-size", type=int, default=640, help="longest side detection runs at (default 640)")
     p.add_argument("--recursive", action="store_true", help="also look for images in subfolders of folders")
     p.add_argument("--threads", type=int, help="CPU threads for the model")
     return p
