@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from dan.cli.options import add_model_and_detector_options
+from dan.cli.options import add_model_and_detector_options, predictor_from_args
 from dan.common import DanError
 
 __all__ = ["build_parser", "main"]
@@ -69,21 +69,10 @@ def main(argv: list[str]) -> int:
     if args.detect_every < 1 or args.classify_every < 1:
         raise DanError("--detect-every and --classify-every must be at least 1")
     from dan.inference.demo import run_demo
-    from dan.inference.predictor import Predictor
     from dan.inference.video import open_source
     from dan.inference.writer import check_output
 
-    predictor = Predictor(
-        args.checkpoint,
-        detector=args.detector,
-        margin=args.margin,
-        labels=args.labels,
-        backend=args.backend,
-        yunet_model=args.yunet_model,
-        detect_size=args.detect_size,
-        threads=args.threads,
-        detector_options={"scale_factor": 1.2, "min_face": args.min_face},
-    )
+    predictor = predictor_from_args(args, detector_options={"scale_factor": 1.2, "min_face": args.min_face})
 
     def log(message: str) -> None:
         print(f"dan demo: {message}", file=sys.stderr)

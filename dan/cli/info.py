@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-import cv2
 import numpy as np
 import torch
 
 from dan.common import LABEL_SETS, resolve_labels
 from dan.imaging import read_image
+from dan.inference.export import preprocess_image
 from dan.models import DAN, load_model
 
 __all__ = ["main"]
@@ -45,9 +45,7 @@ def main(argv: list[str]) -> int:
     else:  # a smooth colour pattern so the run needs no file
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
         rgb = (np.stack([xx, yy, 1 - xx * yy], -1) * 255).astype(np.uint8)
-    x = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    x = (x - np.array(model.preprocessing.mean, np.float32)) / np.array(model.preprocessing.std, np.float32)
-    x = torch.from_numpy(x).permute(2, 0, 1).unsqueeze(0)  # (1, 3, S, S)
+    x = torch.from_numpy(preprocess_image(rgb, model.preprocessing)).unsqueeze(0)  # (1, 3, S, S)
     with torch.inference_mode():
         out = model(x, return_attention=True)
     probs = out.logits.softmax(-1)[0]

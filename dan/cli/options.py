@@ -6,7 +6,7 @@ import argparse
 
 from dan.common import LABEL_SETS
 
-__all__ = ["add_model_and_detector_options"]
+__all__ = ["add_model_and_detector_options", "predictor_from_args"]
 
 
 def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detect_size: int) -> None:
@@ -33,4 +33,26 @@ def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detec
     )
     p.add_argument(
         "--detect-size", type=int, default=detect_size, help=f"longest side detection runs at (default {detect_size})"
+    )
+
+
+def predictor_from_args(args: argparse.Namespace, **options):
+    """The :class:`dan.inference.predictor.Predictor` that the options added above describe.
+
+    Args:
+        args: Parsed arguments (with ``threads`` too).
+        **options: Further ``Predictor`` keyword arguments (e.g. ``detector_options``).
+    """
+    from dan.inference.predictor import Predictor
+
+    return Predictor(
+        args.checkpoint,
+        detector=args.detector,
+        margin=args.margin,
+        labels=args.labels,
+        backend=args.backend,
+        yunet_model=args.yunet_model,
+        detect_size=args.detect_size,
+        threads=args.threads,
+        **options,
     )

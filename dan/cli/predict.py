@@ -17,7 +17,7 @@ import glob
 import sys
 from pathlib import Path
 
-from dan.cli.options import add_model_and_detector_options
+from dan.cli.options import add_model_and_detector_options, predictor_from_args
 from dan.common import DanError
 from dan.imaging import IMAGE_SUFFIXES, ImageReadError
 
@@ -84,18 +84,8 @@ def main(argv: list[str]) -> int:
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise DanError(f"{out}: --output must end in .csv or .json")
     from dan.inference.outputs import write_csv, write_json
-    from dan.inference.predictor import Predictor
 
-    predictor = Predictor(
-        args.checkpoint,
-        detector=args.detector,
-        margin=args.margin,
-        labels=args.labels,
-        backend=args.backend,
-        yunet_model=args.yunet_model,
-        detect_size=args.detect_size,
-        threads=args.threads,
-    )
+    predictor = predictor_from_args(args)
     labels = predictor.labels
     paths, errors = expand_inputs(args.inputs, args.recursive)
     for message in errors:

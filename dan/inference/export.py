@@ -64,12 +64,12 @@ def preprocess_image(rgb: np.ndarray, preprocessing: Preprocessing) -> np.ndarra
     """
     import cv2
 
+    from dan.inference.crops import normalize
+
     s = preprocessing.input_size
     if rgb.shape[:2] != (s, s):
         rgb = cv2.resize(rgb, (s, s), interpolation=cv2.INTER_LINEAR)
-    x = rgb.astype(np.float32) / 255.0
-    x = (x - np.asarray(preprocessing.mean, np.float32)) / np.asarray(preprocessing.std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    return normalize(rgb[None, :, :, ::-1], preprocessing)[0]  # RGB -> BGR in, (3, S, S) RGB out
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:
