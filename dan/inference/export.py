@@ -1,12 +1,13 @@
 """Export a DAN checkpoint to ONNX (float32 or int8) or TorchScript, and check the export.
 
 What is exported is the re-parameterised network (:func:`dan.models.reparam.reparameterize`: every
-BatchNorm folded, each head's three convolution branches merged into one), with a dynamic batch
-axis and two outputs: ``logits`` (N, C) and ``attention`` (N, K, H, W), the heads' spatial
-attention maps. The class names and the preprocessing (input size, mean, std) travel inside the
-file: ONNX ``metadata_props`` (key ``dan``, JSON, plus ``labels`` and ``preprocessing``) and
-TorchScript ``_extra_files`` (``dan.json``). Every file is written next to its destination and
-renamed into place. Nothing here needs the network.
+BatchNorm folded, each head's three convolution branches merged into one; ``head="mha"`` heads are
+exported as they are), with a dynamic batch axis and two outputs: ``logits`` (N, C) and
+``attention`` (N, K, H, W), the heads' spatial attention maps. The class names and the
+preprocessing (input size, mean, std) travel inside the file: ONNX ``metadata_props`` (key
+``dan``, JSON, plus ``labels`` and ``preprocessing``) and TorchScript ``_extra_files``
+(``dan.json``). Every file is written next to its destination and renamed into place. Nothing
+here needs the network.
 
 ONNX export uses PyTorch's torch.export-based exporter (``dynamo=True``), the maintained one; the
 legacy TorchScript-based exporter is only a fallback when the first fails.
@@ -53,23 +54,18 @@ OUTPUT_NAMES = ("logits", "attention")
 
 # --------------------------------------------------------------------------------------------- inputs
 def preprocess_image(rgb: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
-    """Resize an RGB uint8 image to the model's input and normalise it (the checkpoint's settings).
+    """A face image as the model's input: :func:`dan.preprocess.prepare_face` (the one contract).
 
     Args:
         rgb: Array (H, W, 3), uint8, RGB (as :func:`dan.imaging.read_image` returns).
-        preprocessing: Input size, mean and std.
+        preprocessing: The model's preprocessing record.
 
     Returns:
         Float32 array (3, S, S).
     """
-    import cv2
+    from dan.preprocess import prepare_face
 
-    from dan.inference.crops import normalize
-
-    s = preprocessing.input_size
-    if rgb.shape[:2] != (s, s):
-        rgb = cv2.resize(rgb, (s, s), interpolation=cv2.INTER_LINEAR)
-    return normalize(rgb[None, :, :, ::-1], preprocessing)[0]  # RGB -> BGR in, (3, S, S) RGB out
+    return prepare_face(rgb, preprocessing)
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:
@@ -218,6 +214,34 @@ def export_onnx(model: DAN, output: str | os.PathLike, opset: int = DEFAULT_OPSE
 _KEEP_FLOAT = {"MatMul", "Einsum", "Gemm", "Mul", "Div", "Sigmoid", "ReduceSum", "ReduceMean", "LogSoftmax", "Softmax"}
 
 
+def _float_nodes(graph, metadata: dict[str, str]) -> list[str]:
+    """Names of the nodes static int8 quantisation leaves in float32.
+
+    The heads' small matrix products, sigmoid and log-softmax; with ``head="mha"``
+    (:mod:`dan.models.mha`) the whole attention head: every node the first LayerNorm feeds.
+    """
+    names = [n.name for n in graph.node if n.op_type in _KEEP_FLOAT]
+    try:
+        head = json.loads(metadata.get("dan", "{}")).get("model_config", {}).get("head", "dan")
+    except (json.JSONDecodeError, AttributeError):
+        head = "dan"
+    start = next((n for n in graph.node if n.op_type == "LayerNormalization"), None)
+    if head != "mha" or start is None:
+        return names
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    seen, todo = {start.name}, [start]
+    while todo:  # every node downstream of the token LayerNorm
+        for out in todo.pop().output:
+            for node in consumers.get(out, []):
+                if node.name not in seen:
+                    seen.add(node.name)
+                    todo.append(node)
+    return sorted(set(names) | seen)
+
+
 class _Calibration:
     """onnxruntime CalibrationDataReader over an (N, 3, S, S) array, a few images at a time."""
 
@@ -236,7 +260,8 @@ def quantize_onnx(src: str | os.PathLike, output: str | os.PathLike, calib: np.n
 
     With calibration images: static quantisation in the QDQ format, per-channel int8 weights and
     uint8 activations, MinMax ranges (fast on CPUs with VNNI); the convolutions are quantised, the
-    heads' small matrix products and the classifier stay float32. Without: dynamic quantisation
+    heads' small matrix products and the classifier stay float32 (with ``head="mha"`` the whole
+    attention head and the classifier). Without: dynamic quantisation
     (int8 weights, activations quantised at run time), less accurate and slower; pass images.
 
     Args:
@@ -272,7 +297,7 @@ def quantize_onnx(src: str | os.PathLike, output: str | os.PathLike, calib: np.n
                 if calib is not None and len(calib):
                     # the convolutions (and the residual adds/ReLUs between them) in int8; the heads' small
                     # matrix products, sigmoid and log-softmax stay float32: the same speed, 3x smaller error
-                    keep_float = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type in _KEEP_FLOAT]
+                    keep_float = _float_nodes(onnx.load(str(pre)).graph, metadata)
                     quantize_static(
                         str(pre),
                         str(tmp),

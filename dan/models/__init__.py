@@ -4,12 +4,14 @@ from dan.models.checkpoint import checkpoint_metadata, convert_reference_state_d
 from dan.models.dan import DAN, DANOutput
 from dan.models.heads import MultiHeadCrossAttention
 from dan.models.losses import AffinityLoss, PartitionLoss
+from dan.models.mha import MultiHeadDotProductAttention
 
 __all__ = [
     "DAN",
     "AffinityLoss",
     "DANOutput",
     "MultiHeadCrossAttention",
+    "MultiHeadDotProductAttention",
     "PartitionLoss",
     "checkpoint_metadata",
     "convert_reference_state_dict",

@@ -7,6 +7,9 @@ Three parts: the Feature Clustering Network (a CNN backbone, trained with the af
 Multi-head cross Attention Network (K heads, :mod:`dan.models.heads`) and the Attention Fusion
 Network (log-softmax across heads, sum, Linear + BatchNorm1d classifier; trained with the
 partition loss). Numerically the same function as the reference implementation.
+
+``head="mha"`` swaps DAN's heads for K heads of textbook scaled dot-product attention
+(:mod:`dan.models.mha`), for ablations; the rest of the network is the same.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ from torch import nn
 from dan.common import Preprocessing
 from dan.models.backbone import create_backbone, load_backbone_weights
 from dan.models.heads import MultiHeadCrossAttention
+from dan.models.mha import MultiHeadDotProductAttention
 
-__all__ = ["DAN", "DANOutput"]
+__all__ = ["DAN", "HEAD_TYPES", "DANOutput"]
+
+# model.head -> the module computing the K heads; each maps (B, C, H, W) to (B, K, C) (+ maps (B, K, H, W))
+HEAD_TYPES = {"dan": MultiHeadCrossAttention, "mha": MultiHeadDotProductAttention}
 
 
 class DANOutput(NamedTuple):
@@ -31,7 +38,8 @@ class DANOutput(NamedTuple):
         features: Backbone feature map F, shape (B, C, H, W) (the affinity loss uses it).
         heads: Head tensor after the fusion's log-softmax, shape (B, K, C) (the partition loss
             uses it).
-        attention: Spatial attention maps, shape (B, K, H, W), when asked for; else None.
+        attention: Spatial attention maps, shape (B, K, H, W), when asked for; else None. With
+            ``head="mha"``: each head's attention weights over the H x W tokens (each map sums to 1).
     """
 
     logits: torch.Tensor
@@ -51,11 +59,15 @@ class DAN(nn.Module):
         drop_rate: Dropout before the classifier (0 in the paper).
         backbone_weights: None for random initialisation, ``"timm"`` for timm's pretrained weights,
             or the path of a weights file (the MS-Celeb ResNet-18 ``resnet18_msceleb.pth``).
+        head: ``"dan"``: the paper's spatial-then-channel attention heads; ``"mha"``: textbook
+            multi-head dot-product attention from learned queries (:mod:`dan.models.mha`).
 
     Attributes:
         labels: Class names, index i naming output i, or None when unknown. Set by
             :func:`dan.load_model` and by training.
         preprocessing: How inputs must be prepared (size, mean, std).
+        trained_on: What it was trained on (``{"format": ..., "synthetic": bool}``), when known.
+        head_type: ``"dan"`` or ``"mha"`` (the ``head`` argument; ``model_config["head"]``).
     """
 
     def __init__(
@@ -66,23 +78,28 @@ class DAN(nn.Module):
         in_chans: int = 3,
         drop_rate: float = 0.0,
         backbone_weights: str | None = None,
+        head: str = "dan",
     ) -> None:
         super().__init__()
+        if head not in HEAD_TYPES:
+            raise ValueError(f"head must be one of {', '.join(HEAD_TYPES)}, got {head!r}")
         self.num_classes = num_classes
         self.num_heads = num_heads
         self.backbone_name = backbone
         self.in_chans = in_chans
         self.drop_rate = drop_rate
+        self.head_type = head
         self.backbone = create_backbone(backbone, in_chans=in_chans, pretrained=backbone_weights == "timm")
         if backbone_weights and backbone_weights != "timm":
             load_backbone_weights(self.backbone, backbone_weights)
         self.num_features = self.backbone.num_features
-        self.heads = MultiHeadCrossAttention(self.num_features, num_heads)
+        self.heads = HEAD_TYPES[head](self.num_features, num_heads)
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(self.num_features, num_classes)
         self.bn = nn.BatchNorm1d(num_classes)
         self.labels: tuple[str, ...] | None = None
         self.preprocessing = Preprocessing()
+        self.trained_on: dict | None = None
 
     @property
     def model_config(self) -> dict:
@@ -93,6 +110,7 @@ class DAN(nn.Module):
             "backbone": self.backbone_name,
             "in_chans": self.in_chans,
             "drop_rate": self.drop_rate,
+            "head": self.head_type,
         }
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,8 +140,11 @@ class DAN(nn.Module):
             A :class:`DANOutput`.
         """
         features = self.forward_features(x)  # (B, C, H, W)
-        heads, attention = self.heads(features, return_attention=True)  # (B, K, C), (B, K, H, W)
+        if return_attention:
+            heads, attention = self.heads(features, return_attention=True)  # (B, K, C), (B, K, H, W)
+        else:
+            heads, attention = self.heads(features), None  # (B, K, C)
         if self.num_heads > 1:
             heads = torch.log_softmax(heads, dim=1)  # across heads
         logits = self.forward_head(heads)
-        return DANOutput(logits, features, heads, attention if return_attention else None)
+        return DANOutput(logits, features, heads, attention)

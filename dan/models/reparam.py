@@ -9,6 +9,10 @@ and (1, 0) line them up with the 3x3 kernel's (1, 1)), add kernels and biases.
 :func:`reparameterize` returns an inference-only copy that computes the same function as the
 model in eval mode (to float32 rounding) with about 40 % fewer multiply-adds in the heads and no
 BatchNorm anywhere in the (timm ResNet) network. Only torch and timm are imported here.
+
+For ``head="mha"`` (:mod:`dan.models.mha`) the backbone's and the classifier's BatchNorms are folded
+the same way; the attention heads have no BatchNorm and no parallel branches, so they are kept as
+they are (their LayerNorms normalise each input and cannot be folded).
 """
 
 from __future__ import annotations
@@ -211,6 +215,8 @@ def is_reparameterized(model: nn.Module) -> bool:
 def reparameterize(model: DAN, channels_last: bool = False) -> ReparameterizedDAN:
     """An inference-only copy of ``model`` with every BatchNorm folded and the head branches merged.
 
+    With ``head="mha"`` only the backbone and classifier BatchNorms are folded; the heads are copied.
+
     The copy is a :class:`DAN` (a :class:`ReparameterizedDAN`) in eval mode: ``forward`` returns the
     same :class:`~dan.models.dan.DANOutput` (logits, features, heads and, when asked, attention maps)
     as ``model.eval()`` does, to float32 rounding. ``labels`` and ``preprocessing`` are kept. The
@@ -231,7 +237,8 @@ def reparameterize(model: DAN, channels_last: bool = False) -> ReparameterizedDA
             raise TypeError(f"reparameterize takes a DAN, got {type(model).__name__}")
         new = copy.deepcopy(model).eval()
         fold_backbone_batchnorms(new.backbone)
-        new.heads = ReparamMultiHeadCrossAttention.from_heads(model.heads)
+        if isinstance(model.heads, MultiHeadCrossAttention):  # other head types (mha) stay as they are
+            new.heads = ReparamMultiHeadCrossAttention.from_heads(model.heads)
         fc = new.fc
         scale, shift = _bn_scale_shift(new.bn)
         fc.weight.copy_(fc.weight.double() * scale.unsqueeze(1))
