@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from dan.common import DanError, Preprocessing, resolve_labels
+from dan.hub import RELEASED, is_remote, released_model, resolve_checkpoint
 from dan.models import DAN, load_model
+from dan.models.checkpoint import checkpoint_verifier
 
 __all__ = ["BACKENDS", "Backend", "TorchBackend", "has_attention", "load_backend"]
 
@@ -79,6 +81,7 @@ class TorchBackend:
         self.model: DAN = model.to(self.device).eval()
         self.labels: tuple[str, ...] = tuple(model.labels)
         self.preprocessing: Preprocessing = model.preprocessing
+        self.trained_on: dict | None = getattr(model, "trained_on", None)
         self.name = "torch"
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -116,14 +119,20 @@ def load_backend(
     backend: str = "auto",
     labels: str | list[str] | tuple[str, ...] | None = None,
     threads: int | None = None,
+    device: str = "cpu",
 ) -> Backend:
     """Open a model file with the right runner.
 
     Args:
-        path: A checkpoint (``.pt``, ``.ckpt``, ``.pth``, ``.safetensors``) or an ONNX file.
-        backend: ``"auto"`` (ONNX for a ``.onnx`` path, else torch), ``"torch"`` or ``"onnx"``.
+        path: A checkpoint (``.pt``, ``.ckpt``, ``.pth``, ``.safetensors``), an export (``.onnx``,
+            ``.pt2``), or a
+            released model name, https:// URL or ``hf://`` path (fetched once into the cache, see
+            :func:`dan.hub.resolve_checkpoint`).
+        backend: ``"auto"`` (ONNX Runtime for a ``.onnx`` path, else PyTorch), ``"torch"`` (a ``.pt2``
+            file runs as its exported program) or ``"onnx"``.
         labels: Label set name or class names, overriding what the file stores.
         threads: CPU threads for the runtime (None: its default).
+        device: Torch device for PyTorch checkpoints (``cpu``, ``cuda``, ``cuda:1``).
 
     Returns:
         A backend (see the module docstring).
@@ -133,15 +142,36 @@ def load_backend(
     """
     if backend not in BACKENDS:
         raise DanError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    released = released_model(path)
+    if released is not None and labels is None:
+        labels = released.labels
+    if is_remote(path):
+        path = resolve_checkpoint(path, verify=checkpoint_verifier(path))
     path = Path(path)
     if not path.is_file():
-        raise DanError(f"{path}: checkpoint not found")
+        names = ", ".join(RELEASED)
+        raise DanError(
+            f"{path}: checkpoint not found: no such file, and not a released model name ({names}), "
+            "https:// URL or hf:// path"
+        )
+    suffix = path.suffix.lower()
+    if suffix in (".ts", ".torchscript", ".jit"):
+        raise DanError(
+            f"{path}: TorchScript files are no longer read (TorchScript is deprecated in PyTorch); "
+            "re-export with 'dan export --format pt2' (torch.export) or '--format onnx'"
+        )
     if backend == "auto":
-        backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
+        backend = "onnx" if suffix == ".onnx" else "torch"
     if backend == "torch":
-        if path.suffix.lower() == ".onnx":
+        if suffix == ".onnx":
             raise DanError(f"{path}: an ONNX file runs with --backend onnx (or auto), not torch")
-        return TorchBackend(path, labels=labels, threads=threads)
+        if suffix == ".pt2":
+            from dan.inference.pt2 import Pt2Backend
+
+            return Pt2Backend(path, labels=labels, threads=threads)
+        return TorchBackend(path, labels=labels, threads=threads, device=device)
+    if suffix != ".onnx":
+        raise DanError(f"{path}: --backend onnx runs .onnx files; export this one with 'dan export' first")
     try:
         from dan.inference.onnx_backend import OnnxBackend
     except ImportError as err:

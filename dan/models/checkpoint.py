@@ -13,21 +13,33 @@ Formats :func:`load_model` reads, all without unpickling arbitrary objects:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from dan.common import DanError, Preprocessing, resolve_labels
+from dan.common import LABEL_SETS, DanError, Preprocessing, resolve_labels
+from dan.fileio import atomic_path
+from dan.hub import released_model, resolve_checkpoint
 from dan.models.backbone import read_state_dict, state_dict_mismatch
 from dan.models.dan import DAN
 from dan.models.heads import per_head_to_fused
 
-__all__ = ["FORMAT_VERSION", "checkpoint_metadata", "convert_reference_state_dict", "load_model", "save_model"]
+__all__ = [
+    "FORMAT_VERSION",
+    "checkpoint_metadata",
+    "checkpoint_verifier",
+    "convert_reference_state_dict",
+    "load_model",
+    "save_model",
+]
 
 FORMAT_VERSION = 1
+AFFECTNET_FIRST = LABEL_SETS["affectnet7"]
 
 # reference nn.Sequential index of a torchvision ResNet child -> timm/torchvision attribute name
 _FEATURE_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
@@ -41,13 +53,15 @@ def checkpoint_metadata(model: DAN) -> dict:
         model: The model; its ``labels`` should be set.
 
     Returns:
-        A dict of plain types: ``format_version``, ``model_config``, ``labels``, ``preprocessing``.
+        A dict of plain types: ``format_version``, ``model_config``, ``labels``, ``preprocessing`` and
+        ``trained_on`` (the data set's format and whether its faces were generated, or None).
     """
     return {
         "format_version": FORMAT_VERSION,
         "model_config": model.model_config,
         "labels": list(model.labels) if model.labels is not None else None,
         "preprocessing": model.preprocessing.to_dict(),
+        "trained_on": getattr(model, "trained_on", None),
     }
 
 
@@ -66,16 +80,15 @@ def save_model(model: DAN, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = checkpoint_metadata(model)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
+    with atomic_path(path, "model file") as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
 
-        save_file(state, str(tmp), metadata={"dan": json.dumps(meta)})
-    else:
-        torch.save({"dan": meta, "state_dict": state}, tmp)
-    os.replace(tmp, path)
+            save_file(state, str(tmp), metadata={"dan": json.dumps(meta)})
+        else:
+            torch.save({"dan": meta, "state_dict": state}, tmp)
     return path
 
 
@@ -156,15 +169,67 @@ def _load_into(model: DAN, state: dict[str, torch.Tensor], path: Path) -> None:
     model.load_state_dict(state)
 
 
+def _verify_released(path: Path, num_classes: int) -> None:
+    """A released file must be the reference layout of ``DAN(num_classes, 4)``, every key and shape."""
+    meta, state = _read(path)
+    if meta is not None or not _is_reference(state):
+        raise DanError(f"{path}: not the reference DAN layout (features.*, cat_head*)")
+    config = _infer_reference_config(state, path)
+    if (config["num_classes"], config["num_heads"]) != (num_classes, 4):
+        raise DanError(
+            f"{path}: {config['num_classes']} classes and {config['num_heads']} heads, not {num_classes} and 4"
+        )
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        own = DAN(num_classes=num_classes, num_heads=4).state_dict()
+    problem = state_dict_mismatch(own, convert_reference_state_dict(state))
+    if problem:
+        raise DanError(f"{path}: does not fit the model: {problem}")
+
+
+def _verify_file(path: Path) -> None:
+    """A downloaded file must read as a normal load reads it (an ONNX file must parse)."""
+    if path.suffix.lower() == ".onnx":
+        try:
+            import onnx
+        except ImportError:
+            return  # dan.hub already refused an empty file and a web page
+        try:
+            onnx.load(str(path), load_external_data=False)
+        except Exception as err:
+            raise DanError(f"{path}: not a readable ONNX file: {' '.join(str(err).split())[:160]}") from None
+        return
+    meta, state = _read(path)
+    if meta is None and not _is_reference(state):
+        raise DanError(f"{path}: not a DAN checkpoint: no 'dan' settings and not the reference layout")
+
+
+def checkpoint_verifier(spec: str | os.PathLike) -> Callable[[Path], None]:
+    """The check a downloaded file must pass before :func:`dan.hub.resolve_checkpoint` caches it.
+
+    Args:
+        spec: What the user named: a released model name, a URL or an ``hf://`` path.
+
+    Returns:
+        A callback raising :class:`DanError` for a file that is not the expected checkpoint.
+    """
+    released = released_model(spec)
+    if released is not None:
+        return functools.partial(_verify_released, num_classes=released.num_classes)
+    return _verify_file
+
+
 def load_model(
     path: str | os.PathLike, labels: str | list[str] | None = None, device: str | torch.device = "cpu"
 ) -> DAN:
     """Load any supported DAN checkpoint and return the model in eval mode.
 
     Args:
-        path: This project's ``.pt``/``.ckpt``/``.safetensors`` file, or a reference ``.pth`` file.
+        path: This project's ``.pt``/``.ckpt``/``.safetensors`` file, a reference ``.pth`` file, or a
+            remote spec :func:`dan.hub.resolve_checkpoint` fetches into its cache: a released model name
+            (``rafdb``, ``affectnet7``, ``affectnet8``), an https:// URL or an ``hf://`` path.
         labels: Label set name (``rafdb``, ``affectnet7``, ``affectnet8``, ``fer2013``) or class
-            names. Needed for 7-class reference files; overrides the names stored in our files.
+            names. Needed for 7-class reference files (a released name brings its own); overrides the
+            names stored in our files.
         device: Where to put the model.
 
     Returns:
@@ -173,7 +238,10 @@ def load_model(
     Raises:
         DanError: The file is missing, unreadable, unsafe, not a DAN checkpoint, or does not fit.
     """
-    path = Path(path)
+    released = released_model(path)
+    if released is not None and labels is None:
+        labels = released.labels
+    path = resolve_checkpoint(path, verify=checkpoint_verifier(path))
     meta, state = _read(path)
     if meta is None:
         if not _is_reference(state):
@@ -184,19 +252,26 @@ def load_model(
         state = convert_reference_state_dict(state)
         preprocessing = Preprocessing()
         stored_labels = None
+        trained_on = None
     else:
         if not isinstance(meta, dict) or "model_config" not in meta:
             raise DanError(f"{path}: damaged DAN settings: the 'dan' entry has no 'model_config'")
-        config, preprocessing = dict(meta["model_config"]), Preprocessing.from_dict(meta.get("preprocessing"))
+        config = dict(meta["model_config"])
+        preprocessing = Preprocessing.from_dict(meta.get("preprocessing"), f"{path}: ")
         stored_labels = meta.get("labels")
+        trained_on = meta.get("trained_on") if isinstance(meta.get("trained_on"), dict) else None
     try:
         model = DAN(**config)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # an unknown key, or a value such as head="xyz"
         raise DanError(f"{path}: unknown model setting in checkpoint: {err}") from None
     _load_into(model, state, path)
     try:
         model.labels = resolve_labels(labels if labels is not None else stored_labels, model.num_classes)
     except DanError as err:
-        raise DanError(f"{path}: {err}") from None
+        raise type(err)(f"{path}: {err}") from None
+    if meta is None and model.labels[: len(AFFECTNET_FIRST)] == AFFECTNET_FIRST:
+        # the reference AffectNet models saw the data set's face boxes, not aligned faces
+        preprocessing = Preprocessing(crop="box", margin=0.0)
     model.preprocessing = preprocessing
+    model.trained_on = trained_on
     return model.to(device).eval()
