@@ -3,12 +3,15 @@
 Every image the project reads goes through :func:`read_image` (files) or :func:`decode_image`
 (bytes): OpenCV decodes it, applies the EXIF orientation, turns grey, RGBA and 16-bit images into
 8-bit RGB, and a truncated JPEG or PNG is an error instead of a grey-filled picture (OpenCV only
-warns about those).
+warns about those). Before decoding, the width and height are read from the file's header
+(:func:`image_size`) and an image of more than ``max_pixels`` pixels is refused: a small PNG can
+declare 30000 x 30000 pixels and would take gigabytes to decode (a decompression bomb).
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import cv2
@@ -16,13 +19,146 @@ import numpy as np
 
 from dan.common import DanError
 
-__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "decode_image", "is_truncated", "read_image"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "ImageReadError",
+    "ImageTooLargeError",
+    "decode_image",
+    "image_size",
+    "is_truncated",
+    "read_image",
+]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+DEFAULT_MAX_PIXELS = 50_000_000  # about 50 megapixels (8660 x 5773); 150 MB as 8-bit RGB
+
+# JPEG start-of-frame markers (baseline, progressive, lossless, ...); C4, C8 and CC are other segments
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RST0..7 have no length field
 
 
 class ImageReadError(DanError):
     """An image file that is missing, truncated or not an image; the message names the file."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image whose header declares more pixels than allowed; refused before decoding."""
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the first start-of-frame segment of JPEG bytes."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
+            return None
+        (length,) = struct.unpack_from(">H", data, i + 2)
+        if marker in _JPEG_SOF:
+            if i + 9 > len(data):
+                return None
+            height, width = struct.unpack_from(">HH", data, i + 5)  # after length (2) and precision (1)
+            return width, height
+        i += 2 + length
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height (tags 256 and 257) of the first image of TIFF or BigTIFF bytes."""
+    order = "<" if data[:2] == b"II" else ">"
+    (version,) = struct.unpack_from(order + "H", data, 2)
+    big = version == 43
+    try:
+        if big:
+            (offset,) = struct.unpack_from(order + "Q", data, 8)
+            (count,) = struct.unpack_from(order + "Q", data, offset)
+            start, entry, value_at = offset + 8, 20, 12
+        else:
+            (offset,) = struct.unpack_from(order + "I", data, 4)
+            (count,) = struct.unpack_from(order + "H", data, offset)
+            start, entry, value_at = offset + 2, 12, 8
+        found: dict[int, int] = {}
+        for k in range(min(count, 4096)):
+            at = start + k * entry
+            tag, kind = struct.unpack_from(order + "HH", data, at)
+            if tag in (256, 257):
+                code = {3: "H", 4: "I", 16: "Q"}.get(kind)
+                if code is None:
+                    return None
+                found[tag] = struct.unpack_from(order + code, data, at + value_at)[0]
+                if len(found) == 2:
+                    return found[256], found[257]
+    except struct.error:  # the header points past the end of the data
+        return None
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """Canvas width and height of WebP bytes (VP8X, lossy VP8 or lossless VP8L first chunk)."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        w = int.from_bytes(data[24:27], "little") + 1
+        h = int.from_bytes(data[27:30], "little") + 1
+        return w, h
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        w, h = struct.unpack_from("<HH", data, 26)
+        return w & 0x3FFF, h & 0x3FFF  # the top 2 bits are the scale
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        (bits,) = struct.unpack_from("<I", data, 21)
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height declared by the header of PNG, JPEG, GIF, BMP, WebP or TIFF bytes, without decoding.
+
+    Args:
+        data: The encoded file content (the first few KB are enough, except for JPEGs with large
+            metadata segments before the frame header).
+
+    Returns:
+        ``(width, height)`` in pixels, or None for another format or a header that cannot be read.
+    """
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return struct.unpack_from(">II", data, 16)
+        if data[:3] == b"\xff\xd8\xff":
+            return _jpeg_size(data)
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack_from("<HH", data, 6)
+        if data[:2] == b"BM":
+            (header,) = struct.unpack_from("<I", data, 14)
+            if header == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+                return struct.unpack_from("<HH", data, 18)
+            w, h = struct.unpack_from("<ii", data, 18)  # h < 0: rows stored top-down
+            return abs(w), abs(h)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_size(data)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff_size(data)
+    except struct.error:  # shorter than its header
+        return None
+    return None
+
+
+def _check_pixels(data: bytes, name: str, max_pixels: int | None) -> None:
+    if max_pixels is None:
+        return
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        w, h = size
+        raise ImageTooLargeError(
+            f"{name}: image is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels), more than the limit of "
+            f"{max_pixels / 1e6:g} megapixels"
+        )
 
 
 def is_truncated(data: bytes) -> bool:
@@ -34,21 +170,25 @@ def is_truncated(data: bytes) -> bool:
     return False
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode encoded image bytes to an RGB uint8 array.
 
     Args:
         data: The encoded file content.
         name: What to call the image in errors (usually its path).
+        max_pixels: Refuse, before decoding, an image whose header declares more pixels than this
+            (None: no limit; formats :func:`image_size` does not know are decoded unchecked).
 
     Returns:
         Array of shape (H, W, 3), dtype uint8, RGB, EXIF orientation applied.
 
     Raises:
+        ImageTooLargeError: The header declares more than ``max_pixels`` pixels.
         ImageReadError: Empty, truncated or undecodable data.
     """
     if not data:
         raise ImageReadError(f"{name}: empty file")
+    _check_pixels(data, name, max_pixels)
     if is_truncated(data):
         raise ImageReadError(f"{name}: truncated image (the file ends before the image data does)")
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF applied
@@ -57,10 +197,15 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as RGB uint8 (see :func:`decode_image`).
 
+    Args:
+        path: The image file.
+        max_pixels: Refuse an image whose header declares more pixels than this (None: no limit).
+
     Raises:
+        ImageTooLargeError: The header declares more than ``max_pixels`` pixels.
         ImageReadError: Missing, unreadable, truncated or undecodable file; the message names it.
     """
     path = Path(path)
@@ -68,4 +213,4 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = path.read_bytes()
     except OSError as err:
         raise ImageReadError(f"{path}: cannot read: {err.strerror or err}") from None
-    return decode_image(data, str(path))
+    return decode_image(data, str(path), max_pixels)

@@ -1,0 +1,188 @@
+"""The FastAPI application: the page, the HTTP API, the live WebSocket.
+
+Routes: ``GET /`` (the page), ``POST /v1/predict``, ``GET /v1/model``, ``GET /health``,
+``WS /v1/live`` (see :mod:`dan.serve.live`), and FastAPI's ``/docs`` and ``/openapi.json``. Every
+request first passes :class:`dan.serve.guard.Guard` (token, WebSocket origin, declared body size).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from importlib import resources
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from dan import __version__
+from dan.imaging import DEFAULT_MAX_PIXELS
+from dan.inference.predictor import Predictor
+from dan.serve.guard import Guard
+from dan.serve.live import LiveSession
+from dan.serve.runner import ModelRunner
+from dan.serve.schemas import ERRORS, Health, ModelInfo, PredictResponse
+from dan.serve.uploads import SUPPORTED_TYPES, ApiError, decode_upload, image_from_request
+
+__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "create_app", "page_html"]
+
+log = logging.getLogger("dan.serve")
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+        },
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def page_html() -> tuple[str, str]:
+    """The page with its script and style inlined, and the Content-Security-Policy that allows exactly them.
+
+    Inlining keeps the page one request (so a token in its URL covers everything it loads) and lets
+    the policy forbid every other script, style and origin.
+    """
+    static = resources.files("dan.serve") / "static"
+    html = (static / "index.html").read_text(encoding="utf-8")
+    css = (static / "style.css").read_text(encoding="utf-8")
+    js = (static / "app.js").read_text(encoding="utf-8")
+    html = html.replace('<link rel="stylesheet" href="style.css">', f"<style>{css}</style>")
+    html = html.replace('<script src="app.js"></script>', f"<script>{js}</script>")
+    policy = (
+        f"default-src 'none'; script-src {_sha256(js)}; style-src {_sha256(css)}; img-src 'self' data: blob:; "
+        "media-src 'self' blob: mediastream:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return html, policy
+
+
+def create_app(
+    predictor: Predictor,
+    *,
+    token: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    smoothing: float = 0.6,
+    max_live: int = 32,
+) -> FastAPI:
+    """Build the server around one predictor.
+
+    Args:
+        predictor: Detector and model, shared by every request and connection.
+        token: When set, every request must carry it (``Authorization: Bearer`` or ``?token=``).
+        max_upload_bytes: Largest request body or live frame, in bytes (413 above it).
+        max_pixels: Largest image, width x height, read from its header before decoding (None: no limit).
+        smoothing: Weight of the past in each live track's probabilities, in [0, 1).
+        max_live: Live connections served at once (more are closed with code 1013, try again later).
+
+    Returns:
+        The ASGI application (run it with uvicorn).
+    """
+    runner = ModelRunner(predictor)
+    page, policy = page_html()
+    backend = predictor.backend
+    backend_name = getattr(backend, "name", None) or type(backend).__name__.lower().removesuffix("backend")
+    app = FastAPI(
+        title="dan",
+        version=__version__,
+        summary="Facial expression recognition: every face of an image or a live camera labelled.",
+        docs_url=None,
+    )
+    app.state.runner = runner
+    app.add_middleware(Guard, token=token, max_body=max_upload_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, err: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        headers = {
+            "Content-Security-Policy": policy,
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        }
+        return HTMLResponse(page, headers=headers)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        query = request.query_params.get("token")  # the Guard let it in, so it is the server's own token
+        url = "/openapi.json" + (f"?token={quote(query, safe='')}" if query else "")
+        return get_swagger_ui_html(openapi_url=url, title="dan API")
+
+    @app.get("/health", response_model=Health, summary="Liveness check", responses={401: ERRORS[401]})
+    async def health() -> Health:
+        return Health()
+
+    @app.get(
+        "/v1/model", response_model=ModelInfo, summary="The model, detector and limits", responses={401: ERRORS[401]}
+    )
+    async def model() -> ModelInfo:
+        return ModelInfo(
+            labels=list(predictor.labels),
+            preprocessing=predictor.preprocessing.to_dict(),
+            backend=str(backend_name),
+            detector=predictor.detector.name,
+            attention=runner.attention,
+            limits={"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels},
+        )
+
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        summary="Label every face of an image",
+        description=(
+            f"Send a {SUPPORTED_TYPES} image as multipart field `file`, or as the raw body with an image "
+            "content type. Each face is what `dan predict --output json` writes."
+        ),
+        responses=ERRORS,
+        openapi_extra={"requestBody": _UPLOAD_BODY},
+    )
+    async def predict(request: Request) -> PredictResponse:
+        data = await image_from_request(request, max_upload_bytes)
+        image, faces = await runner.predict(lambda: decode_upload(data, max_pixels))
+        return PredictResponse(width=image.shape[1], height=image.shape[0], faces=[f.to_dict() for f in faces])
+
+    open_live = [0]
+
+    @app.websocket("/v1/live")
+    async def live(websocket: WebSocket) -> None:
+        await websocket.accept()
+        if open_live[0] >= max_live:  # each holds up to two frames: bound the memory all of them hold
+            await websocket.close(code=1013, reason=f"server busy: {max_live} live connections already")
+            return
+        open_live[0] += 1
+        try:
+            await LiveSession(websocket, runner, max_upload_bytes, max_pixels, smoothing).run()
+        finally:
+            open_live[0] -= 1
+
+    if token:
+        _document_bearer(app)
+    return app
+
+
+def _document_bearer(app: FastAPI) -> None:
+    """Declare the bearer token in the OpenAPI schema, so the docs page's Authorize button works."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
