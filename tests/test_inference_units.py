@@ -11,7 +11,7 @@ import torch
 import dan
 from dan.common import DanError, Preprocessing
 from dan.inference.backends import TorchBackend, load_backend
-from dan.inference.crops import crop_face, expand_box, normalize, prepare_batch
+from dan.inference.crops import crop_face, expand_box, prepare_batch
 from dan.inference.detectors import HaarDetector, NoneDetector, create_detector
 from dan.inference.outputs import CsvStream, write_csv
 from dan.inference.predictor import Predictor
@@ -53,27 +53,18 @@ def test_expand_box_is_square_with_margin() -> None:
 def test_crop_face_pads_at_the_border_with_edge_pixels() -> None:
     frame = np.zeros((50, 50, 3), np.uint8)
     frame[:, :10] = 200  # bright left edge
-    crop = crop_face(frame, (-20, 0, 30, 50), 50)  # 20 px outside on the left
+    crop = crop_face(frame, (-20, 0, 30, 50))  # 20 px outside on the left
     assert crop.shape == (50, 50, 3)
     assert crop[:, :25].min() == 200  # padding replicates the bright edge
     assert crop[:, -5:].max() == 0
-    assert crop_face(frame, (100, 100, 120, 120), 16).sum() == 0  # entirely outside
-
-
-def test_normalize_matches_the_torch_reference() -> None:
-    rng = np.random.default_rng(0)
-    crops = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)  # BGR
-    pre = Preprocessing(input_size=8)
-    got = normalize(crops, pre)
-    rgb = torch.from_numpy(crops[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255  # (N, 3, S, S)
-    mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
-    assert got.shape == (2, 3, 8, 8) and got.dtype == np.float32
-    np.testing.assert_allclose(got, ((rgb - mean) / std).numpy(), atol=1e-5)
+    assert crop_face(frame, (100, 100, 120, 120)).sum() == 0  # entirely outside
 
 
 def test_prepare_batch_stacks_every_face(astronaut_bgr: np.ndarray) -> None:
-    batch, crops = prepare_batch(astronaut_bgr, [(10, 10, 50, 50), (400, 400, 200, 200)], Preprocessing(input_size=32))
-    assert batch.shape == (2, 3, 32, 32) and crops.shape == (2, 32, 32, 3)
+    pre = Preprocessing(input_size=32, crop="box", margin=0.0)
+    batch, faces = prepare_batch(astronaut_bgr, [(10, 10, 50, 50), (400, 400, 200, 200)], pre)
+    assert batch.shape == (2, 3, 32, 32) and [f.shape for f in faces] == [(50, 50, 3), (200, 200, 3)]
+    np.testing.assert_array_equal(faces[0], astronaut_bgr[10:60, 10:60, ::-1])  # RGB face images
 
 
 def test_tracker_keeps_ids_for_a_moving_box_and_smooths() -> None:
@@ -115,14 +106,28 @@ def test_haar_finds_the_astronaut_and_two_side_by_side(astronaut_bgr: np.ndarray
 
 
 def test_none_detector_and_factory_errors(tmp_path) -> None:
-    assert NoneDetector().detect(np.zeros((480, 640, 3), np.uint8)) == [(80, 0, 480, 480, 1.0)]
-    assert NoneDetector().detect(np.zeros((100, 100, 3), np.uint8)) == [(0, 0, 100, 100, 1.0)]
-    with pytest.raises(DanError, match="face_detection_yunet_2023mar.onnx.*--yunet-model"):
-        create_detector("yunet")
-    with pytest.raises(DanError, match="missing.onnx.*OpenCV Zoo"):
+    assert NoneDetector().detect(np.zeros((480, 640, 3), np.uint8))[0][:5] == (80, 0, 480, 480, 1.0)
+    assert NoneDetector().detect(np.zeros((100, 100, 3), np.uint8))[0][:5] == (0, 0, 100, 100, 1.0)
+    with pytest.raises(DanError, match="missing.onnx: YuNet model not found"):
         create_detector("yunet", model_path=tmp_path / "missing.onnx")
     with pytest.raises(DanError, match="unknown detector"):
         create_detector("dlib")
+
+
+def test_yunet_is_shipped_and_gives_boxes_and_landmarks(astronaut_bgr: np.ndarray) -> None:
+    det = create_detector()  # the default: YuNet, from the package's own copy of the model
+    assert det.name == "yunet"
+    (face,) = det.detect(astronaut_bgr)
+    assert iou(face, ASTRONAUT_FACE) > 0.5 and face.score > 0.8
+    eyes, nose, mouth = face.landmarks[:2], face.landmarks[2], face.landmarks[3:]
+    assert eyes[0, 0] < eyes[1, 0] and mouth[0, 0] < mouth[1, 0]  # image-left first
+    assert eyes[:, 1].max() < nose[1] < mouth[:, 1].min()  # eyes above the nose above the mouth
+    x, y, w, h = face[:4]
+    assert (face.landmarks[:, 0] > x).all() and (face.landmarks[:, 0] < x + w).all()
+    big = cv2.resize(astronaut_bgr, (1536, 1536))  # detection runs at 640; results in full-frame pixels
+    (big_face,) = det.detect(big)
+    np.testing.assert_allclose(big_face.landmarks, face.landmarks * 3, atol=0.07 * big_face.w)  # detector noise
+    assert det.detect(np.full((200, 200, 3), 127, np.uint8)) == []
 
 
 def test_torch_backend_interface_and_load_backend(model: dan.DAN, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from dan.common import LABEL_SETS
 
@@ -10,26 +11,40 @@ __all__ = ["add_model_and_detector_options", "predictor_from_args"]
 
 
 def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detect_size: int) -> None:
-    """Add ``--checkpoint``, ``--labels``, ``--detector``, ``--yunet-model``, ``--backend``, ``--margin``
-    and ``--detect-size`` to ``p``.
+    """Add ``--checkpoint``, ``--labels``, ``--detector``, ``--yunet-model``, ``--backend``, ``--align``,
+    ``--margin`` and ``--detect-size`` to ``p``.
 
     Args:
         p: The parser.
         whole: What ``--detector none`` takes as the face, for the help text ("image", "frame").
         detect_size: Default of ``--detect-size``.
     """
-    p.add_argument("--checkpoint", required=True, help="model file (.pt/.ckpt/.pth/.safetensors, or .onnx)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a released model (rafdb, affectnet7, affectnet8: downloaded once, then cached), a model file "
+        "(.pt/.ckpt/.pth/.safetensors, .onnx, .pt2), an https:// URL or an hf://owner/repo/file path",
+    )
     p.add_argument("--labels", help=f"label set ({', '.join(LABEL_SETS)}); overrides the checkpoint's names")
     p.add_argument(
         "--detector",
-        default="haar",
-        choices=("haar", "yunet", "none"),
-        help=f"face detector (none: the whole {whole} is one face, for aligned crops)",
+        default="yunet",
+        choices=("yunet", "haar", "none"),
+        help=f"face detector (default yunet, shipped with dan; none: the whole {whole} is one face, for aligned crops)",
     )
-    p.add_argument("--yunet-model", help="face_detection_yunet_2023mar.onnx for --detector yunet")
+    p.add_argument("--yunet-model", help="another YuNet ONNX file (default: the one shipped with dan)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="model runtime")
     p.add_argument(
-        "--margin", type=float, default=0.2, help="fraction of the face box added on each side (default 0.2)"
+        "--align",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="align each face by its five landmarks when the model was trained on aligned faces (default: on)",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="fraction of the face box added on each side of a box crop (default: the model's own setting)",
     )
     p.add_argument(
         "--detect-size", type=int, default=detect_size, help=f"longest side detection runs at (default {detect_size})"
@@ -45,7 +60,7 @@ def predictor_from_args(args: argparse.Namespace, **options):
     """
     from dan.inference.predictor import Predictor
 
-    return Predictor(
+    predictor = Predictor(
         args.checkpoint,
         detector=args.detector,
         margin=args.margin,
@@ -54,5 +69,14 @@ def predictor_from_args(args: argparse.Namespace, **options):
         yunet_model=args.yunet_model,
         detect_size=args.detect_size,
         threads=args.threads,
+        align=args.align,
         **options,
     )
+    trained_on = getattr(predictor.backend, "trained_on", None)
+    if isinstance(trained_on, dict) and trained_on.get("synthetic"):
+        print(
+            f"note: {args.checkpoint} was trained on generated faces (dan synth) and is not meant for photographs; "
+            "for real faces use a released model: --checkpoint rafdb",
+            file=sys.stderr,
+        )
+    return predictor

@@ -148,6 +148,7 @@ def build_dataset(
     skip_bad_files: bool = False,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> FERDataset:
     """Read a split of a data set and wrap it in a :class:`FERDataset` (what the evaluator calls).
 
@@ -162,11 +163,13 @@ def build_dataset(
         skip_bad_files: Skip and count unreadable images instead of raising.
         mean: Normalisation mean (RGB, [0, 1]); default :class:`dan.common.Preprocessing`'s (ImageNet).
         std: Normalisation standard deviation; default :class:`dan.common.Preprocessing`'s.
+        preprocessing: A model's whole record (size, mean, std, resize filter); overrides the three above.
 
     Raises:
         DanError: Anything wrong with the files, lists or arguments, before any image is decoded.
     """
     data = read_split(format, root, split, num_classes, rafdb_images, strict=True)
-    pre = Preprocessing()
-    transform = build_transform(augment, image_size, mean or pre.mean, std or pre.std)
+    default = Preprocessing()
+    pre = preprocessing or Preprocessing(input_size=image_size, mean=mean or default.mean, std=std or default.std)
+    transform = build_transform(augment, pre.input_size, pre.mean, pre.std, resize=pre.resize)
     return FERDataset(data, transform, skip_bad_files)

@@ -1,7 +1,11 @@
 """Image transforms: named pipelines from an RGB uint8 array to a normalised float32 tensor.
 
-This is the only module that imports albumentations, so the augmentation backend can change
-without touching anything else. Pipelines (DESIGN.md section 5):
+Every pipeline starts with the resize of :mod:`dan.preprocess` (torchvision's ``Resize`` on PIL
+images: antialiased bilinear) and ends with its normalisation, so training sees inputs prepared
+exactly as every inference path prepares them; ``eval`` is :func:`dan.preprocess.prepare_face`
+itself. This is the only module that imports albumentations (for the training augmentations only,
+imported when a training pipeline is built), so the augmentation backend can change without
+touching anything else. Pipelines (the reference implementation's recipes, see ``docs/design.md``):
 
 - ``rafdb``: resize; horizontal flip; with p=0.2 both a rotation of up to 20 degrees and a crop
   after 32 px padding; normalise; random erasing (p 0.5, scale 0.02..0.25).
@@ -25,12 +29,12 @@ import os
 import random
 from collections.abc import Sequence
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
 
-from dan.common import DanError, Preprocessing
+from dan.common import RESIZE_NAMES, DanError, Preprocessing
+from dan.preprocess import normalize, resize_face
 
 __all__ = ["TRANSFORMS", "Transform", "build_transform", "tta_flip"]
 
@@ -39,33 +43,34 @@ _PRE = Preprocessing()
 
 
 def _pipeline(name: str, size: int) -> tuple[list, tuple[float, float] | None]:
-    """The geometric (uint8) part of a pipeline, and the random-erasing scale range (None: no erasing)."""
+    """The augmentations (on the resized uint8 image) and the random-erasing scale range (None: no erasing)."""
+    if name in ("eval", "none"):
+        return [], None
+    import albumentations as A
+
     const = cv2.BORDER_CONSTANT
-    resize = A.Resize(size, size, interpolation=cv2.INTER_LINEAR)
-    flip = A.HorizontalFlip(p=0.5)  # before the resize: the same result on fewer pixels
+    flip = A.HorizontalFlip(p=0.5)
     if name == "rafdb":
         # torchvision's RandomApply([RandomRotation(20), RandomCrop(size, padding=32)]) is a rotation about the
         # centre followed by an integer shift of -32..32 px per axis with zero fill: one affine warp does both.
         shift = max(1, round(32 * size / 224))  # 32 px at the reference's 224 px
         geometric = A.Affine(rotate=(-20, 20), translate_px=(-shift, shift), border_mode=const, fill=0, p=0.2)
-        return [flip, resize, geometric], (0.02, 0.25)
+        return [flip, geometric], (0.02, 0.25)
     if name == "affectnet":
         affine = A.Affine(
             rotate=(-20, 20), scale=(0.8, 1.0), translate_percent=(-0.2, 0.2), border_mode=const, fill=0, p=0.7
         )
-        return [flip, resize, affine], (0.02, 0.33)
-    if name == "flip":
-        return [flip, resize], None
-    return [resize], None
+        return [flip, affine], (0.02, 0.33)
+    return [flip], None
 
 
 class Transform:
     """A named pipeline: ``transform(rgb_uint8_hwc) -> float32 tensor (3, size, size)``.
 
-    The geometric augmentations run in albumentations on the uint8 image; normalisation, the
-    HWC -> CHW layout change and random erasing (p 0.5, ratio 0.3..3.3, erased to 0 after
-    normalising, exactly as torchvision's ``RandomErasing`` after ``Normalize``) are fused into one
-    pass over a torch tensor, which is what makes the pipeline fast.
+    The image is resized first (:func:`dan.preprocess.resize_face`); the geometric augmentations run
+    in albumentations on the resized uint8 image; then :func:`dan.preprocess.normalize` and random
+    erasing (p 0.5, ratio 0.3..3.3, erased to 0 after normalising, exactly as torchvision's
+    ``RandomErasing`` after ``Normalize``).
 
     Random state: albumentations keeps its own generator, which forked DataLoader workers would
     share. The pipeline re-seeds itself once per process from ``torch.initial_seed()`` (different in
@@ -77,6 +82,7 @@ class Transform:
         mean: Per-channel RGB mean in [0, 1].
         std: Per-channel RGB standard deviation in [0, 1].
         seed: Fixed seed for the augmentations (tests, benchmarks); None derives one per process.
+        resize: Resize filter (:data:`dan.common.RESIZE_NAMES`).
     """
 
     def __init__(
@@ -86,19 +92,25 @@ class Transform:
         mean: Sequence[float] = _PRE.mean,
         std: Sequence[float] = _PRE.std,
         seed: int | None = None,
+        resize: str = "bilinear",
     ) -> None:
         if name not in TRANSFORMS:
             raise DanError(f"unknown augmentation {name!r}: choose one of {', '.join(TRANSFORMS)}")
         if image_size < 8:
             raise DanError(f"image_size={image_size} is too small")
+        if resize not in RESIZE_NAMES:
+            raise DanError(f"unknown resize filter {resize!r}: choose one of {', '.join(RESIZE_NAMES)}")
         self.name, self.image_size, self.seed = name, int(image_size), seed
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self.pre = Preprocessing(input_size=self.image_size, mean=self.mean, std=self.std, resize=resize)
         self.train = name in ("rafdb", "affectnet", "flip")
         steps, self.erase_scale = _pipeline(name, self.image_size)
         self.erase_p, self.erase_ratio = 0.5, (0.3, 3.3)
-        self._compose = A.Compose(steps)
-        self._offset = torch.tensor([255.0 * m for m in self.mean]).view(3, 1, 1)
-        self._scale = torch.tensor([1.0 / (255.0 * s) for s in self.std]).view(3, 1, 1)
+        self._compose = None
+        if steps:
+            import albumentations as A
+
+            self._compose = A.Compose(steps)
         self._log_ratio = (math.log(self.erase_ratio[0]), math.log(self.erase_ratio[1]))
         self._rng = random.Random(seed)
         self._pid: int | None = None
@@ -106,7 +118,8 @@ class Transform:
     def _reseed(self) -> None:
         self._pid = os.getpid()
         seed = int(self.seed if self.seed is not None else torch.initial_seed()) % 2**32
-        self._compose.set_random_seed(seed)
+        if self._compose is not None:
+            self._compose.set_random_seed(seed)
         self._rng = random.Random(seed + 1)
 
     def _erase(self, x: torch.Tensor) -> None:
@@ -126,10 +139,10 @@ class Transform:
         """Transform one RGB uint8 image of shape (H, W, 3) into a (3, S, S) float32 tensor."""
         if self._pid != os.getpid():
             self._reseed()
-        hwc = self._compose(image=image)["image"]
-        out = torch.empty((3, self.image_size, self.image_size), dtype=torch.float32)
-        out.copy_(torch.from_numpy(hwc).permute(2, 0, 1))  # uint8 HWC -> float CHW in one pass
-        out.sub_(self._offset).mul_(self._scale)
+        hwc = resize_face(image, self.image_size, self.pre.resize)  # (S, S, 3) uint8
+        if self._compose is not None:
+            hwc = self._compose(image=hwc)["image"]
+        out = torch.from_numpy(normalize(hwc, self.pre))  # (3, S, S) float32
         if self.erase_scale is not None and self._rng.random() < self.erase_p:
             self._erase(out)
         return out
@@ -144,9 +157,10 @@ def build_transform(
     mean: Sequence[float] = _PRE.mean,
     std: Sequence[float] = _PRE.std,
     seed: int | None = None,
+    resize: str = "bilinear",
 ) -> Transform:
     """Build the named pipeline (see :class:`Transform`)."""
-    return Transform(name, image_size, mean, std, seed)
+    return Transform(name, image_size, mean, std, seed, resize)
 
 
 def tta_flip(batch: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Each head k of the multi-head cross attention network computes a spatial map a_k (h x w, 7 x 7 at
 224 px) that weights the backbone's feature map; different heads learn to look at different facial
-regions (the paper's Figure 1). Maps are normalised per head to [0, 1] for display.
+regions (the paper's Figure 1). With ``head="mha"`` (:mod:`dan.models.mha`) a map is the head's
+attention weights over the feature tokens. Maps are normalised per head to [0, 1] for display.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import torch
 
 from dan.common import DanError
 from dan.inference.backends import TorchBackend, has_attention
-from dan.inference.crops import normalize
 from dan.inference.outputs import atomic_path
 from dan.inference.predictor import Predictor, softmax
+from dan.preprocess import prepare_face
 
 __all__ = ["attention_overlay", "draw_attention", "normalize_map", "save_attention_figure"]
 
@@ -85,8 +86,8 @@ def save_attention_figure(
 
     Args:
         backend_or_model: A DAN model, a checkpoint path, or a backend with ``attention``.
-        image: The face: an aligned face image path, or a BGR uint8 array (H, W, 3); the whole
-            image is the face.
+        image: The face: an aligned face image path, or a BGR uint8 array (H, W, 3); the image
+            (its central square, as ``--detector none`` takes it) is the face.
         path: Output image file (``.png`` or ``.jpg``).
         tile: Side of each panel in pixels.
 
@@ -100,9 +101,10 @@ def save_attention_figure(
     if not has_attention(backend):
         raise DanError("this backend gives no attention maps: use a PyTorch checkpoint (--backend torch)")
     face = Predictor.load_bgr(image)
-    size = backend.preprocessing.input_size
-    crop = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
-    batch = normalize(crop[None], backend.preprocessing)  # (1, 3, S, S)
+    h, w = face.shape[:2]
+    side = min(h, w)  # the central square, as --detector none takes it
+    face = face[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+    batch = prepare_face(np.ascontiguousarray(face[..., ::-1]), backend.preprocessing)[None]  # (1, 3, S, S)
     if hasattr(backend, "predict_with_attention"):
         logits, maps = backend.predict_with_attention(batch)
     else:

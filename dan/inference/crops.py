@@ -1,7 +1,10 @@
-"""Face crops and the model's input batch: square box with a margin, border padding, resize, normalise.
+"""Faces cut out of a frame as the model's preprocessing record says, and the model's input batch.
 
-All the faces of one frame become one float32 batch (N, 3, S, S) in a few vectorised numpy/OpenCV
-operations, so the model runs once per frame however many faces there are.
+Per face: aligned by its five landmarks (record ``crop="align"`` and a detector that gives them, i.e.
+YuNet), else the detector's box squared and grown by the record's margin, with the frame's border
+pixels replicated where the region leaves the frame. The face images then go through
+:func:`dan.preprocess.prepare_faces`, the one function every path uses, so all the faces of a frame
+become one float32 batch and the model runs once per frame however many faces there are.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import cv2
 import numpy as np
 
 from dan.common import Preprocessing
+from dan.inference.align import align_face
+from dan.preprocess import prepare_faces
 
-__all__ = ["crop_face", "expand_box", "normalize", "prepare_batch"]
+__all__ = ["crop_face", "expand_box", "extract_face", "prepare_batch"]
 
 
 def expand_box(
@@ -39,67 +44,79 @@ def expand_box(
     return x0, y0, x0 + int(round(w)), y0 + int(round(h))
 
 
-def crop_face(frame: np.ndarray, region: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """Cut ``region`` out of ``frame``, replicating border pixels where it leaves the frame, resized.
+def crop_face(frame: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """Cut ``region`` out of ``frame`` at full resolution, replicating border pixels where it leaves the frame.
 
     Args:
         frame: uint8 image (H, W, 3).
         region: ``(x0, y0, x1, y1)``, possibly outside the frame.
-        size: Output side in pixels.
 
     Returns:
-        uint8 array (size, size, 3), same channel order as ``frame``.
+        uint8 array (y1 - y0, x1 - x0, 3), same channel order as ``frame``.
     """
     fh, fw = frame.shape[:2]
     x0, y0, x1, y1 = region
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, fw), min(y1, fh)
     if cx1 <= cx0 or cy1 <= cy0:  # entirely outside: nothing to show
-        return np.zeros((size, size, 3), np.uint8)
+        return np.zeros((max(y1 - y0, 1), max(x1 - x0, 1), 3), np.uint8)
     crop = frame[cy0:cy1, cx0:cx1]
     pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
     if any(pads):
         crop = cv2.copyMakeBorder(crop, *pads, borderType=cv2.BORDER_REPLICATE)
-    interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp)
+    return crop
 
 
-def normalize(crops_bgr: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    """Turn uint8 BGR crops into the model's normalised RGB input.
+def extract_face(
+    frame: np.ndarray,
+    detection: Sequence,
+    pre: Preprocessing,
+    align: bool = True,
+    margin: float | None = None,
+    square: bool = True,
+) -> np.ndarray:
+    """The face image of one detection, cut out as the record says (not yet resized).
 
     Args:
-        crops_bgr: uint8 array (N, S, S, 3), BGR.
-        pre: Mean and std of RGB values in [0, 1].
+        frame: uint8 frame (H, W, 3), any channel order (the result has the same).
+        detection: ``(x, y, w, h[, score[, landmarks (5, 2)]])``.
+        pre: The model's preprocessing record (``crop``, ``face_size``, ``margin``).
+        align: Use the landmarks when the record says ``align`` and the detection has them.
+        margin: Box margin overriding the record's.
+        square: Square the box before the margin (False for ``--detector none`` regions).
 
     Returns:
-        float32 array (N, 3, S, S), ``(rgb / 255 - mean) / std``.
+        uint8 (h, w, 3): the aligned ``face_size`` face, or the box crop at frame resolution.
     """
-    scale = (1.0 / (255.0 * np.asarray(pre.std, np.float32)))[::-1]  # BGR order
-    offset = (np.asarray(pre.mean, np.float32) / np.asarray(pre.std, np.float32))[::-1]
-    x = crops_bgr.astype(np.float32) * scale - offset  # (N, S, S, 3) BGR
-    return np.ascontiguousarray(x[..., ::-1].transpose(0, 3, 1, 2))  # (N, S, S, 3) -> (N, 3, S, S) RGB
+    marks = detection[5] if len(detection) > 5 else None
+    if align and pre.crop == "align" and marks is not None:
+        return align_face(frame, marks, pre.face_size)
+    m = pre.margin if margin is None else margin
+    return crop_face(frame, expand_box(detection, m, frame.shape, square))
 
 
 def prepare_batch(
     frame_bgr: np.ndarray,
-    boxes: Sequence[Sequence[float]],
+    detections: Sequence[Sequence],
     pre: Preprocessing,
-    margin: float = 0.2,
+    margin: float | None = None,
     square: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+    align: bool = True,
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """All the faces of one frame as one model batch.
 
     Args:
         frame_bgr: uint8 frame (H, W, 3), BGR.
-        boxes: Face boxes ``(x, y, w, h, ...)``.
+        detections: Face detections ``(x, y, w, h[, score[, landmarks]])``.
         pre: The model's preprocessing.
-        margin: See :func:`expand_box`.
-        square: See :func:`expand_box`.
+        margin: See :func:`extract_face`.
+        square: See :func:`extract_face`.
+        align: See :func:`extract_face`.
 
     Returns:
-        ``(batch, crops)``: float32 (N, 3, S, S) normalised RGB, and the uint8 BGR crops (N, S, S, 3).
+        ``(batch, faces)``: float32 (N, 3, S, S) normalised RGB, and each face image as uint8 RGB.
     """
-    size = pre.input_size
-    crops = np.empty((len(boxes), size, size, 3), np.uint8)  # (N, S, S, 3)
-    for i, box in enumerate(boxes):
-        crops[i] = crop_face(frame_bgr, expand_box(box, margin, frame_bgr.shape, square), size)
-    return normalize(crops, pre), crops
+    faces = [
+        np.ascontiguousarray(extract_face(frame_bgr, d, pre, align, margin, square)[..., ::-1])  # BGR -> RGB
+        for d in detections
+    ]
+    return prepare_faces(faces, pre), faces

@@ -1,12 +1,15 @@
-"""Face detectors behind one call: ``detect(frame_bgr) -> [(x, y, w, h, score), ...]``.
+"""Face detectors behind one call: ``detect(frame_bgr) -> [Detection(x, y, w, h, score, landmarks), ...]``.
 
-Boxes are in full-frame pixel coordinates whatever resolution the detector ran at: a large frame is
-scaled down so its longest side is at most ``detect_size`` before detection (detection cost grows
-with the pixel count; faces stay findable), and the boxes are scaled back.
+Boxes (and landmarks) are in full-frame pixel coordinates whatever resolution the detector ran at:
+a large frame is scaled down so its longest side is at most ``detect_size`` before detection
+(detection cost grows with the pixel count; faces stay findable), and the results are scaled back.
 
-- :class:`HaarDetector`: OpenCV's bundled frontal-face Haar cascade; works out of the box.
-- :class:`YuNetDetector`: OpenCV's YuNet CNN (``cv2.FaceDetectorYN``); more accurate, finds
-  profile and small faces; needs the model file from the OpenCV Zoo.
+- :class:`YuNetDetector` (the default): OpenCV Zoo's YuNet CNN through ``cv2.FaceDetectorYN``, with
+  its model file shipped in the package (MIT / Apache-2.0, trained on WIDER FACE). Finds small,
+  turned and partly hidden faces, and gives five landmarks per face (eyes, nose tip, mouth corners)
+  for alignment.
+- :class:`HaarDetector`: OpenCV's bundled frontal-face Haar cascade (no landmarks). Fast, but on
+  real photographs it also fires on torsos, logos and backgrounds.
 - :class:`NoneDetector`: the whole image (its central square) is the face: aligned crops, the
   synthetic data set, and ``scripts/make_demo_video.py`` videos.
 """
@@ -15,20 +18,53 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from dan.common import DanError
 
-__all__ = ["DETECTORS", "Box", "Detector", "HaarDetector", "NoneDetector", "YuNetDetector", "create_detector"]
+__all__ = [
+    "DETECTORS",
+    "YUNET_MODEL",
+    "Box",
+    "Detection",
+    "Detector",
+    "HaarDetector",
+    "NoneDetector",
+    "YuNetDetector",
+    "create_detector",
+]
 
-Box = tuple[int, int, int, int, float]  # x, y, w, h, score
-DETECTORS = ("haar", "yunet", "none")
-YUNET_HINT = (
-    "download face_detection_yunet_2023mar.onnx from the OpenCV Zoo "
-    "(https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet) and pass --yunet-model FILE"
-)
+DETECTORS = ("yunet", "haar", "none")
+YUNET_MODEL = Path(__file__).parent / "assets" / "face_detection_yunet_2023mar.onnx"
+
+
+class Detection(NamedTuple):
+    """One face: a box in frame pixels, the detector's score and (YuNet) five landmarks.
+
+    It is a tuple, so ``det[:4]`` is the box ``(x, y, w, h)`` and ``det[4]`` the score.
+
+    Attributes:
+        x: Left edge.
+        y: Top edge.
+        w: Width.
+        h: Height.
+        score: Detector confidence (1 for Haar and none).
+        landmarks: float32 (5, 2) ``(x, y)`` of the right eye, left eye, nose tip, right and left mouth
+            corners (as the person sees them: the eye on the image's left first), or None.
+    """
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float = 1.0
+    landmarks: np.ndarray | None = None
+
+
+Box = Detection  # the name earlier versions used
 
 
 class Detector:
@@ -45,17 +81,17 @@ class Detector:
         self.detect_size = detect_size
         self._scale = 1.0
 
-    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
+    def _detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         raise NotImplementedError
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Find faces.
 
         Args:
             frame_bgr: uint8 image of shape (H, W, 3), BGR (as OpenCV gives frames).
 
         Returns:
-            Boxes ``(x, y, w, h, score)`` in full-frame pixels, clipped to the frame, largest first.
+            :class:`Detection` tuples in full-frame pixels, boxes clipped to the frame, largest first.
         """
         h, w = frame_bgr.shape[:2]
         scale = 1.0
@@ -65,13 +101,17 @@ class Detector:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             small = cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA)
         self._scale = scale  # detection pixels per frame pixel, for detectors' size limits
-        boxes = []
-        for x, y, bw, bh, score in self._detect(small):
+        found = []
+        for det in self._detect(small):
+            x, y, bw, bh, score = det[:5]
             x0, y0 = max(0, int(round(x / scale))), max(0, int(round(y / scale)))
             x1, y1 = min(w, int(round((x + bw) / scale))), min(h, int(round((y + bh) / scale)))
+            marks = det[5] if len(det) > 5 else None
+            if marks is not None:
+                marks = (np.asarray(marks, np.float32) / scale).reshape(5, 2)  # (5, 2) in frame pixels
             if x1 - x0 >= 2 and y1 - y0 >= 2:
-                boxes.append((x0, y0, x1 - x0, y1 - y0, float(score)))
-        return sorted(boxes, key=lambda b: -b[2] * b[3])
+                found.append(Detection(x0, y0, x1 - x0, y1 - y0, float(score), marks))
+        return sorted(found, key=lambda b: -b.w * b.h)
 
 
 class HaarDetector(Detector):
@@ -107,7 +147,7 @@ class HaarDetector(Detector):
             raise DanError(f"{cascade}: cannot load the Haar cascade")
         self.scale_factor, self.min_neighbors, self.min_face = scale_factor, min_neighbors, min_face
 
-    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
+    def _detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
         found = self.classifier.detectMultiScale(
             grey,
@@ -115,20 +155,21 @@ class HaarDetector(Detector):
             minNeighbors=self.min_neighbors,
             minSize=(max(24, round(self.min_face * self._scale)),) * 2,
         )
-        return [(int(x), int(y), int(w), int(h), 1.0) for x, y, w, h in (found if len(found) else [])]
+        return [Detection(int(x), int(y), int(w), int(h), 1.0) for x, y, w, h in (found if len(found) else [])]
 
 
 class YuNetDetector(Detector):
-    """OpenCV's YuNet face detector (``cv2.FaceDetectorYN``).
+    """OpenCV Zoo's YuNet face detector (``cv2.FaceDetectorYN``), with five landmarks per face.
 
     Args:
-        model_path: The ONNX model, e.g. ``face_detection_yunet_2023mar.onnx`` from the OpenCV Zoo.
+        model_path: The ONNX model; default the copy shipped in the package
+            (``face_detection_yunet_2023mar.onnx``).
         detect_size: See :class:`Detector`.
         score_threshold: Minimum face score.
         nms_threshold: Non-maximum suppression IoU threshold.
 
     Raises:
-        DanError: No model file given, the file is missing, or OpenCV cannot load it.
+        DanError: The file is missing, or OpenCV cannot load it.
     """
 
     name = "yunet"
@@ -141,13 +182,11 @@ class YuNetDetector(Detector):
         nms_threshold: float = 0.3,
     ) -> None:
         super().__init__(detect_size)
-        if not model_path:
-            raise DanError(f"the yunet detector needs its model file: {YUNET_HINT}")
-        path = Path(model_path)
+        path = Path(model_path) if model_path else YUNET_MODEL
         if not path.is_file():
-            raise DanError(f"{path}: YuNet model not found: {YUNET_HINT}")
+            raise DanError(f"{path}: YuNet model not found")
         if not hasattr(cv2, "FaceDetectorYN"):
-            raise DanError("this OpenCV build has no FaceDetectorYN (needs OpenCV >= 4.5.4): use --detector haar")
+            raise DanError("this OpenCV build has no FaceDetectorYN (needs OpenCV >= 4.8): use --detector haar")
         try:
             self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, 5000)
         except cv2.error as err:
@@ -156,15 +195,15 @@ class YuNetDetector(Detector):
             ) from None
         self._size: tuple[int, int] | None = None
 
-    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
+    def _detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         h, w = frame_bgr.shape[:2]
         if self._size != (w, h):
             self.net.setInputSize((w, h))
             self._size = (w, h)
-        _, faces = self.net.detect(frame_bgr)
+        _, faces = self.net.detect(frame_bgr)  # (N, 15): box 4, landmarks 10, score
         if faces is None:
             return []
-        return [(float(f[0]), float(f[1]), float(f[2]), float(f[3]), float(f[14])) for f in faces]
+        return [Detection(f[0], f[1], f[2], f[3], float(f[14]), f[4:14].reshape(5, 2)) for f in faces]
 
 
 class NoneDetector(Detector):
@@ -179,18 +218,18 @@ class NoneDetector(Detector):
     def __init__(self, detect_size: int | None = None) -> None:
         super().__init__(None)
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Box]:
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """One box: the whole frame, or its central square when it is not square; score 1."""
         h, w = frame_bgr.shape[:2]
         side = min(w, h)
-        return [((w - side) // 2, (h - side) // 2, side, side, 1.0)]
+        return [Detection((w - side) // 2, (h - side) // 2, side, side, 1.0)]
 
 
-def create_detector(name: str | Detector = "haar", **kw: object) -> Detector:
+def create_detector(name: str | Detector = "yunet", **kw: object) -> Detector:
     """Make a detector by name.
 
     Args:
-        name: ``"haar"``, ``"yunet"`` or ``"none"`` (a :class:`Detector` is returned as it is).
+        name: ``"yunet"``, ``"haar"`` or ``"none"`` (a :class:`Detector` is returned as it is).
         **kw: Constructor arguments (``model_path`` for yunet, ``detect_size``, Haar's
             ``scale_factor``/``min_face``...); None values are dropped so the defaults apply, and
             options another detector does not take are ignored.

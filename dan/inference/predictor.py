@@ -3,9 +3,13 @@
 Example::
 
     from dan.inference import Predictor
-    p = Predictor("model.pt")                 # Haar face detector, PyTorch backend
+    p = Predictor("rafdb")                    # a released model by name; YuNet faces, aligned
     for face in p.predict("photo.jpg"):
         print(face.box, face.label, face.confidence)
+
+Each face is cut out as the model's preprocessing record says (aligned by YuNet's five landmarks for
+models trained on aligned faces, else the detector's box plus a margin) and prepared by
+:func:`dan.preprocess.prepare_faces`, the function every other path uses too.
 """
 
 from __future__ import annotations
@@ -81,28 +85,32 @@ class Predictor:
     Args:
         checkpoint_or_backend: A checkpoint path (``.pt``, ``.pth``, ``.onnx``, ...) or a ready
             backend (:class:`dan.inference.backends.TorchBackend` or anything with its interface).
-        detector: ``"haar"``, ``"yunet"``, ``"none"`` or a :class:`Detector`.
-        margin: Fraction of the face box added on each side before cropping (0 for ``none``).
+        detector: ``"yunet"`` (default), ``"haar"``, ``"none"`` or a :class:`Detector`.
+        margin: Fraction of the face box added on each side of a box crop; None: the model's
+            preprocessing record's (ignored for ``none``, where the image is the face).
         labels: Label set name or class names, overriding the checkpoint's.
         backend: ``"auto"``, ``"torch"`` or ``"onnx"`` (when a path is given).
-        yunet_model: The YuNet ONNX file (for ``detector="yunet"``).
+        yunet_model: Another YuNet ONNX file (default: the one shipped in the package).
         detect_size: Longest side detection runs at (large images are scaled down for it).
         threads: CPU threads for the model runtime.
         detector_options: More detector settings, e.g. ``{"scale_factor": 1.2, "min_face": 48}``
             for a faster Haar cascade on video.
+        align: Align faces by their landmarks when the model was trained on aligned faces (YuNet
+            gives landmarks; False: always a box crop).
     """
 
     def __init__(
         self,
         checkpoint_or_backend: str | os.PathLike | Backend,
-        detector: str | Detector = "haar",
-        margin: float = 0.2,
+        detector: str | Detector = "yunet",
+        margin: float | None = None,
         labels: str | Sequence[str] | None = None,
         backend: str = "auto",
         yunet_model: str | os.PathLike | None = None,
         detect_size: int | None = 640,
         threads: int | None = None,
         detector_options: dict | None = None,
+        align: bool = True,
     ) -> None:
         if isinstance(checkpoint_or_backend, (str, os.PathLike)):
             self.backend = load_backend(checkpoint_or_backend, backend, labels=labels, threads=threads)
@@ -113,6 +121,7 @@ class Predictor:
         )
         self.whole_image = isinstance(self.detector, NoneDetector)
         self.margin = 0.0 if self.whole_image else margin
+        self.align = align and not self.whole_image
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -152,7 +161,7 @@ class Predictor:
 
         Args:
             frame_bgr: uint8 frame (H, W, 3), BGR.
-            boxes: Face boxes ``(x, y, w, h, ...)``.
+            boxes: Face detections ``(x, y, w, h[, score[, landmarks]])``.
             attention: Also return the heads' attention maps (backends that have them).
 
         Returns:
@@ -160,12 +169,16 @@ class Predictor:
         """
         if len(boxes) == 0:
             return np.zeros((0, len(self.labels)), np.float32), None
-        batch, _ = prepare_batch(frame_bgr, boxes, self.preprocessing, self.margin, square=not self.whole_image)
-        return self.run_batch(batch, attention)
+        return self.run_batch(self.prepare(frame_bgr, boxes), attention)
 
     def prepare(self, frame_bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
-        """The model input (N, 3, S, S) for ``boxes`` of a BGR frame (crop, margin, resize, normalise)."""
-        return prepare_batch(frame_bgr, boxes, self.preprocessing, self.margin, square=not self.whole_image)[0]
+        """The model input (N, 3, S, S) for the faces of a BGR frame (align or crop, resize, normalise)."""
+        return self.faces(frame_bgr, boxes)[0]
+
+    def faces(self, frame_bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The model input (N, 3, S, S) and each face image (uint8 RGB, as cut out) of a BGR frame."""
+        square = not self.whole_image
+        return prepare_batch(frame_bgr, boxes, self.preprocessing, self.margin, square, self.align)
 
     def run_batch(self, batch: np.ndarray, attention: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N, C) and, when asked and available, attention maps (N, K, h, w) of a batch."""
