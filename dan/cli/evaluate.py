@@ -1,6 +1,10 @@
-"""``dan evaluate``: score a checkpoint (this project's or the reference's) on a data set split.
+"""``dan evaluate``: score a model on a data set split and write a report.
 
-Writes ``metrics.json``, ``predictions.csv``, ``confusion.png`` and ``report.md`` into ``--output``.
+Takes every model file ``dan`` writes or reads: this project's checkpoints, the reference
+implementation's ``.pth`` files and released models by name, and exports (``.onnx``, ``.pt2``).
+Images are prepared with the model's own preprocessing record. Writes ``metrics.json``,
+``predictions.csv``, ``confusion.png`` and ``report.md`` into ``--output``. Imports neither Lightning
+nor albumentations.
 """
 
 from __future__ import annotations
@@ -8,19 +12,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dan.common import LABEL_SETS, DanError
-from dan.data.dataset import build_dataset
-from dan.data.readers import FORMATS, default_splits
-from dan.models import load_model
-from dan.training.evaluation import evaluate_model
-from dan.training.report import write_report
+from dan.common import LABEL_SETS, DanError, MissingLabelsError
 
 __all__ = ["main"]
+
+FORMATS = ("rafdb", "affectnet", "fer2013", "folder")  # dan.data.readers.FORMATS, without importing it for --help
+_DATA_LABELS = {"rafdb": "rafdb", "fer2013": "fer2013", "affectnet": "affectnet7"}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dan evaluate", description=__doc__)
-    p.add_argument("--checkpoint", required=True, help="any file dan.load_model reads (.ckpt, .pt, reference .pth)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a model file (.ckpt/.pt/.safetensors, reference .pth, .onnx, .pt2), a released model name "
+        "(rafdb, affectnet7, affectnet8), an https:// URL or an hf:// path",
+    )
     p.add_argument("--format", required=True, choices=FORMATS, help="data set layout")
     p.add_argument("--root", required=True, help="data set root folder")
     p.add_argument("--split", help="split to score (default: the format's test split)")
@@ -31,33 +38,44 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--rafdb-images", default="aligned", choices=("aligned", "original"))
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="model runtime")
+    p.add_argument("--device", default="cpu", help="torch device for PyTorch checkpoints: cpu, cuda, cuda:1, ...")
     return p
 
 
 def main(argv: list[str]) -> int:
     """Run ``dan evaluate``; returns the exit status."""
     args = _parser().parse_args(argv)
+    from dan.data.dataset import build_dataset
+    from dan.data.readers import default_splits
+    from dan.evaluation.evaluate import evaluate_backend
+    from dan.evaluation.report import write_report
+    from dan.fileio import check_writable
+    from dan.inference.backends import load_backend
+
     split = args.split or default_splits(args.format, args.root)[2]
-    num_classes = args.num_classes
-    try:
-        model = load_model(args.checkpoint, labels=args.labels, device=args.device)
-    except DanError as err:
-        if args.labels is None and "needs a label set" in str(err):  # 7-class reference file: the data's own set
-            default = {"rafdb": "rafdb", "fer2013": "fer2013", "affectnet": "affectnet7"}.get(args.format)
-            if default is None:
-                raise
-            model = load_model(args.checkpoint, labels=default, device=args.device)
-            print(f"note: {args.checkpoint} carries no class names; assuming the {default} label order (--labels)")
-        else:
-            raise
-    if args.format == "affectnet" and num_classes is None:
-        num_classes = model.num_classes
-    size = model.preprocessing.input_size
-    dataset = build_dataset(args.format, args.root, split, num_classes, image_size=size, rafdb_images=args.rafdb_images)
-    result = evaluate_model(model, dataset, args.batch_size, args.workers, args.tta, args.device)
     out = Path(args.output or Path("runs/eval") / f"{Path(args.checkpoint).stem}-{args.format}-{split}")
+    if out.exists() and not out.is_dir():
+        raise DanError(f"{out}: --output names a file; it takes a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out / "metrics.json", "report")
+    try:
+        backend = load_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device)
+    except MissingLabelsError:  # a 7-class reference file: the data set's own label set
+        default = _DATA_LABELS.get(args.format)
+        if default is None:
+            raise
+        backend = load_backend(args.checkpoint, args.backend, labels=default, device=args.device)
+        print(f"note: {args.checkpoint} carries no class names; assuming the {default} label order (--labels)")
+    num_classes = args.num_classes
+    if args.format == "affectnet" and num_classes is None:
+        num_classes = len(backend.labels)
+    dataset = build_dataset(
+        args.format, args.root, split, num_classes, rafdb_images=args.rafdb_images, preprocessing=backend.preprocessing
+    )
+    result = evaluate_backend(backend, dataset, args.batch_size, args.workers, args.tta)
     meta = {"checkpoint": str(args.checkpoint), "format": args.format, "root": str(args.root), "split": split}
+    meta["backend"] = getattr(backend, "name", type(backend).__name__)
     meta["tta"] = args.tta
     paths = write_report(result, out, meta)
     print(

@@ -1,23 +1,28 @@
 """Scoring a model on a labelled data set: accuracy, balanced accuracy, per-class scores, predictions.
 
-Model classes are matched to the data set's classes by name, so a model trained with one label order
-(say RAF-DB's) is scored correctly on a data set with another (say FER2013's). A prediction of a
-class the data set does not have (AffectNet's ``contempt`` on 7-class data) counts as wrong.
+Any backend runs the model (a PyTorch checkpoint, an ONNX file, a ``.pt2`` program), fed by the data
+set's evaluation transform, which is :func:`dan.preprocess.prepare_face` with the model's own
+preprocessing record. Model classes are matched to the data set's classes by name, so a model
+trained with one label order (say RAF-DB's) is scored correctly on a data set with another (say
+FER2013's). A prediction of a class the data set does not have (AffectNet's ``contempt`` on 7-class
+data) counts as wrong. Scores come from :class:`dan.evaluation.metrics.ClassificationMetrics`, the
+same definitions training logs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dan.common import DanError
-from dan.data.transforms import tta_flip
-from dan.models import DAN
+from dan.evaluation.metrics import ClassificationMetrics
+from dan.inference.predictor import softmax
 
-__all__ = ["EvaluationResult", "evaluate_model"]
+__all__ = ["EvaluationResult", "evaluate_backend", "match_classes"]
 
 
 @dataclass
@@ -40,43 +45,48 @@ class EvaluationResult:
     probabilities: np.ndarray
     sources: list[str] = field(default_factory=list)
 
+    @cached_property
+    def scores(self) -> dict[str, np.ndarray]:
+        """Every score, computed once by :class:`ClassificationMetrics`."""
+        metrics = ClassificationMetrics(len(self.label_names))
+        if len(self.targets):
+            metrics.update(torch.as_tensor(self.predictions), torch.as_tensor(self.targets))
+        return {k: v.numpy() for k, v in metrics.compute().items()}
+
     @property
     def confusion(self) -> np.ndarray:
         """(C, C) counts, rows true class, columns predicted class (predictions outside the set are left out)."""
-        c = len(self.label_names)
-        keep = self.predictions >= 0
-        return np.bincount(self.targets[keep] * c + self.predictions[keep], minlength=c * c).reshape(c, c)
+        return self.scores["confusion"]
 
     @property
     def support(self) -> np.ndarray:
         """Number of samples of each true class."""
-        return np.bincount(self.targets, minlength=len(self.label_names))
+        return self.scores["support"]
 
     @property
     def accuracy(self) -> float:
-        return float((self.predictions == self.targets).mean()) if len(self.targets) else float("nan")
-
-    @property
-    def recall(self) -> np.ndarray:
-        hits = np.diag(self.confusion).astype(np.float64)
-        return np.divide(hits, self.support, out=np.zeros_like(hits), where=self.support > 0)
-
-    @property
-    def precision(self) -> np.ndarray:
-        hits = np.diag(self.confusion).astype(np.float64)
-        predicted = self.confusion.sum(axis=0)
-        return np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
-
-    @property
-    def f1(self) -> np.ndarray:
-        p, r = self.precision, self.recall
-        return np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+        """Correct predictions over all samples."""
+        return float(self.scores["acc"])
 
     @property
     def balanced_accuracy(self) -> float:
-        """Mean recall over the classes present in the data."""
-        present = self.support > 0
-        return float(self.recall[present].mean()) if present.any() else float("nan")
+        """Mean recall over the classes present in the targets (scikit-learn's definition)."""
+        return float(self.scores["bacc"])
+
+    @property
+    def recall(self) -> np.ndarray:
+        """Per-class recall (C,)."""
+        return self.scores["recall"]
+
+    @property
+    def precision(self) -> np.ndarray:
+        """Per-class precision (C,)."""
+        return self.scores["precision"]
+
+    @property
+    def f1(self) -> np.ndarray:
+        """Per-class F1 (C,)."""
+        return self.scores["f1"]
 
     def summary(self) -> dict:
         """Plain-type dict of every score (what ``metrics.json`` holds)."""
@@ -100,7 +110,12 @@ class EvaluationResult:
         }
 
 
-def _class_map(model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -> np.ndarray:
+def match_classes(model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -> np.ndarray:
+    """For each model output, the data set's class index of the same name (-1 where the data set lacks it).
+
+    Raises:
+        DanError: A class of the data set that the model does not have.
+    """
     missing = [name for name in data_labels if name not in model_labels]
     if missing:
         raise DanError(
@@ -110,42 +125,41 @@ def _class_map(model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -> n
     return np.array([data_labels.index(n) if n in data_labels else -1 for n in model_labels])
 
 
-@torch.inference_mode()
-def evaluate_model(
-    model: DAN,
+def evaluate_backend(
+    backend: object,
     dataset: Dataset,
     batch_size: int = 64,
     num_workers: int = 0,
     tta: bool = False,
-    device: str | torch.device = "cpu",
 ) -> EvaluationResult:
-    """Run ``model`` over ``dataset`` and score it.
+    """Run a backend over ``dataset`` and score it.
 
     Args:
-        model: A DAN model with ``labels`` set (see :func:`dan.load_model`).
-        dataset: Yields ``(image (3,S,S), label)``; has ``label_names`` and ``samples``.
-        batch_size: Images per forward pass.
-        num_workers: DataLoader worker processes.
+        backend: Anything with the backend interface (:mod:`dan.inference.backends`): ``labels`` and
+            ``__call__(x (N, 3, S, S) float32) -> logits (N, C)``.
+        dataset: Yields ``(image (3, S, S), label)`` prepared with the backend's preprocessing; has
+            ``label_names`` and ``samples``.
+        batch_size: Images per model call.
+        num_workers: DataLoader worker processes (decoding and resizing in parallel).
         tta: Average the softmax of each image and its horizontal mirror.
-        device: Where to run.
 
     Returns:
         The :class:`EvaluationResult`.
     """
     data_labels = tuple(dataset.label_names)
-    mapping = _class_map(tuple(model.labels), data_labels)
-    model = model.to(device).eval()
+    model_labels = tuple(backend.labels)
+    mapping = match_classes(model_labels, data_labels)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     probs, targets = [], []
     for x, y in loader:
-        x = x.to(device)
-        p = model(x).logits.softmax(-1)
+        batch = x.numpy()  # (B, 3, S, S)
+        p = softmax(np.asarray(backend(batch)))
         if tta:
-            p = (p + model(tta_flip(x)).logits.softmax(-1)) / 2
-        probs.append(p.float().cpu())
-        targets.append(y)
-    probabilities = torch.cat(probs).numpy() if probs else np.zeros((0, len(mapping)), np.float32)
-    target = torch.cat(targets).numpy() if targets else np.zeros(0, np.int64)
+            p = (p + softmax(np.asarray(backend(np.ascontiguousarray(batch[..., ::-1]))))) / 2  # mirrored
+        probs.append(p)
+        targets.append(y.numpy())
+    probabilities = np.concatenate(probs) if probs else np.zeros((0, len(mapping)), np.float32)
+    target = np.concatenate(targets) if targets else np.zeros(0, np.int64)
     predictions = mapping[probabilities.argmax(1)] if len(target) else np.zeros(0, np.int64)
     sources = [str(s) for s, _ in getattr(dataset, "samples", [])] or [str(i) for i in range(len(target))]
-    return EvaluationResult(data_labels, tuple(model.labels), target, predictions, probabilities, sources)
+    return EvaluationResult(data_labels, model_labels, target, predictions, probabilities, sources)

@@ -15,15 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dan.training.evaluation import EvaluationResult
+from dan.evaluation.evaluate import EvaluationResult
+from dan.fileio import atomic_write
 
 __all__ = ["draw_confusion", "write_report"]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def draw_confusion(confusion: np.ndarray, names: tuple[str, ...], title: str = "") -> np.ndarray:
@@ -66,7 +61,7 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
     """Write the four report files into ``out_dir``.
 
     Args:
-        result: What :func:`dan.training.evaluation.evaluate_model` returned.
+        result: What :func:`dan.evaluation.evaluate.evaluate_backend` returned.
         out_dir: Folder to write into (created).
         meta: Extra facts for the JSON and Markdown (checkpoint, data set, split, TTA).
 
@@ -83,7 +78,7 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
         "confusion": out / "confusion.png",
         "report": out / "report.md",
     }
-    _atomic_write(paths["metrics"], json.dumps(summary, indent=2).encode())
+    atomic_write(paths["metrics"], json.dumps(summary, indent=2).encode())
 
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -95,11 +90,11 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
             [source, result.label_names[result.targets[i]], result.model_labels[k], f"{probs[k]:.4f}"]
             + [f"{p:.4f}" for p in probs]
         )
-    _atomic_write(paths["predictions"], buf.getvalue().encode())
+    atomic_write(paths["predictions"], buf.getvalue().encode())
 
     title = f"acc {result.accuracy:.4f}  bacc {result.balanced_accuracy:.4f}  n={len(result.targets)}"
     ok, png = cv2.imencode(".png", draw_confusion(result.confusion, result.label_names, title))
-    _atomic_write(paths["confusion"], png.tobytes())
+    atomic_write(paths["confusion"], png.tobytes())
 
     lines = ["# Evaluation report", ""]
     lines += [f"- {k}: `{v}`" for k, v in meta.items()]
@@ -114,5 +109,5 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
     for name, row in summary["per_class"].items():
         lines.append(f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
     lines += ["", "![confusion matrix](confusion.png)", ""]
-    _atomic_write(paths["report"], "\n".join(lines).encode())
+    atomic_write(paths["report"], "\n".join(lines).encode())
     return paths

@@ -113,8 +113,9 @@ class OnnxBackend:
                 labels if labels is not None else meta.get("labels"), self.num_classes
             )
         except DanError as err:
-            raise DanError(f"{self.path}: {err}") from None
-        self.preprocessing = Preprocessing.from_dict(meta.get("preprocessing"))
+            raise type(err)(f"{self.path}: {err}") from None
+        self.preprocessing = Preprocessing.from_dict(meta.get("preprocessing"), f"{self.path}: ")
+        self.trained_on = meta.get("trained_on") if isinstance(meta.get("trained_on"), dict) else None
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every output of the model (``logits`` and, when exported, ``attention`` (N, K, H, W)).

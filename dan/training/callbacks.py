@@ -1,14 +1,16 @@
-"""Callbacks the training CLI adds: the confusion matrix of every evaluation epoch, as CSV."""
+"""Callbacks the training CLI adds: a progress line per epoch, and the confusion matrix of every evaluation epoch."""
 
 from __future__ import annotations
 
 import csv
-import os
+import time
 from pathlib import Path
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-__all__ = ["ConfusionMatrixWriter"]
+from dan.fileio import atomic_path
+
+__all__ = ["ConfusionMatrixWriter", "EpochSummary"]
 
 
 class ConfusionMatrixWriter(Callback):
@@ -27,17 +29,51 @@ class ConfusionMatrixWriter(Callback):
         root = Path(log_dir or trainer.default_root_dir) / "confusion"
         root.mkdir(parents=True, exist_ok=True)
         path = root / f"{stage}_epoch{trainer.current_epoch:03d}.csv"
-        tmp = path.with_name(path.name + ".tmp")
         names = list(pl_module.model.labels)
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(path, "confusion CSV") as tmp, open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["true\\pred", *names])
             for name, row in zip(names, matrix.tolist()):
                 writer.writerow([name, *row])
-        os.replace(tmp, path)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._write(trainer, pl_module, "val")
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._write(trainer, pl_module, "test")
+
+
+class EpochSummary(Callback):
+    """Print one line per training epoch (rank 0): losses, accuracies, learning rate and seconds.
+
+    Example line::
+
+        epoch 3/12  train/loss 0.912  train/acc 0.684  val/loss 0.655  val/acc 0.771 (best 0.771)  lr 1.8e-03  41 s
+
+    It replaces the progress bar where there is no terminal to draw one (logs, CI, ``nohup``).
+    """
+
+    _KEYS = ("train/loss", "train/acc", "val/loss", "val/acc")
+
+    def __init__(self) -> None:
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Lightning runs the epoch's validation before this hook, so its metrics are here too
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        for key in self._KEYS:
+            value = metrics.get(f"{key}_epoch", metrics.get(key))
+            if value is not None:
+                parts.append(f"{key} {float(value):.3f}")
+                if key == "val/acc" and "val/acc_best" in metrics:
+                    parts[-1] += f" (best {float(metrics['val/acc_best']):.3f})"
+        if trainer.optimizers:
+            parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.1e}")
+        parts.append(f"{time.perf_counter() - self._start:.0f} s")
+        print("  ".join(parts), flush=True)

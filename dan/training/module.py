@@ -9,6 +9,8 @@ and the same under ``test/``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
@@ -17,8 +19,8 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from dan.common import DanError, Preprocessing
+from dan.evaluation.metrics import ClassificationMetrics
 from dan.models import DAN, AffinityLoss, PartitionLoss, checkpoint_metadata
-from dan.training.metrics import ClassificationMetrics
 
 __all__ = ["DANModule"]
 
@@ -38,12 +40,20 @@ class DANModule(LightningModule):
         drop_rate: Dropout before the classifier.
         label_names: Class names (linked from the data module); stored in checkpoints.
         image_size: Input size (linked from the data module); stored in checkpoints.
+        face_crop: How the data set's faces were cut out of photos (linked from the data module:
+            ``crop``, ``face_size``, ``margin`` of :class:`dan.common.Preprocessing`); stored in checkpoints.
+        trained_on: The data set's format and whether its faces are generated (linked from the data
+            module); stored in checkpoints, so inference can warn about a model of generated faces.
         lambda_af: Weight of the affinity loss.
         lambda_pt: Weight of the partition loss.
         optimizer: Optimiser factory (``class_path``/``init_args`` in YAML); gets all parameters.
-        scheduler: Learning-rate scheduler factory, stepped once per epoch; None for a constant rate.
+        scheduler: Learning-rate scheduler factory; None for a constant rate. torch's schedulers step once
+            per epoch; :class:`dan.training.schedules.WarmupCosineLR` steps every batch and takes its
+            length from the trainer.
         channels_last: Train in channels-last memory format (faster convolutions on most hardware).
         compile: Wrap the network in ``torch.compile``.
+        head: The attention heads: ``dan`` (the paper's) or ``mha`` (textbook multi-head dot-product
+            attention, :mod:`dan.models.mha`).
     """
 
     def __init__(
@@ -55,20 +65,26 @@ class DANModule(LightningModule):
         drop_rate: float = 0.0,
         label_names: list[str] | None = None,
         image_size: int = 224,
+        face_crop: dict | None = None,
+        trained_on: dict | None = None,
         lambda_af: float = 1.0,
         lambda_pt: float = 1.0,
         optimizer: OptimizerCallable = _default_optimizer,
         scheduler: LRSchedulerCallable | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        head: Literal["dan", "mha"] = "dan",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self.model = DAN(num_classes, num_heads, backbone, drop_rate=drop_rate, backbone_weights=backbone_weights)
+        self.model = DAN(
+            num_classes, num_heads, backbone, drop_rate=drop_rate, backbone_weights=backbone_weights, head=head
+        )
         self.model.labels = tuple(label_names) if label_names else tuple(f"class{i}" for i in range(num_classes))
         if len(self.model.labels) != num_classes:
             raise DanError(f"model.label_names has {len(self.model.labels)} names for {num_classes} classes")
-        self.model.preprocessing = Preprocessing(input_size=image_size)
+        self.model.preprocessing = Preprocessing.from_dict({"input_size": image_size, **(face_crop or {})}, "model.")
+        self.model.trained_on = dict(trained_on) if trained_on else None
         self.affinity = AffinityLoss(num_classes, self.model.num_features)
         self.partition = PartitionLoss()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -153,10 +169,11 @@ class DANModule(LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
-        }
+        scheduler = self.scheduler_factory(optimizer)
+        if getattr(scheduler, "total_steps", 0) is None:  # a schedule that sizes itself (WarmupCosineLR)
+            scheduler.set_total_steps(int(self.trainer.estimated_stepping_batches))
+        interval = getattr(scheduler, "interval", "epoch")  # torch's own schedulers step once per epoch
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # settings, label names and preprocessing, so that dan.load_model rebuilds the model from this file alone
