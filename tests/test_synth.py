@@ -10,6 +10,7 @@ import numpy as np
 
 from dan.cli.main import main
 from dan.data.readers import read_split
+from dan.data.synth import MANIFEST, read_manifest
 from dan.data.synth_face import draw_face
 from dan.imaging import read_image
 
@@ -25,7 +26,7 @@ def test_synth_is_deterministic_and_writes_the_rafdb_layout(tmp_path: Path, caps
     assert main(["synth", str(b), "--per-class", "3", "--size", "64", "--workers", "0"]) == 0
     files = _files(a)
     assert files == _files(b)  # same seed: same bytes, whatever the number of workers
-    assert len(files) == 21 + 2  # images, list file, preview
+    assert len(files) == 21 + 3  # images, list file, preview, manifest
     assert main(["synth", str(c), "--per-class", "3", "--size", "64", "--seed", "1", "--workers", "0"]) == 0
     assert _files(c)["EmoLabel/list_patition_label.txt"] != files["EmoLabel/list_patition_label.txt"] or any(
         _files(c)[k] != v for k, v in files.items() if k.endswith(".jpg")
@@ -39,13 +40,31 @@ def test_synth_is_deterministic_and_writes_the_rafdb_layout(tmp_path: Path, caps
     assert image.shape == (64, 64, 3) and image.std() > 10
     preview = read_image(a / "preview.jpg")
     assert preview.shape[0] == 7 * 64 and preview.shape[1] > 6 * 64
-    assert main(["synth", str(tmp_path / "bad"), "--per-class", "0"]) == 2  # a DanError: one line, exit 2
+    assert main(["synth", str(tmp_path / "bad"), "--per-class", "0"]) == 1  # a DanError: one line, exit 1
     assert "per_class >= 1" in capsys.readouterr().err
+
+
+def test_synth_marks_a_complete_data_set_and_does_not_draw_it_twice(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "d"
+    assert main(["synth", str(root), "--per-class", "5", "--size", "32", "--workers", "0"]) == 0
+    manifest = read_manifest(root)
+    assert manifest is not None and (manifest["train"], manifest["test"], manifest["size"]) == (28, 7, 32)
+    stamp = (root / "preview.jpg").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["synth", str(root), "--per-class", "5", "--size", "32", "--workers", "0"]) == 0
+    assert "already holds this data set" in capsys.readouterr().out
+    assert (root / "preview.jpg").stat().st_mtime_ns == stamp  # nothing drawn again
+    assert main(["synth", str(root), "--per-class", "6", "--size", "32", "--workers", "0"]) == 0  # other settings
+    assert read_manifest(root)["train"] == 35
+    (root / MANIFEST).unlink()  # an interrupted run writes its manifest last: no manifest, drawn again
+    assert main(["synth", str(root), "--per-class", "6", "--size", "32", "--workers", "0"]) == 0
+    assert "wrote 35 train" in capsys.readouterr().out and read_manifest(root) is not None
+    assert read_manifest(tmp_path) is None
 
 
 def test_synth_output_passes_check_and_a_corrupted_copy_fails(tmp_path: Path, capsys) -> None:
     out = tmp_path / "syn"
-    assert main(["synth", str(out), "--per-class", "3", "--size", "64", "--workers", "0"]) == 0
+    assert main(["synth", str(out), "--per-class", "6", "--size", "64", "--workers", "0"]) == 0
     assert main(["data", "check", "--format", "rafdb", "--root", str(out)]) == 0
     broken = tmp_path / "broken"
     shutil.copytree(out, broken)

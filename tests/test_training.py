@@ -102,16 +102,16 @@ def test_resume_after_a_crash_continues_the_same_run(trained: Path, synth: Path,
 
 def test_nan_loss_stops_with_the_step(synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     os.chdir(tmp_path)
-    assert _fit(tmp_path, synth, "--model.lambda_af", "1e300") == 2
+    assert _fit(tmp_path, synth, "--model.lambda_af", "1e300") == 1
     err = capsys.readouterr().err
     assert "training loss is not finite at step 0" in err and "Traceback" not in err
 
 
 def test_bad_configs_fail_before_training(synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     os.chdir(tmp_path)
-    assert _fit(tmp_path, tmp_path / "nowhere") == 2
+    assert _fit(tmp_path, tmp_path / "nowhere") == 1
     assert "data root not found" in capsys.readouterr().err
-    assert _fit(tmp_path, synth, "--model.backbone_weights", str(tmp_path / "resnet18_msceleb.pth")) == 2
+    assert _fit(tmp_path, synth, "--model.backbone_weights", str(tmp_path / "resnet18_msceleb.pth")) == 1
     assert "resnet18_msceleb.pth: backbone weights file not found" in capsys.readouterr().err
     typo = tmp_path / "typo.yaml"
     typo.write_text("model:\n  num_hedz: 3\n")

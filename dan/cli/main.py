@@ -2,7 +2,8 @@
 
 Every subcommand module exposes ``main(argv: list[str]) -> int``; modules are imported only when
 their subcommand runs, so ``dan synth`` never pays for Lightning and ``dan predict`` never for
-albumentations. A :class:`dan.common.DanError` (a user's mistake) prints one line and exits 2.
+albumentations. A :class:`dan.common.DanError` (a user's mistake) prints one line and exits 1 (a
+command-line usage error exits 2, as argparse does).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("dan.cli.evaluate", "score a checkpoint on a data set and write a report"),
     "predict": ("dan.cli.predict", "label the faces in images, folders and globs"),
     "demo": ("dan.cli.demo", "live webcam / video / photo demo with every face labelled"),
+    "serve": ("dan.cli.serve", "serve a live webcam page and an HTTP API (needs the serve extra)"),
     "export": ("dan.cli.export", "export a checkpoint to ONNX or TorchScript"),
     "synth": ("dan.cli.synth", "generate a synthetic face-expression data set (RAF-DB layout)"),
     "data": ("dan.cli.data", "data set tools: 'dan data check --format F --root DIR'"),
     "info": ("dan.cli.info", "build or load a model, run it on an image and print the result"),
+    "models": ("dan.cli.models", "list the released models and download them: 'dan models download rafdb'"),
 }
 _PASS_NAME = {"fit", "validate", "test"}  # these modules get the subcommand name as argv[0]
 
@@ -57,7 +60,7 @@ def main(args: list[str] | None = None) -> int:
         status = module.main([name, *rest] if name in _PASS_NAME else rest)
     except DanError as err:
         print(f"dan {name}: error: {err}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print(f"dan {name}: interrupted", file=sys.stderr)
         return 130

@@ -19,13 +19,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same bytes (default 0)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of each class in test (default 0.2)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.add_argument(
+        "--force", action="store_true", help="draw again even when OUT_DIR already holds this data set, complete"
+    )
     return p
 
 
 def main(argv: list[str]) -> int:
     """Run ``dan synth`` with ``argv`` (without the command name); returns the exit status."""
     args = _parser().parse_args(argv)
-    from dan.data.synth import generate
+    from dan.data.synth import generate, read_manifest
+
+    done = read_manifest(args.out_dir)
+    want = {"per_class": args.per_class, "size": args.size, "seed": args.seed, "test_fraction": args.test_fraction}
+    if not args.force and done is not None and all(done.get(k) == v for k, v in want.items()):
+        print(
+            f"{args.out_dir}: already holds this data set ({done['train']} train + {done['test']} test images); "
+            "--force draws it again"
+        )
+        return 0
 
     result = generate(args.out_dir, args.per_class, args.size, args.seed, args.test_fraction, args.workers)
     print(

@@ -4,18 +4,24 @@ Every Lightning option works (``--trainer.devices 2 --trainer.strategy ddp``, ``
 bf16-mixed``, ``--ckpt_path last.ckpt``, ...). The data module's class count, label names and image
 size are linked into the model, and two callbacks are configured under their own keys:
 ``checkpoint`` (best by ``val/acc``), ``last_checkpoint`` (``last.ckpt`` after every epoch), ``confusion``
-(a CSV per epoch) and ``lr_monitor``.
+(a CSV per epoch), ``epoch_summary`` (a progress line per epoch) and ``lr_monitor``.
+
+``trainer.precision: null`` (or left out) means *auto*: ``bf16-mixed`` where the hardware computes
+bfloat16 natively (a CPU with AVX512-BF16 or AMX, a GPU that supports it), ``32-true`` elsewhere,
+where bfloat16 would be emulated and several times slower. The choice and its reason are printed.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from dan.data.datamodule import FERDataModule
-from dan.training.callbacks import ConfusionMatrixWriter
+from dan.system import resolve_precision
+from dan.training.callbacks import ConfusionMatrixWriter, EpochSummary
 from dan.training.module import DANModule
 
 __all__ = ["DANCLI", "main"]
@@ -53,11 +59,30 @@ class DANCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(ConfusionMatrixWriter, "confusion")
+        parser.add_lightning_class_args(EpochSummary, "epoch_summary")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.label_names", "model.label_names", apply_on="instantiate")
         parser.link_arguments("data.image_size", "model.image_size")
+        parser.link_arguments("data.face_crop", "model.face_crop", apply_on="instantiate")
+        parser.link_arguments("data.trained_on", "model.trained_on", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        """Resolve ``trainer.precision: null`` (auto) from what the hardware computes natively."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        requested = config.get("trainer.precision")
+        accelerator = str(config.get("trainer.accelerator") or "auto")
+        if accelerator == "auto":
+            import torch
+
+            accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if accelerator in ("gpu", "cuda") else "cpu"
+        precision, why = resolve_precision(requested, device)
+        if why:
+            config["trainer.precision"] = precision
+            if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+                print(f"precision: auto -> {precision} ({why})", flush=True)
 
     def instantiate_trainer(self, **kwargs):
         """The trainer, with every logger writing into the first logger's ``version_N`` folder."""
@@ -82,7 +107,8 @@ def main(argv: list[str]) -> int:
         auto_configure_optimizers=False,
     )
     if argv and argv[0] == "fit" and cli.trainer.is_global_zero:
-        best, last = cli.trainer.checkpoint_callbacks[:2]
+        init = cli.config_init[cli.subcommand]
+        best, last = init["checkpoint"], init["last_checkpoint"]  # ours, whatever other callbacks a user adds
         if best.best_model_path:
             print(f"best checkpoint: {best.best_model_path} (val/acc {float(best.best_model_score):.4f})")
         if last.best_model_path:

@@ -19,6 +19,8 @@ from dan.common import DanError, Preprocessing
 from dan.data.dataset import FERDataset
 from dan.data.readers import FORMATS, default_splits, format_label_names, read_split
 from dan.data.sampler import BalancedSampler
+from dan.data.samples import SplitData
+from dan.data.synth import read_manifest
 from dan.data.transforms import TRANSFORMS, build_transform
 
 __all__ = ["FERDataModule"]
@@ -32,9 +34,15 @@ class FERDataModule(pl.LightningDataModule):
         root: The data set's root folder.
         num_classes: AffectNet: 7 or 8 (default 8). Others: None (fixed, or the folder count).
         train_split: Training split name.
-        val_split: Validation split; default rafdb ``test``, affectnet ``validation``, fer2013
-            ``PublicTest``, folder ``val`` (or ``test`` when there is no val folder).
-        test_split: Test split; default the validation split, fer2013 ``PrivateTest``.
+        val_split: Validation split; default the data set's own (affectnet ``validation``, fer2013
+            ``PublicTest``, folder ``val``). A data set without one (RAF-DB, a folder tree without
+            ``val/``) validates on ``val_fraction`` of its training split instead, never on its test
+            split; name a split here to override (``test`` reproduces the reference's RAF-DB protocol,
+            which selects its best epoch on the test split).
+        val_fraction: Share of the training split held out for validation when there is no
+            validation split (stratified by class, seeded by ``seed``).
+        test_split: Test split; default the format's (rafdb ``test``, fer2013 ``PrivateTest``,
+            affectnet ``validation``, folder ``test`` or else ``val``).
         image_size: Side of the square model input in pixels.
         augment: Training pipeline: ``rafdb``, ``affectnet``, ``eval`` or ``none``.
         batch_size: Training batch size (per device).
@@ -44,7 +52,7 @@ class FERDataModule(pl.LightningDataModule):
         skip_bad_files: Skip and count unreadable images instead of stopping.
         rafdb_images: RAF-DB images, ``aligned`` or ``original``.
         pin_memory: Pin batches in page-locked memory (for GPU training).
-        seed: Seed of the balanced sampler.
+        seed: Seed of the balanced sampler and of the validation hold-out.
 
     Attributes:
         num_classes: Number of classes.
@@ -58,6 +66,7 @@ class FERDataModule(pl.LightningDataModule):
         num_classes: int | None = None,
         train_split: str = "train",
         val_split: str | None = None,
+        val_fraction: float = 0.1,
         test_split: str | None = None,
         image_size: int = 224,
         augment: str = "rafdb",
@@ -79,12 +88,15 @@ class FERDataModule(pl.LightningDataModule):
             raise DanError(f"{root}: data root not found (data.root)")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise DanError("data.batch_size and data.eval_batch_size must be at least 1")
+        if not 0.0 <= val_fraction < 1.0:
+            raise DanError(f"data.val_fraction={val_fraction}: must be at least 0 and below 1")
         self.save_hyperparameters(ignore=["num_classes"])  # the model logs the resolved count
         self.format, self.root = format, str(root)
         self.label_names: tuple[str, ...] = format_label_names(format, root, num_classes)
         self.num_classes: int = len(self.label_names)
         self.train_split = train_split
         self._val_split, self._test_split = val_split, test_split
+        self.val_fraction = val_fraction
         self.image_size, self.augment = image_size, augment
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -96,41 +108,71 @@ class FERDataModule(pl.LightningDataModule):
         self.test_dataset: FERDataset | None = None
 
     @property
-    def val_split(self) -> str:
-        """The validation split name (the format's default unless given)."""
+    def val_split(self) -> str | None:
+        """The validation split name: as given, else the data set's own; None when it is carved from training."""
         return self._val_split or default_splits(self.format, self.root)[1]
 
     @property
     def test_split(self) -> str:
-        """The test split name: as given; else fer2013 ``PrivateTest``; else the validation split."""
-        if self._test_split:
-            return self._test_split
-        if self.format == "fer2013" or not self._val_split:
-            return default_splits(self.format, self.root)[2]
-        return self._val_split
+        """The test split name: as given, else the format's (see :func:`dan.data.readers.default_splits`)."""
+        return self._test_split or default_splits(self.format, self.root)[2]
 
-    def _dataset(self, split: str, augment: str) -> FERDataset:
+    def _read(self, split: str) -> SplitData:
         data = read_split(self.format, self.root, split, self.num_classes, self.rafdb_images, strict=True)
         if data.label_names != self.label_names:
             raise DanError(f"{data.source}: classes {data.label_names} differ from {self.label_names}")
+        return data
+
+    def _dataset(self, data: SplitData, augment: str) -> FERDataset:
         return FERDataset(data, build_transform(augment, self.image_size), self.skip_bad_files)
+
+    def _train_and_val(self) -> tuple[SplitData, SplitData]:
+        """The training split and the validation split (its own, or held out of training)."""
+        train = self._read(self.train_split)
+        if self.val_split is not None:
+            return train, self._read(self.val_split)
+        if self.val_fraction <= 0:
+            raise DanError(
+                f"{self.root}: the {self.format} data set has no validation split: set data.val_fraction above 0 "
+                "to hold one out of training, or name one with data.val_split"
+            )
+        return train.holdout(self.val_fraction, self.seed)
 
     def setup(self, stage: str | None = None) -> None:
         """Read the splits ``stage`` needs (all for None); raise DanError on any problem."""
-        if stage in (None, "fit") and self.train_dataset is None:
-            self.train_dataset = self._dataset(self.train_split, self.augment)
-        if stage in (None, "fit", "validate") and self.val_dataset is None:
-            self.val_dataset = self._dataset(self.val_split, "eval")
+        if (stage in (None, "fit") and self.train_dataset is None) or (stage == "validate" and not self.val_dataset):
+            train, val = self._train_and_val()
+            if stage != "validate":
+                self.train_dataset = self._dataset(train, self.augment)
+            self.val_dataset = self._dataset(val, "eval")
         if stage in (None, "test") and self.test_dataset is None:
             same = self.test_split == self.val_split and self.val_dataset is not None
-            self.test_dataset = self.val_dataset if same else self._dataset(self.test_split, "eval")
+            self.test_dataset = self.val_dataset if same else self._dataset(self._read(self.test_split), "eval")
         if stage == "predict":
             raise DanError("FERDataModule has no predict split; use 'dan predict'")
 
     @property
+    def face_crop(self) -> dict:
+        """How faces of this data set were cut out of photos, for the model's preprocessing record.
+
+        RAF-DB's aligned images: five-landmark alignment onto a 100 px face (``align``); AffectNet:
+        the data set's face boxes as they are; FER2013: its tight 48 px crops, plus a small margin;
+        anything else (class folders, RAF-DB originals): the detector's box plus 20 %.
+        """
+        if self.format == "rafdb" and self.rafdb_images == "aligned":
+            return {"crop": "align", "face_size": 100, "margin": 0.0}
+        margin = {"affectnet": 0.0, "fer2013": 0.1}.get(self.format, 0.2)
+        return {"crop": "box", "margin": margin}
+
+    @property
+    def trained_on(self) -> dict:
+        """What a model trained here learns from (for checkpoints): the format and whether the faces are generated."""
+        return {"format": self.format, "synthetic": read_manifest(self.root) is not None}
+
+    @property
     def preprocessing(self) -> Preprocessing:
-        """The model-input preprocessing these loaders apply (input size, ImageNet mean/std)."""
-        return Preprocessing(input_size=self.image_size)
+        """The model-input preprocessing these loaders apply (input size, ImageNet mean/std, resize, crop)."""
+        return Preprocessing(input_size=self.image_size, **self.face_crop)
 
     @property
     def bad_files(self) -> int:

@@ -55,26 +55,34 @@ def list_splits(format: str, root: str | Path) -> list[str]:
     return folder_splits(root)
 
 
-def default_splits(format: str, root: str | Path) -> tuple[str, str, str]:
-    """Default ``(train, val, test)`` split names of a format.
+def default_splits(format: str, root: str | Path) -> tuple[str, str | None, str]:
+    """Default ``(train, val, test)`` split names of a format; ``val`` is None where there is none.
 
-    rafdb: train/test/test; affectnet: train/validation/validation; fer2013: Training/PublicTest/
-    PrivateTest; folder: train, then ``val`` (or ``validation``/``valid``) if present else ``test``.
+    rafdb: train / None / test; affectnet: train / validation / validation; fer2013: Training /
+    PublicTest / PrivateTest; folder: train, ``val`` (or ``validation``/``valid``) if present, and
+    ``test`` if present, else the validation folder. A data set without a validation split gets one
+    carved out of its training split (``FERDataModule(val_fraction=...)``), never its test split.
+
+    Raises:
+        DanError: A folder tree with neither a validation nor a test folder.
     """
     _check_format(format)
     if format == "rafdb":
-        return "train", "test", "test"
+        return "train", None, "test"
     if format == "affectnet":
         return "train", "validation", "validation"
     if format == "fer2013":
         return "Training", "PublicTest", "PrivateTest"
+    found: dict[str, str | None] = {}
     for name in ("val", "test"):
         try:
-            found = resolve_folder_split(root, name)
+            found[name] = resolve_folder_split(root, name)
         except DanError:
-            continue
-        return "train", found, found
-    raise DanError(f"{root}: no val/ or test/ split folder; pass val_split")
+            found[name] = None
+    test = found["test"] or found["val"]
+    if test is None:
+        raise DanError(f"{root}: no val/ or test/ split folder next to train/ (add one, or name it with --split)")
+    return "train", found["val"], test
 
 
 def read_split(

@@ -9,7 +9,7 @@ training raises the first fatal one as a :class:`dan.common.DanError` before any
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -108,3 +108,45 @@ class SplitData:
         """Raise a :class:`DanError` when the split has no samples."""
         if not self.samples:
             raise DanError(f"{self.source}: split {self.split!r} of the {self.format} data set is empty")
+
+    def holdout(self, fraction: float, seed: int = 0) -> tuple[SplitData, SplitData]:
+        """Split off a stratified, seeded share of the samples (a validation split carved from training).
+
+        Each class gives ``round(fraction * count)`` samples (at least one from a class with two or
+        more), drawn with a generator seeded by ``seed``, so the same data and seed always give the
+        same two parts. Sample order is kept in both.
+
+        Args:
+            fraction: Share to hold out, in (0, 1).
+            seed: Seed of the draw.
+
+        Returns:
+            ``(rest, held_out)``; ``held_out.split`` is ``"<split>[holdout <fraction>]"``.
+
+        Raises:
+            DanError: ``fraction`` outside (0, 1), or nothing would be left to hold out.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise DanError(f"val_fraction={fraction}: must be between 0 and 1 (exclusive)")
+        labels = np.asarray(self.labels)
+        rng = np.random.default_rng([seed, len(labels)])
+        held = np.zeros(len(labels), bool)
+        for label in np.unique(labels):
+            members = np.flatnonzero(labels == label)  # (n_c,)
+            take = min(len(members) - 1, max(1 if len(members) > 1 else 0, round(fraction * len(members))))
+            held[rng.choice(members, size=take, replace=False)] = True
+        if not held.any():
+            raise DanError(f"{self.source}: split {self.split!r} is too small to hold out a validation share")
+        pick = self.pixels is not None
+
+        def part(mask: np.ndarray, name: str) -> SplitData:
+            index = np.flatnonzero(mask)
+            return replace(
+                self,
+                split=name,
+                samples=[self.samples[i] for i in index],
+                pixels=self.pixels[index] if pick else None,
+                issues=list(self.issues),
+            )
+
+        return part(~held, self.split), part(held, f"{self.split}[holdout {fraction:g}]")

@@ -5,13 +5,17 @@
     OUT/EmoLabel/list_patition_label.txt          "train_00001.jpg 4" ..., labels 1..7 (RAF-DB order)
     OUT/Image/aligned/train_00001_aligned.jpg     size x size JPEG faces
     OUT/preview.jpg                               a few labelled examples per class
+    OUT/dan-synth.json                            how it was made (written last: the data set is complete)
 
-so the RAF-DB reader (``format: rafdb``) trains on it. Every image has its own seed derived from
+so the RAF-DB reader (``format: rafdb``) trains on it. ``dan-synth.json`` also tells training that
+the faces are generated, so checkpoints trained on them say so (and ``dan predict`` warns that such
+a model is not meant for photographs). Every image has its own seed derived from
 ``(seed, index)``, so the output is byte-identical for a seed whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
@@ -25,8 +29,11 @@ import numpy as np
 from dan.common import LABEL_SETS, DanError
 from dan.data.rafdb import RAFDB_LIST
 from dan.data.synth_face import draw_face
+from dan.fileio import atomic_write
 
-__all__ = ["SynthResult", "generate", "make_preview", "render_image"]
+__all__ = ["MANIFEST", "SynthResult", "generate", "make_preview", "read_manifest", "render_image"]
+
+MANIFEST = "dan-synth.json"
 
 _NAMES = LABEL_SETS["rafdb"]
 
@@ -142,8 +149,21 @@ def generate(
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(_write_chunk, jobs))
     lines = "".join(f"{name} {label + 1}\n" for name, label in entries)
-    (out / RAFDB_LIST).write_text(lines, encoding="utf-8")
+    atomic_write(out / RAFDB_LIST, lines, "list file")
     preview = out / "preview.jpg"
-    cv2.imwrite(str(preview), cv2.cvtColor(make_preview(seed, size), cv2.COLOR_RGB2BGR))
+    ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(make_preview(seed, size), cv2.COLOR_RGB2BGR))
+    atomic_write(preview, jpg.tobytes(), "preview")
     n_test = sum(1 for name, _ in entries if name.startswith("test"))
+    settings = {"per_class": per_class, "size": size, "seed": seed, "test_fraction": test_fraction, "quality": quality}
+    manifest = {"generator": "dan synth", **settings, "train": len(entries) - n_test, "test": n_test}
+    atomic_write(out / MANIFEST, json.dumps(manifest, indent=2) + "\n", "manifest")
     return SynthResult(out, len(entries) - n_test, n_test, time.perf_counter() - start, preview)
+
+
+def read_manifest(root: str | Path) -> dict | None:
+    """The ``dan-synth.json`` of a generated data set (None for any other data set, or a broken file)."""
+    try:
+        data = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("generator") == "dan synth" else None

@@ -1,47 +1,21 @@
-"""Output files written atomically: a temporary file beside the target, renamed over it when complete.
+"""CSV and JSON outputs, written atomically through :mod:`dan.fileio`.
 
-A reader never sees a half-written CSV, JSON or video: until the rename the target is absent (or
-still holds its previous content), and a crash leaves at most a ``.tmp`` file.
+A reader never sees a half-written CSV or JSON file: until the rename the target is absent (or still
+holds its previous content).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dan.common import DanError
+from dan.fileio import atomic_path, check_writable, temp_path_for
 
 __all__ = ["CsvStream", "atomic_path", "temp_path_for", "write_csv", "write_json"]
-
-
-def temp_path_for(path: str | os.PathLike) -> Path:
-    """A temporary path in the target's folder with the same suffix (writers pick formats by suffix)."""
-    path = Path(path)
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
-def _check_folder(path: Path) -> None:
-    if not path.parent.is_dir():
-        raise DanError(f"{path}: output folder {path.parent} does not exist")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    _check_folder(path)
-    tmp = temp_path_for(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
@@ -74,7 +48,7 @@ class CsvStream:
 
     def __init__(self, path: str | os.PathLike, header: Sequence[str]) -> None:
         self.path = Path(path)
-        _check_folder(self.path)
+        check_writable(self.path, "CSV")
         self.tmp = temp_path_for(self.path)
         self._file = open(self.tmp, "w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
@@ -93,6 +67,8 @@ class CsvStream:
     def close(self) -> Path:
         """Finish the file and move it to its target path (idempotent)."""
         if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
             self._file.close()
             os.replace(self.tmp, self.path)
         return self.path
