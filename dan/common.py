@@ -17,6 +17,7 @@ __all__ = [
     "MissingLabelsError",
     "Preprocessing",
     "RESIZE_NAMES",
+    "one_line",
     "resolve_labels",
 ]
 
@@ -124,6 +125,22 @@ class Preprocessing:
             if key in d and d[key] not in allowed:
                 raise DanError(f"{where}preprocessing.{key}={d[key]!r}: choose one of {', '.join(allowed)}")
         return cls(**d)
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    """A message (or an exception) as one line of at most about ``limit`` characters, cut between sentences.
+
+    Whitespace runs become single spaces. A longer text keeps its first sentences (or, when the first
+    is too long, its first words) and ends with " [...]", so a message never stops mid-word.
+    """
+    text = " ".join(str(text).split()) or (type(text).__name__ if isinstance(text, BaseException) else "")
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(". ", 0, limit), text.rfind("; ", 0, limit))
+    if cut > limit // 3:
+        return text[: cut + 1] + " [...]"
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > 0 else limit] + " [...]"
 
 
 def resolve_labels(labels: str | list[str] | tuple[str, ...] | None, num_classes: int) -> tuple[str, ...]:

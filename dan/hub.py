@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from dan.common import DanError
+from dan.common import DanError, one_line
 
 __all__ = [
     "RELEASED",
@@ -311,7 +311,7 @@ def _drive_refusal(text: str) -> str:
         )
     if "cannot retrieve the public link" in flat or "<html" in flat or "<!doctype" in flat:
         return "Google Drive refuses the download (quota exceeded, too many users, or the file is no longer shared)"
-    return f"Google Drive refuses the download: {' '.join(text.split())[:200]}"
+    return f"Google Drive refuses the download: {one_line(text)}"
 
 
 def _reason(err: BaseException, tmp: Path, url: str) -> str:
@@ -332,19 +332,19 @@ def _reason(err: BaseException, tmp: Path, url: str) -> str:
         return "the server did not answer in time"
     if isinstance(err, requests.ConnectionError):
         m = re.search(r"\[Errno -?\d+\] [^'\")\]]+", text)
-        return f"no connection (offline, or the server cannot be reached: {m.group(0) if m else text[:160]})"
+        return f"no connection (offline, or the server cannot be reached: {m.group(0) if m else one_line(text, 160)})"
     module = type(err).__module__
     if module.startswith("gdown"):
         if type(err).__name__ == "FileURLRetrievalError":
             return _drive_refusal(text)
         if "incomplete" in text.lower():
             return "the transfer ended early: " + text.split(":", 1)[-1].strip().split(". ")[0].rstrip(".")
-        return f"Google Drive download failed: {text[:200]}"
+        return f"Google Drive download failed: {one_line(text)}"
     if module.startswith("huggingface_hub"):
-        return f"{type(err).__name__}: {text[:200]}"
+        return f"{type(err).__name__}: {one_line(text)}"
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
-    return f"{type(err).__name__}: {text[:200]}"
+    return f"{type(err).__name__}: {one_line(text)}"
 
 
 # --- transports: each writes the remote file into an open binary file and advances a tqdm bar ---

@@ -27,10 +27,24 @@ __all__ = [
     "decode_image",
     "image_size",
     "is_truncated",
+    "list_images",
     "read_image",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The image files (by suffix, any case) in ``folder`` (and its subfolders when ``recursive``), sorted.
+
+    Hidden files (a leading dot, such as the temporary files ``dan`` writes) are left out.
+    """
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        p
+        for p in Path(folder).glob(pattern)
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
 DEFAULT_MAX_PIXELS = 50_000_000  # about 50 megapixels (8660 x 5773); 150 MB as 8-bit RGB
 
 # JPEG start-of-frame markers (baseline, progressive, lossless, ...); C4, C8 and CC are other segments

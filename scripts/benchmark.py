@@ -45,6 +45,7 @@ from dan.common import LABEL_SETS, Preprocessing  # noqa: E402
 from dan.losses import AffinityLoss, PartitionLoss  # noqa: E402
 from dan.models.checkpoint import convert_reference_state_dict, load_model  # noqa: E402
 from dan.models.reparam import reparameterize, to_channels_last  # noqa: E402
+from dan.system import bf16_support, describe_machine  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -108,22 +109,11 @@ class ReferenceDAN(nn.Module):
 
 # ----------------------------------------------------------------------------- helpers
 def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        flags = Path("/proc/cpuinfo").read_text()
-        isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f" {f}" in flags]
-    except OSError:
-        isa = []
+    """CPU model, ISA, torch's kernel level, threads, load, and the library versions (one line)."""
     import onnxruntime
 
     return (
-        f"CPU {cpu} ({', '.join(isa) or 'no AVX-512'}), {os.cpu_count()} logical cores, torch threads "
-        f"{torch.get_num_threads()}, torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
-        f"Python {platform.python_version()}"
+        f"{describe_machine()}; onnxruntime {onnxruntime.__version__}; Python {platform.python_version()}"
     )
 
 
@@ -179,9 +169,9 @@ def synth_faces(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 
 
 def preprocess(imgs: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    from dan.inference.export import preprocess_image
+    from dan.preprocess import prepare_face
 
-    return np.stack([preprocess_image(im, pre) for im in imgs])
+    return np.stack([prepare_face(im, pre) for im in imgs])
 
 
 # ----------------------------------------------------------------------------- main
@@ -196,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument("--no-train", action="store_true", help="skip the training-step figures")
     p.add_argument("--no-infer", action="store_true", help="skip the inference figures")
-    p.add_argument("--bf16", action="store_true", help="also time bfloat16 autocast paths (not lossless)")
+    p.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="also time bfloat16 autocast paths (not lossless); auto: only where the CPU has native bfloat16",
+    )
     p.add_argument("--checkpoint", help="a trained resnet18 checkpoint to take the weights from (default: random)")
     p.add_argument("--eval-images", type=int, default=280, help="images for the int8 agreement")
     p.add_argument("--agree-size", type=int, help="input size of the int8 agreement (default: the checkpoint's)")
@@ -207,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     size, batch, k = args.size, args.batch, args.heads
+    bf16_native = bf16_support("cpu")
+    args.bf16 = args.bf16 == "on" or (args.bf16 == "auto" and bf16_native.native)
     print(f"machine: {machine()}")
+    print(f"bfloat16: {'timed' if args.bf16 else 'not timed'} ({bf16_native.reason})")
     print(f"settings: size {size}, batch {batch}, heads {k}, iters {args.iters}, threads {threads}\n", flush=True)
 
     # the same weights in the reference layout and in ours

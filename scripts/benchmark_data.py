@@ -81,6 +81,7 @@ def main() -> None:
     cv2.setNumThreads(0)
     from dan.data.dataset import build_dataset
     from dan.data.synth import generate
+    from dan.system import describe_machine
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root
@@ -97,6 +98,7 @@ def main() -> None:
         for _ in range(2):  # interleave so both see the same machine load
             ours = max(ours, _rate(_ours(dataset), n, args.repeats))
             reference = max(reference, _rate(_reference(paths, args.size), n, args.repeats))
+    print(describe_machine())
     print(f"images: {n} from {root if args.root else 'a generated synthetic set (100 px)'}, output {args.size} px")
     print(f"ours      (OpenCV + albumentations): {ours:8.1f} images/s per worker")
     print(f"reference (PIL + torchvision):       {reference:8.1f} images/s per worker")

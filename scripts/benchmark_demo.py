@@ -33,6 +33,7 @@ from dan.inference.backends import TorchBackend
 from dan.inference.demo import STAGES, run_demo
 from dan.inference.predictor import Predictor
 from dan.inference.video import Frame, FrameSource
+from dan.system import describe_machine
 
 HAAR = {"scale_factor": 1.2, "min_face": 48}  # what `dan demo` uses
 
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         model = dan.DAN(num_classes=7, num_heads=4).eval()
         model.labels = dan.LABEL_SETS["rafdb"]
     video = write_video(work / "in.mp4", args.frames)
+    print(describe_machine())
     print(f"cpu cores {torch.get_num_threads()} | opencv {cv2.__version__} | torch {torch.__version__}")
     print(f"video {video} ({args.frames} frames 640x480), model input {model.preprocessing.input_size} px")
     decode_ms, encode_ms = io_costs(video, work)

@@ -101,8 +101,8 @@ class StepTimer(Callback):
 
 def run(args: argparse.Namespace, precision: str) -> dict:
     """Train ``args.steps`` steps of the recipe at ``precision`` and return the timer's summary."""
-    from dan.cli.train import DANCLI
     from dan.data.datamodule import FERDataModule
+    from dan.training.cli import DANCLI
     from dan.training.module import DANModule
 
     work = Path(args.work).resolve()

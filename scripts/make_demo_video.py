@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dan.imaging import IMAGE_SUFFIXES, ImageReadError, read_image
+from dan.imaging import IMAGE_SUFFIXES, ImageReadError, list_images, read_image
 
 CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
@@ -45,7 +45,7 @@ def background(w: int, h: int, seed: int) -> np.ndarray:
 
 def load_faces(folder: Path, limit: int, seed: int, pattern: str = "*") -> list[np.ndarray]:
     """Up to ``limit`` readable images of ``folder`` matching ``pattern`` (a seeded pick, in sorted order), BGR."""
-    paths = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = [p for p in list_images(folder) if p.match(pattern)]
     if not paths:
         raise SystemExit(f"make_demo_video: {folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
     if len(paths) > limit:

@@ -1,4 +1,4 @@
-"""Export (ONNX float32/int8, TorchScript), the ONNX Runtime backend and ``dan export``."""
+"""Export (ONNX float32/int8, torch.export .pt2), the ONNX Runtime and .pt2 backends and ``dan export``."""
 
 from __future__ import annotations
 
@@ -15,17 +15,16 @@ from torch import nn
 from dan import DAN
 from dan.cli.main import main as dan_main
 from dan.common import DanError, Preprocessing
+from dan.inference.backends import load_backend
 from dan.inference.export import (
     export_checkpoint,
     export_onnx,
-    find_images,
     load_images,
-    load_torchscript,
-    preprocess_image,
     quantize_onnx,
     top1_agreement,
 )
 from dan.inference.onnx_backend import OnnxBackend
+from dan.inference.pt2 import Pt2Backend, check_pt2_archive
 from dan.models.checkpoint import save_model
 
 torch.set_num_threads(2)
@@ -134,17 +133,47 @@ def test_int8_static_quantisation_agrees_with_float32(setup, tmp_path) -> None:
     assert len(set(ref.argmax(1))) > 1  # agreement is not trivial
 
 
-def test_torchscript_export_matches_and_carries_metadata(setup, tmp_path) -> None:
+def test_pt2_export_matches_carries_metadata_and_is_read_by_load_backend(setup, tmp_path) -> None:
     model, _, faces, _ = setup
-    report = export_checkpoint(model, tmp_path / "m.ts", "torchscript", calib=faces, verify=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = export_checkpoint(model, tmp_path / "m.pt2", "pt2", calib=faces, verify=True)
     assert report.ok and report.max_abs_diff_random <= 1e-3 and report.max_abs_diff_images <= 1e-3
-    module, meta = load_torchscript(tmp_path / "m.ts")
-    assert meta["labels"] == list(RAFDB) and meta["preprocessing"]["input_size"] == SIZE
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the caller's model is unchanged
+    backend = load_backend(tmp_path / "m.pt2")  # what dan predict / evaluate / serve open
+    assert isinstance(backend, Pt2Backend) and backend.labels == RAFDB
+    assert backend.preprocessing == model.preprocessing
     x = np.random.default_rng(2).standard_normal((3, 3, SIZE, SIZE)).astype(np.float32)
-    with torch.no_grad():
-        logits, attention = module(torch.from_numpy(x))
-    assert _close(logits.numpy(), _torch(model, x)[0])
+    logits, attention = backend.predict_with_attention(x)
+    assert _close(logits, _torch(model, x)[0])
     assert attention.shape == (3, 2, 2, 2)
+
+
+def test_pt2_files_holding_pickles_are_refused(setup, tmp_path) -> None:
+    import zipfile
+
+    model, _, _, _ = setup
+    good = tmp_path / "m.pt2"
+    export_checkpoint(model, good, "pt2")
+    bad = tmp_path / "bad.pt2"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith("_weights_config.json"):
+                config = json.loads(data)
+                first = next(iter(config["config"]))
+                config["config"][first]["use_pickle"] = True  # as a crafted archive would say
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    with pytest.raises(DanError, match="bad.pt2: refused to load: entry .* is a pickled object"):
+        check_pt2_archive(bad)
+    with pytest.raises(DanError, match="bad.pt2: refused to load"):
+        load_backend(bad)
+    (tmp_path / "junk.pt2").write_bytes(b"junk")
+    with pytest.raises(DanError, match="junk.pt2: not a torch.export"):
+        load_backend(tmp_path / "junk.pt2")
+    (tmp_path / "old.ts").write_bytes(b"junk")
+    with pytest.raises(DanError, match="old.ts: TorchScript files are no longer read.*--format pt2"):
+        load_backend(tmp_path / "old.ts")
 
 
 def test_cli_export_verify_and_errors(setup, tmp_path, capsys) -> None:
@@ -156,12 +185,12 @@ def test_cli_export_verify_and_errors(setup, tmp_path, capsys) -> None:
     assert "real images" in text and "OK" in text and "int8 (static quantisation): top-1 agreement" in text
     assert sorted(p.name for p in out.parent.iterdir()) == ["cli.onnx"]  # no temporary file left
     assert OnnxBackend(out).labels == RAFDB
-    # a verification that cannot pass: exit 1, file still written
-    ts = tmp_path / "cli.ts"
-    assert dan_main([*args[:4], str(ts), "--format", "torchscript", "--verify", "--tolerance", "-1"]) == 1
-    assert ts.is_file()
+    # a verification that cannot pass: exit 1, nothing under the name asked for, the export kept under a name saying so
+    pt2 = tmp_path / "cli.pt2"
+    assert dan_main([*args[:4], str(pt2), "--verify", "--tolerance", "-1"]) == 1
+    assert not pt2.exists() and (tmp_path / "cli.failed-verify.pt2").is_file()
     assert "verification failed" in capsys.readouterr().err
-    # bad inputs: one line naming the file, exit 2
+    # bad inputs: one line naming the file, exit 1
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
     assert dan_main(["export", "--checkpoint", str(bad), "--output", str(tmp_path / "x.onnx")]) == 1
@@ -169,26 +198,18 @@ def test_cli_export_verify_and_errors(setup, tmp_path, capsys) -> None:
     assert len(err.splitlines()) == 1 and "broken.pt" in err
     assert dan_main([*args[:-1], str(tmp_path / "nope"), "--int8"]) == 1
     assert "nope" in capsys.readouterr().err
-    assert dan_main([*args, "--format", "torchscript", "--int8"]) == 1
+    assert dan_main([*args, "--format", "pt2", "--int8"]) == 1
     assert not (tmp_path / "x.onnx").exists()
-
-
-def test_preprocess_image_resizes_and_normalises() -> None:
-    pre = Preprocessing(input_size=8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0))
-    rgb = np.zeros((20, 30, 3), np.uint8)
-    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 255, 0, 128
-    x = preprocess_image(rgb, pre)
-    assert x.shape == (3, 8, 8) and x.dtype == np.float32
-    np.testing.assert_allclose(x[0], 2.0, atol=1e-6)
-    np.testing.assert_allclose(x[1], -1.0, atol=1e-6)
-    np.testing.assert_allclose(x[2], 128 / 255 - 0.5, atol=1e-6)
+    (tmp_path / "file.txt").write_text("x")
+    assert dan_main([*args[:4], str(tmp_path / "file.txt" / "x.onnx")]) == 1  # checked before any work
+    assert "cannot create the output folder" in capsys.readouterr().err
 
 
 def test_missing_inputs_are_one_line_errors(tmp_path, monkeypatch) -> None:
     with pytest.raises(DanError, match="no such folder"):
-        find_images(tmp_path / "missing")
+        load_images(tmp_path / "missing", Preprocessing())
     with pytest.raises(DanError, match="no images"):
-        find_images(tmp_path)
+        load_images(tmp_path, Preprocessing())
     with pytest.raises(DanError, match="missing.onnx: no such file"):
         OnnxBackend(tmp_path / "missing.onnx")
     junk = tmp_path / "junk.onnx"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -215,3 +216,13 @@ def test_ddp_two_processes_reduce_metrics(synth: Path, tmp_path: Path) -> None:
     total = sum(int(v) for r in confusion for k, v in r.items() if k != "true\\pred")
     assert total >= n_test and total <= n_test + 1  # DistributedSampler pads an odd split by one
     assert dan.load_model(log / "checkpoints" / "last.ckpt").num_heads == 2
+
+
+def test_fit_says_its_precision_and_prints_a_line_per_epoch(synth: Path, tmp_path: Path, capsys) -> None:
+    os.chdir(tmp_path)
+    assert _fit(tmp_path, synth, "--trainer.max_epochs", "1", "--trainer.precision", "null") == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^precision: auto -> (32-true|bf16-mixed) \(.+\)$", out, re.M), out
+    line = re.search(r"^epoch 1/1 .*train/loss [\d.]+ .*val/acc [\d.]+ \(best [\d.]+\) .* \d+ s$", out, re.M)
+    assert line, out
+    assert "best checkpoint:" in out and "last checkpoint:" in out

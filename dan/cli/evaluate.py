@@ -54,6 +54,8 @@ def main(argv: list[str]) -> int:
     from dan.inference.backends import load_backend
 
     split = args.split or default_splits(args.format, args.root)[2]
+    if split is None:
+        raise DanError(f"{args.root}: no test/ or val/ split folder to score: name a split with --split")
     out = Path(args.output or Path("runs/eval") / f"{Path(args.checkpoint).stem}-{args.format}-{split}")
     if out.exists() and not out.is_dir():
         raise DanError(f"{out}: --output names a file; it takes a folder")

@@ -1,12 +1,15 @@
-"""``dan export``: write a checkpoint as ONNX (float32 or int8) or TorchScript, optionally verified.
+"""``dan export``: a checkpoint as ONNX (float32 or int8) or a ``torch.export`` program (.pt2), optionally verified.
 
-Exit status: 0 done, 1 verification failed (the file is still written), 2 bad input.
+Exit status: 0 done; 1 bad input, or a failed ``--verify``, after which the export is kept only as
+``NAME.failed-verify.SUFFIX`` (never under the name asked for, where it could be mistaken for a good one).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -15,10 +18,21 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dan export",
         description="Export a DAN checkpoint (re-parameterised: BatchNorms folded, head branches merged) to ONNX "
-        "or TorchScript, with a dynamic batch axis and the label names and preprocessing in the file's metadata.",
+        "or a torch.export program (.pt2), with a dynamic batch axis and the label names and preprocessing in "
+        "the file's metadata. Every dan command that takes a checkpoint reads both.",
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt/.pt/.safetensors, or a reference .pth)")
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="output format (default onnx)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint (.ckpt/.pt/.safetensors, a reference .pth), or a released model name (rafdb, affectnet7, "
+        "affectnet8), an https:// URL or an hf:// path",
+    )
+    p.add_argument(
+        "--format",
+        choices=("onnx", "pt2"),
+        default=None,
+        help="output format: onnx, or pt2 (torch.export; replaces TorchScript); default from the --output suffix",
+    )
     p.add_argument("--output", required=True, help="file to write (written to a temporary name, then renamed)")
     p.add_argument(
         "--verify",
@@ -49,9 +63,18 @@ def main(argv: list[str]) -> int:
     """Run ``dan export`` with ``argv`` (without the subcommand name); returns the exit status."""
     args = _parser().parse_args(argv)
     from dan.common import LABEL_SETS, DanError
+    from dan.fileio import check_writable
     from dan.inference.export import DEFAULT_OPSET, export_checkpoint
     from dan.models.checkpoint import load_model
 
+    out = Path(args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DanError(f"{out}: cannot create the output folder {out.parent}: {err.strerror or err}") from None
+    check_writable(out, "export")  # before the model is loaded (or downloaded)
+    if args.format is None:
+        args.format = "pt2" if Path(args.output).suffix.lower() == ".pt2" else "onnx"
     if args.opset is not None and args.format != "onnx":
         raise DanError("--opset is for ONNX exports only")
     labels = args.labels
@@ -72,6 +95,10 @@ def main(argv: list[str]) -> int:
     for line in report.lines:
         print(line)
     if not report.ok:
-        print(f"dan export: verification failed for {report.output}", file=sys.stderr)
+        output = Path(report.output)
+        kept = output.with_name(f"{output.stem}.failed-verify{output.suffix}")
+        if output.exists():
+            os.replace(output, kept)
+        print(f"dan export: verification failed: {output} not written; the failed export is {kept}", file=sys.stderr)
         return 1
     return 0

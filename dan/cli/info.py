@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-import torch
-
 from dan.common import LABEL_SETS, resolve_labels
-from dan.imaging import read_image
-from dan.inference.export import preprocess_image
-from dan.models import DAN, load_model
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dan info", description=__doc__)
-    p.add_argument("--checkpoint", help="any checkpoint dan.load_model reads (default: a new random model)")
+    p.add_argument(
+        "--checkpoint",
+        help="any checkpoint dan.load_model reads, or a released model name (rafdb, affectnet7, affectnet8) "
+        "(default: a new random model)",
+    )
     p.add_argument("--labels", choices=sorted(LABEL_SETS), help="label set (7-class reference files need one)")
     p.add_argument("--image", help="image to run on (default: a generated test pattern)")
     p.add_argument("--num-heads", type=int, default=4, help="heads of a new model (default 4)")
@@ -31,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run ``dan info``; returns the exit status."""
     args = _parser().parse_args(argv)
+    import numpy as np
+    import torch
+
+    from dan.imaging import read_image
+    from dan.models import DAN, load_model
+    from dan.preprocess import prepare_face
+
     if args.checkpoint:
         model = load_model(args.checkpoint, labels=args.labels)
         source = args.checkpoint
@@ -45,7 +50,7 @@ def main(argv: list[str]) -> int:
     else:  # a smooth colour pattern so the run needs no file
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
         rgb = (np.stack([xx, yy, 1 - xx * yy], -1) * 255).astype(np.uint8)
-    x = torch.from_numpy(preprocess_image(rgb, model.preprocessing)).unsqueeze(0)  # (1, 3, S, S)
+    x = torch.from_numpy(prepare_face(rgb, model.preprocessing)).unsqueeze(0)  # (1, 3, S, S)
     with torch.inference_mode():
         out = model(x, return_attention=True)
     probs = out.logits.softmax(-1)[0]

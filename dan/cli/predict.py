@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
 from dan.common import DanError
-from dan.imaging import IMAGE_SUFFIXES, ImageReadError
+from dan.imaging import IMAGE_SUFFIXES, ImageReadError, list_images
 
 __all__ = ["build_parser", "expand_inputs", "main"]
 
@@ -49,8 +49,7 @@ def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Path
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = list_images(path, recursive)
             if not found:
                 errors.append(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
             paths.extend(found)

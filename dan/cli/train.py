@@ -1,116 +1,46 @@
-"""``dan fit|validate|test -c configs/NAME.yaml``: LightningCLI over :class:`DANModule` and :class:`FERDataModule`.
+"""``dan fit|validate|test -c configs/NAME.yaml``: training through Lightning's ``LightningCLI``.
 
-Every Lightning option works (``--trainer.devices 2 --trainer.strategy ddp``, ``--trainer.precision
-bf16-mixed``, ``--ckpt_path last.ckpt``, ...). The data module's class count, label names and image
-size are linked into the model, and two callbacks are configured under their own keys:
-``checkpoint`` (best by ``val/acc``), ``last_checkpoint`` (``last.ckpt`` after every epoch), ``confusion``
-(a CSV per epoch), ``epoch_summary`` (a progress line per epoch) and ``lr_monitor``.
-
-``trainer.precision: null`` (or left out) means *auto*: ``bf16-mixed`` where the hardware computes
-bfloat16 natively (a CPU with AVX512-BF16 or AMX, a GPU that supports it), ``32-true`` elsewhere,
-where bfloat16 would be emulated and several times slower. The choice and its reason are printed.
+``--help`` prints a short guide at once; ``--help-all`` prints every option LightningCLI knows (it
+imports Lightning, the model and the data module to list them, which takes seconds). The CLI itself
+is :mod:`dan.training.cli`.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+__all__ = ["HELP", "main"]
 
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+HELP = """usage: dan {fit,validate,test} -c CONFIG.yaml [-c DELTA.yaml ...] [--KEY VALUE ...]
 
-from dan.data.datamodule import FERDataModule
-from dan.system import resolve_precision
-from dan.training.callbacks import ConfusionMatrixWriter, EpochSummary
-from dan.training.module import DANModule
+Train (fit), validate or test DAN with Lightning's LightningCLI; every Lightning option works.
 
-__all__ = ["DANCLI", "main"]
+configs (numbers live there; several -c files are merged in order):
+  configs/rafdb.yaml        the paper's RAF-DB recipe (MS-Celeb ResNet-18, SGD 0.1, 40 epochs)
+  configs/affectnet8.yaml   the paper's AffectNet-8 recipe (affectnet7.yaml: 7 classes)
+  configs/fer2013.yaml      FER2013 (ours: the RAF-DB recipe)
+  configs/synthetic.yaml    CPU-sized, on 'dan synth' faces
+  configs/ablation/*.yaml   one-key deltas: K heads, without a loss, mha heads
 
-LOGGERS = [
-    {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "dan"}},
-    {"class_path": "pytorch_lightning.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "dan"}},
-]
+common options:
+  --data.root DIR                 the data set (--data.format rafdb|affectnet|fer2013|folder)
+  --data.val_fraction F           validation held out of training where there is no validation split
+  --data.batch_size N             per device
+  --trainer.max_epochs N          --trainer.devices N --trainer.strategy ddp (multi-GPU)
+  --trainer.precision P           32-true, bf16-mixed, 16-mixed; null = auto (bf16 where native)
+  --ckpt_path runs/.../last.ckpt  resume
+  --model.head dan|mha            --model.num_heads K  --model.lambda_af W  --model.lambda_pt W
+  --print_config                  the full merged configuration, then exit
 
-
-class DANCLI(LightningCLI):
-    """LightningCLI with DAN's links and callbacks."""
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/acc",
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": False,
-                "checkpoint.save_top_k": 1,
-                "checkpoint.filename": "best-epoch{epoch:02d}-acc{val/acc:.4f}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
-        # Lightning 2.6 refreshes save_last's last.ckpt only when the best one changes, so "last" is its own
-        # callback: the newest state after every epoch, what --ckpt_path resumes from.
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
-        parser.set_defaults(
-            {
-                "last_checkpoint.filename": "last",
-                "last_checkpoint.monitor": None,
-                "last_checkpoint.save_top_k": 1,
-                "last_checkpoint.enable_version_counter": False,
-            }
-        )
-        parser.add_lightning_class_args(ConfusionMatrixWriter, "confusion")
-        parser.add_lightning_class_args(EpochSummary, "epoch_summary")
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
-        parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.label_names", "model.label_names", apply_on="instantiate")
-        parser.link_arguments("data.image_size", "model.image_size")
-        parser.link_arguments("data.face_crop", "model.face_crop", apply_on="instantiate")
-        parser.link_arguments("data.trained_on", "model.trained_on", apply_on="instantiate")
-
-    def before_instantiate_classes(self) -> None:
-        """Resolve ``trainer.precision: null`` (auto) from what the hardware computes natively."""
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        requested = config.get("trainer.precision")
-        accelerator = str(config.get("trainer.accelerator") or "auto")
-        if accelerator == "auto":
-            import torch
-
-            accelerator = "cuda" if torch.cuda.is_available() else "cpu"
-        device = "cuda" if accelerator in ("gpu", "cuda") else "cpu"
-        precision, why = resolve_precision(requested, device)
-        if why:
-            config["trainer.precision"] = precision
-            if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
-                print(f"precision: auto -> {precision} ({why})", flush=True)
-
-    def instantiate_trainer(self, **kwargs):
-        """The trainer, with every logger writing into the first logger's ``version_N`` folder."""
-        trainer = super().instantiate_trainer(**kwargs)
-        if len(trainer.loggers) > 1:
-            version = trainer.loggers[0].version  # each logger would otherwise count versions on its own
-            for logger in trainer.loggers[1:]:
-                if getattr(logger, "_version", 0) is None:
-                    logger._version = version
-        return trainer
+  dan fit --help-all              every option (imports Lightning: takes a few seconds)
+"""
 
 
 def main(argv: list[str]) -> int:
-    """Run LightningCLI with ``argv`` (``["fit", "-c", "configs/rafdb.yaml", ...]``)."""
-    cli = DANCLI(
-        DANModule,
-        FERDataModule,
-        args=None if argv == sys.argv[1:] else argv,  # LightningCLI warns when given its own sys.argv
-        trainer_defaults={"logger": LOGGERS, "log_every_n_steps": 10},
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-        auto_configure_optimizers=False,
-    )
-    if argv and argv[0] == "fit" and cli.trainer.is_global_zero:
-        init = cli.config_init[cli.subcommand]
-        best, last = init["checkpoint"], init["last_checkpoint"]  # ours, whatever other callbacks a user adds
-        if best.best_model_path:
-            print(f"best checkpoint: {best.best_model_path} (val/acc {float(best.best_model_score):.4f})")
-        if last.best_model_path:
-            print(f"last checkpoint: {last.best_model_path}")
-    return 0
+    """Run ``dan fit|validate|test`` with ``argv`` (``["fit", "-c", "configs/rafdb.yaml", ...]``)."""
+    rest = argv[1:]
+    if not rest or any(a in ("-h", "--help") for a in rest):
+        print(HELP.replace("{fit,validate,test}", argv[0] if argv else "fit"))
+        return 0 if rest else 2
+    argv = [("--help" if a == "--help-all" else a) for a in argv]
+    from dan.training.cli import run
+
+    return run(argv)

@@ -107,6 +107,9 @@ def check_dataset(
         The report; ``report.ok`` is False when anything is wrong.
     """
     report = CheckReport(format, str(root))
+    if not Path(root).exists():
+        report.problems.append(Issue(str(root), None, "data set root not found"))
+        return report
     try:
         report.label_names = format_label_names(format, root, num_classes)
         splits = list_splits(format, root)
@@ -121,7 +124,10 @@ def check_dataset(
         try:
             data = read_split(format, root, split, num_classes, rafdb_images, strict=False)
         except DanError as err:
-            report.problems.append(Issue("", None, str(err)))
+            issue = Issue("", None, str(err))
+            if issue not in seen_issue:  # the same missing file named once, not once per split
+                seen_issue.add(issue)
+                report.problems.append(issue)
             continue
         report.counts[data.split] = data.class_counts()
         for issue in data.issues:
@@ -137,4 +143,24 @@ def check_dataset(
             with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
                 found = pool.map(partial(_decode_problem, data), range(len(data)), data.samples, chunksize=64)
                 report.problems += [p for p in found if p is not None]
+    report.problems += _class_coverage(report)
     return report
+
+
+def _class_coverage(report: CheckReport) -> list[Issue]:
+    """A class with no image in a split, when other splits have it: a model would train or be scored without it."""
+    problems = []
+    for name in report.label_names:
+        have = [split for split, counts in report.counts.items() if counts.get(name, 0) > 0]
+        lack = [split for split in report.counts if split not in have]
+        if have and lack:
+            problems.append(
+                Issue(
+                    str(report.root),
+                    None,
+                    f"class {name!r} has no images in split {', '.join(lack)} (only in {', '.join(have)})",
+                )
+            )
+        elif not have and report.counts:
+            problems.append(Issue(str(report.root), None, f"class {name!r} has no images in any split"))
+    return problems

@@ -114,8 +114,15 @@ class FERDataModule(pl.LightningDataModule):
 
     @property
     def test_split(self) -> str:
-        """The test split name: as given, else the format's (see :func:`dan.data.readers.default_splits`)."""
-        return self._test_split or default_splits(self.format, self.root)[2]
+        """The test split name: as given, else the format's (see :func:`dan.data.readers.default_splits`).
+
+        Raises:
+            DanError: The data set has no test split and none was named.
+        """
+        split = self._test_split or default_splits(self.format, self.root)[2]
+        if split is None:
+            raise DanError(f"{self.root}: no test split (no test/ or val/ folder): name one with data.test_split")
+        return split
 
     def _read(self, split: str) -> SplitData:
         data = read_split(self.format, self.root, split, self.num_classes, self.rafdb_images, strict=True)
@@ -129,6 +136,12 @@ class FERDataModule(pl.LightningDataModule):
     def _train_and_val(self) -> tuple[SplitData, SplitData]:
         """The training split and the validation split (its own, or held out of training)."""
         train = self._read(self.train_split)
+        empty = [name for name, n in train.class_counts().items() if n == 0]
+        if empty:
+            raise DanError(
+                f"{train.source}: class {', '.join(map(repr, empty))} has no training images: a model would learn "
+                "a class it never saw (remove the class or add images; 'dan data check' lists every problem)"
+            )
         if self.val_split is not None:
             return train, self._read(self.val_split)
         if self.val_fraction <= 0:
@@ -146,7 +159,7 @@ class FERDataModule(pl.LightningDataModule):
                 self.train_dataset = self._dataset(train, self.augment)
             self.val_dataset = self._dataset(val, "eval")
         if stage in (None, "test") and self.test_dataset is None:
-            same = self.test_split == self.val_split and self.val_dataset is not None
+            same = self.val_dataset is not None and self.test_split == self.val_split
             self.test_dataset = self.val_dataset if same else self._dataset(self._read(self.test_split), "eval")
         if stage == "predict":
             raise DanError("FERDataModule has no predict split; use 'dan predict'")

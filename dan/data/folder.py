@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dan.common import LABEL_SETS, DanError
 from dan.data.samples import Sample, SplitData
-from dan.imaging import IMAGE_SUFFIXES
+from dan.imaging import list_images
 
 __all__ = [
     "CLASS_SYNONYMS",
@@ -65,7 +65,7 @@ def canonical_class_name(folder: str) -> str:
 
 def image_files(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursive, by suffix, sorted)."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return list_images(folder, recursive=True)
 
 
 def folder_splits(root: str | Path) -> list[str]:

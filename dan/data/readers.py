@@ -55,16 +55,14 @@ def list_splits(format: str, root: str | Path) -> list[str]:
     return folder_splits(root)
 
 
-def default_splits(format: str, root: str | Path) -> tuple[str, str | None, str]:
-    """Default ``(train, val, test)`` split names of a format; ``val`` is None where there is none.
+def default_splits(format: str, root: str | Path) -> tuple[str, str | None, str | None]:
+    """Default ``(train, val, test)`` split names of a format; None where the data set has no such split.
 
     rafdb: train / None / test; affectnet: train / validation / validation; fer2013: Training /
     PublicTest / PrivateTest; folder: train, ``val`` (or ``validation``/``valid``) if present, and
     ``test`` if present, else the validation folder. A data set without a validation split gets one
-    carved out of its training split (``FERDataModule(val_fraction=...)``), never its test split.
-
-    Raises:
-        DanError: A folder tree with neither a validation nor a test folder.
+    carved out of its training split (``FERDataModule(val_fraction=...)``), never its test split. A
+    folder tree with neither folder has no test split (None).
     """
     _check_format(format)
     if format == "rafdb":
@@ -79,10 +77,7 @@ def default_splits(format: str, root: str | Path) -> tuple[str, str | None, str]
             found[name] = resolve_folder_split(root, name)
         except DanError:
             found[name] = None
-    test = found["test"] or found["val"]
-    if test is None:
-        raise DanError(f"{root}: no val/ or test/ split folder next to train/ (add one, or name it with --split)")
-    return "train", found["val"], test
+    return "train", found["val"], found["test"] or found["val"]
 
 
 def read_split(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import DanError, Preprocessing, resolve_labels
+from dan.common import DanError, Preprocessing, one_line, resolve_labels
 
 __all__ = ["EXPORT_HINT", "OnnxBackend", "import_onnxruntime", "read_onnx_metadata"]
 
@@ -95,7 +95,7 @@ class OnnxBackend:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:
-            msg = " ".join(str(err).split())[:200]
+            msg = one_line(err)
             raise DanError(f"{self.path}: not a loadable ONNX model: {msg}") from None
         meta = read_onnx_metadata(self.session) or {}
         self.metadata = meta

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dan.common import DanError, Preprocessing, resolve_labels
+from dan.common import DanError, Preprocessing, one_line, resolve_labels
 
 __all__ = ["Pt2Backend", "check_pt2_archive", "export_pt2", "load_pt2"]
 
@@ -85,7 +85,7 @@ def check_pt2_archive(path: Path) -> None:
                 try:
                     torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
                 except Exception as err:
-                    detail = " ".join(str(err).split())[:120]
+                    detail = one_line(err, 120)
                     raise DanError(f"{path}: refused to load: entry {name} is not plain tensors ({detail})") from None
 
 
@@ -105,7 +105,7 @@ def load_pt2(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
             warnings.simplefilter("ignore")
             program = torch.export.load(str(path), extra_files=extra)
     except Exception as err:
-        raise DanError(f"{path}: not a loadable torch.export program: {' '.join(str(err).split())[:200]}") from None
+        raise DanError(f"{path}: not a loadable torch.export program: {one_line(err)}") from None
     try:
         meta = json.loads(extra.get(_META) or "{}")
     except json.JSONDecodeError:

@@ -9,6 +9,7 @@ opened, a folder with no images) raise :class:`dan.common.DanError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from dan.common import DanError
-from dan.imaging import IMAGE_SUFFIXES, ImageReadError, read_image
+from dan.imaging import IMAGE_SUFFIXES, ImageReadError, list_images, read_image
 
 __all__ = [
     "CameraSource",
@@ -30,7 +31,6 @@ __all__ = [
     "ImageSource",
     "PrefetchSource",
     "VideoFileSource",
-    "list_images",
     "open_source",
 ]
 
@@ -115,6 +115,21 @@ class _CaptureSource(FrameSource):
         self.cap.release()
 
 
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Keep OpenCV's own log lines (``[ WARN:0@...]``) off the terminal for the duration."""
+    logging_ = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_ is None:  # pragma: no cover - every 4.x build has it
+        yield
+        return
+    before = logging_.getLogLevel()
+    logging_.setLogLevel(logging_.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging_.setLogLevel(before)
+
+
 class CameraSource(_CaptureSource):
     """A webcam by index.
 
@@ -125,7 +140,8 @@ class CameraSource(_CaptureSource):
     live = True
 
     def __init__(self, index: int = 0) -> None:
-        cap = cv2.VideoCapture(index)
+        with quiet_opencv():  # OpenCV's own warnings about a missing camera: our one line says it
+            cap = cv2.VideoCapture(index)
         if not cap.isOpened():
             cap.release()
             raise DanError(f"camera {index}: no camera at this index (or it is busy / not permitted)")
@@ -148,11 +164,6 @@ class VideoFileSource(_CaptureSource):
             cap.release()
             raise DanError(f"{path}: cannot open as a video (not a video, or a codec OpenCV lacks)")
         super().__init__(cap, str(path))
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly in ``folder`` (by suffix), sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 class ImageSource(FrameSource):

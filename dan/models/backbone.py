@@ -15,7 +15,7 @@ import timm
 import torch
 from torch import nn
 
-from dan.common import DanError
+from dan.common import DanError, one_line
 
 __all__ = ["MSCELEB_HELP", "create_backbone", "load_backbone_weights", "read_state_dict", "state_dict_mismatch"]
 
@@ -49,13 +49,13 @@ def read_state_dict(path: str | os.PathLike) -> dict:
         if "global" in text.lower():
             raise DanError(
                 f"{path}: refused to load: it holds Python objects a weights-only load does not allow "
-                f"({detail[:160]}); only tensors and plain values are read"
+                f"({one_line(detail, 160)}); only tensors and plain values are read"
             ) from None
         raise DanError(
-            f"{path}: not a readable PyTorch checkpoint (corrupt or another format?): {detail[:160]}"
+            f"{path}: not a readable PyTorch checkpoint (corrupt or another format?): {one_line(detail, 160)}"
         ) from None
     except Exception as err:  # zip/tar errors, EOF, bad magic number
-        msg = " ".join(str(err).split())[:200] or type(err).__name__
+        msg = one_line(err)
         raise DanError(f"{path}: not a readable PyTorch checkpoint (truncated or another format?): {msg}") from None
 
 
@@ -78,7 +78,7 @@ def create_backbone(name: str = "resnet18", in_chans: int = 3, pretrained: bool 
     except Exception as err:
         if not pretrained:
             raise
-        msg = " ".join(str(err).split())[:200]
+        msg = one_line(err)
         raise DanError(
             f"could not get timm's pretrained weights for {name!r} ({type(err).__name__}: {msg}); offline, "
             f"put them in the Hugging Face cache (HF_HOME) or pass a weights file as model.backbone_weights"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from dan.common import LABEL_SETS, DanError, Preprocessing, resolve_labels
+from dan.common import LABEL_SETS, DanError, Preprocessing, one_line, resolve_labels
 from dan.fileio import atomic_path
 from dan.hub import released_model, resolve_checkpoint
 from dan.models.backbone import read_state_dict, state_dict_mismatch
@@ -138,7 +138,7 @@ def _read(path: Path) -> tuple[dict | None, dict]:
                 meta = json.loads((f.metadata() or {}).get("dan", "null"))
                 state = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as err:
-            raise DanError(f"{path}: not a readable safetensors file: {' '.join(str(err).split())[:200]}") from None
+            raise DanError(f"{path}: not a readable safetensors file: {one_line(err)}") from None
         return meta, state
     obj = read_state_dict(path)
     if not isinstance(obj, dict):
@@ -196,7 +196,7 @@ def _verify_file(path: Path) -> None:
         try:
             onnx.load(str(path), load_external_data=False)
         except Exception as err:
-            raise DanError(f"{path}: not a readable ONNX file: {' '.join(str(err).split())[:160]}") from None
+            raise DanError(f"{path}: not a readable ONNX file: {one_line(err, 160)}") from None
         return
     meta, state = _read(path)
     if meta is None and not _is_reference(state):

@@ -1,0 +1,146 @@
+"""ONNX export of the re-parameterised network, with the model's settings in the file's metadata.
+
+What is exported is :func:`dan.models.reparam.reparameterize`'s copy (every BatchNorm folded, each
+DAN head's three convolution branches merged into one), with a dynamic batch axis and two outputs:
+``logits`` (N, C) and ``attention`` (N, K, H, W). The class names, preprocessing record and model
+settings travel in ONNX ``metadata_props`` (key ``dan``, JSON, plus ``labels`` and ``preprocessing``).
+PyTorch's torch.export-based exporter (``dynamo=True``) is used; the legacy exporter is only a
+fallback when it fails.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dan.common import DanError
+from dan.fileio import atomic_path
+from dan.models.checkpoint import checkpoint_metadata
+from dan.models.dan import DAN
+from dan.models.reparam import reparameterize
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "OUTPUT_NAMES",
+    "ExportOutputs",
+    "export_metadata",
+    "export_onnx",
+    "prepare_for_export",
+    "sample_input",
+    "set_onnx_metadata",
+]
+
+DEFAULT_OPSET = 18
+OUTPUT_NAMES = ("logits", "attention")
+
+
+def export_metadata(model: DAN) -> dict[str, str]:
+    """String metadata an exported file carries: ``dan`` (all settings, JSON), ``labels``, ``preprocessing``."""
+    meta = checkpoint_metadata(model)
+    meta["outputs"] = list(OUTPUT_NAMES)
+    meta["reparameterized"] = True
+    return {
+        "dan": json.dumps(meta),
+        "labels": json.dumps(meta["labels"]),
+        "preprocessing": json.dumps(meta["preprocessing"]),
+    }
+
+
+class ExportOutputs(nn.Module):
+    """``(logits, attention)`` of a DAN: the tuple an exported graph returns."""
+
+    def __init__(self, model: DAN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(x, return_attention=True)
+        return out.logits, out.attention
+
+
+def prepare_for_export(model: DAN) -> ExportOutputs:
+    """The re-parameterised float32 CPU copy of ``model`` wrapped to return ``(logits, attention)``.
+
+    The caller's model is not changed (not moved, not cast, its mode kept).
+    """
+    if not isinstance(model, DAN):
+        raise TypeError(f"expected a DAN model, got {type(model).__name__}")
+    return ExportOutputs(reparameterize(copy.deepcopy(model).cpu().float())).eval()
+
+
+def sample_input(model: DAN, batch: int = 2) -> torch.Tensor:
+    """A fixed random input (batch, C, S, S) at the model's input size."""
+    s = model.preprocessing.input_size
+    return torch.randn(batch, model.in_chans, s, s, generator=torch.Generator().manual_seed(0))
+
+
+def set_onnx_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Replace an ONNX file's ``metadata_props`` (in place) and mark ``dan`` as its producer."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "dan"
+    onnx.save(proto, str(path))
+
+
+def export_onnx(model: DAN, output: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
+    """Write the re-parameterised ``model`` as an ONNX file (float32, dynamic batch axis).
+
+    Inputs ``input`` (N, 3, S, S); outputs ``logits`` (N, C) and ``attention`` (N, K, H, W); metadata
+    from :func:`export_metadata`. Written atomically.
+
+    Args:
+        model: The DAN (not changed; its ``labels`` and ``preprocessing`` go in the metadata).
+        output: Destination ``.onnx`` file (one self-contained file).
+        opset: ONNX opset version.
+
+    Returns:
+        The path written.
+    """
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise DanError("ONNX export needs onnx and onnxscript: pip install 'dan[export]'") from None
+    output = Path(output)
+    net = prepare_for_export(model)
+    x = sample_input(model)
+    with atomic_path(output, "ONNX file") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                net,
+                (x,),
+                None,
+                dynamo=True,
+                input_names=["input"],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=65536)}},
+                opset_version=opset,
+                verbose=False,
+            )
+            program.save(str(tmp), external_data=False)
+        except Exception as err:  # the legacy exporter as fallback
+            warnings.warn(
+                f"torch.export-based ONNX export failed ({type(err).__name__}); using the legacy exporter", stacklevel=2
+            )
+            torch.onnx.export(
+                net,
+                (x,),
+                str(tmp),
+                dynamo=False,
+                input_names=["input"],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes={name: {0: "batch"} for name in ("input", *OUTPUT_NAMES)},
+                opset_version=opset,
+            )
+        set_onnx_metadata(tmp, export_metadata(model))
+    return output

@@ -1,0 +1,99 @@
+"""Checking an export against PyTorch: random inputs, real face images, int8 agreement.
+
+Real images are read from a folder and prepared with :func:`dan.preprocess.prepare_face`, the one
+preprocessing contract, so the export is checked on exactly the inputs it will see.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dan.common import DanError, Preprocessing
+from dan.imaging import list_images, read_image
+from dan.inference.export.report import ExportReport
+from dan.models.dan import DAN
+from dan.preprocess import prepare_face
+
+__all__ = ["load_images", "random_inputs", "run_batched", "top1_agreement", "torch_logits", "verify_against_torch"]
+
+
+def load_images(root: str | os.PathLike, preprocessing: Preprocessing, limit: int | None = None) -> np.ndarray:
+    """Read and prepare up to ``limit`` face images of ``root`` (recursively), evenly spread over the sorted list.
+
+    Returns:
+        Float32 array (N, 3, S, S).
+
+    Raises:
+        DanError: ``root`` is not a folder or holds no image.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DanError(f"{root}: no such folder (--calib takes a folder of face images)")
+    files = list_images(root, recursive=True)
+    if not files:
+        raise DanError(f"{root}: no images found")
+    if limit is not None and len(files) > limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    return np.stack([prepare_face(read_image(f), preprocessing) for f in files])
+
+
+def top1_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of rows whose arg-max is the same in the two logit arrays (N, C)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return float((a.argmax(1) == b.argmax(1)).mean()) if len(a) else 1.0
+
+
+def run_batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int = 16) -> np.ndarray:
+    """``fn`` over ``x`` in batches, results concatenated."""
+    return np.concatenate([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+
+def torch_logits(model: DAN) -> Callable[[np.ndarray], np.ndarray]:
+    """A numpy-in, numpy-out logits function of the (unexported) PyTorch model."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(x))).logits.float().numpy()
+
+    return run
+
+
+def random_inputs(preprocessing: Preprocessing, seed: int = 0) -> list[np.ndarray]:
+    """Two random normalised batches (1 and 3 images) at the model's input size."""
+    rng = np.random.default_rng(seed)
+    s = preprocessing.input_size
+    return [rng.standard_normal((n, 3, s, s)).astype(np.float32) for n in (1, 3)]
+
+
+def verify_against_torch(
+    report: ExportReport,
+    model: DAN,
+    runner: Callable[[np.ndarray], np.ndarray],
+    images: np.ndarray | None,
+    tolerance: float,
+) -> None:
+    """Compare an export's logits with the PyTorch model's on random inputs and real images; record in ``report``."""
+    reference = torch_logits(model)
+    diffs = [float(np.abs(runner(x) - reference(x)).max()) for x in random_inputs(model.preprocessing)]
+    report.max_abs_diff_random = max(diffs)
+    report.lines.append(f"verify: max |logit diff| vs PyTorch on random inputs (batch 1 and 3): {max(diffs):.3g}")
+    worst = report.max_abs_diff_random
+    if images is not None:
+        a, b = run_batched(runner, images), run_batched(reference, images)
+        report.max_abs_diff_images = float(np.abs(a - b).max())
+        worst = max(worst, report.max_abs_diff_images)
+        report.lines.append(
+            f"verify: max |logit diff| vs PyTorch on {len(images)} real images: {report.max_abs_diff_images:.3g}, "
+            f"top-1 agreement {top1_agreement(a, b):.2%}"
+        )
+    else:
+        report.lines.append("verify: no --calib folder given, so no real images were compared")
+    if not worst <= tolerance:
+        report.fail(f"difference {worst:.3g} > tolerance {tolerance:g}")
+    else:
+        report.lines.append(f"verify: OK (tolerance {tolerance:g})")
