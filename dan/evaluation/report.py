@@ -87,8 +87,8 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
         probs = result.probabilities[i]
         k = int(probs.argmax())
         writer.writerow(
-            [source, result.label_names[result.targets[i]], result.model_labels[k], f"{probs[k]:.4f}"]
-            + [f"{p:.4f}" for p in probs]
+            [source, result.label_names[result.targets[i]], result.model_labels[k], f"{probs[k]:.6f}"]
+            + [f"{p:.6f}" for p in probs]
         )
     atomic_write(paths["predictions"], buf.getvalue().encode())
 

@@ -22,7 +22,7 @@ from dan.inference.outputs import atomic_path
 from dan.inference.predictor import Predictor, softmax
 from dan.preprocess import prepare_face
 
-__all__ = ["attention_overlay", "draw_attention", "normalize_map", "save_attention_figure"]
+__all__ = ["attention_overlay", "draw_attention", "face_attention", "normalize_map", "save_attention_figure"]
 
 
 def normalize_map(amap: np.ndarray) -> np.ndarray:
@@ -76,6 +76,38 @@ def _as_backend(backend_or_model: object) -> object:
     return backend_or_model
 
 
+def face_attention(
+    backend_or_model: object, image: str | os.PathLike | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class probabilities and the heads' attention maps of one face image.
+
+    Args:
+        backend_or_model: A DAN model, a checkpoint path, or a backend with ``attention``.
+        image: The face: an aligned face image path, or a BGR uint8 array (H, W, 3); the image (its
+            central square, as ``--detector none`` takes it) is the face, prepared by
+            :func:`dan.preprocess.prepare_face` like every other path.
+
+    Returns:
+        ``(face, probabilities, maps)``: the BGR face square, float32 (C,) and float32 (K, h, w).
+
+    Raises:
+        DanError: The backend gives no attention maps.
+    """
+    backend = _as_backend(backend_or_model)
+    if not has_attention(backend):
+        raise DanError("this model file gives no attention maps (exported without them): use the checkpoint")
+    face = Predictor.load_bgr(image)
+    h, w = face.shape[:2]
+    side = min(h, w)  # the central square, as --detector none takes it
+    face = face[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+    batch = prepare_face(np.ascontiguousarray(face[..., ::-1]), backend.preprocessing)[None]  # (1, 3, S, S)
+    if hasattr(backend, "predict_with_attention"):
+        logits, maps = backend.predict_with_attention(batch)
+    else:
+        logits, maps = backend(batch), backend.attention(batch)
+    return face, softmax(np.asarray(logits))[0], np.asarray(maps)[0]
+
+
 def save_attention_figure(
     backend_or_model: object,
     image: str | os.PathLike | np.ndarray,
@@ -86,8 +118,7 @@ def save_attention_figure(
 
     Args:
         backend_or_model: A DAN model, a checkpoint path, or a backend with ``attention``.
-        image: The face: an aligned face image path, or a BGR uint8 array (H, W, 3); the image
-            (its central square, as ``--detector none`` takes it) is the face.
+        image: The face (see :func:`face_attention`).
         path: Output image file (``.png`` or ``.jpg``).
         tile: Side of each panel in pixels.
 
@@ -95,22 +126,10 @@ def save_attention_figure(
         The written path.
 
     Raises:
-        DanError: The backend has no attention maps (e.g. ONNX), or the file cannot be written.
+        DanError: The backend has no attention maps, or the file cannot be written.
     """
     backend = _as_backend(backend_or_model)
-    if not has_attention(backend):
-        raise DanError("this backend gives no attention maps: use a PyTorch checkpoint (--backend torch)")
-    face = Predictor.load_bgr(image)
-    h, w = face.shape[:2]
-    side = min(h, w)  # the central square, as --detector none takes it
-    face = face[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
-    batch = prepare_face(np.ascontiguousarray(face[..., ::-1]), backend.preprocessing)[None]  # (1, 3, S, S)
-    if hasattr(backend, "predict_with_attention"):
-        logits, maps = backend.predict_with_attention(batch)
-    else:
-        logits, maps = backend(batch), backend.attention(batch)
-    probs = softmax(np.asarray(logits))[0]
-    maps = np.asarray(maps)[0]  # (K, h, w)
+    face, probs, maps = face_attention(backend, image)
     big = cv2.resize(face, (tile, tile), interpolation=cv2.INTER_AREA)
     k = int(np.argmax(probs))
     panels = [_caption(big.copy(), f"{backend.labels[k]} {probs[k]:.0%}")]
