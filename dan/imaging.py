@@ -45,6 +45,8 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
         for p in Path(folder).glob(pattern)
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
     )
+
+
 DEFAULT_MAX_PIXELS = 50_000_000  # about 50 megapixels (8660 x 5773); 150 MB as 8-bit RGB
 
 # JPEG start-of-frame markers (baseline, progressive, lossless, ...); C4, C8 and CC are other segments
@@ -175,12 +177,63 @@ def _check_pixels(data: bytes, name: str, max_pixels: int | None) -> None:
         )
 
 
+def _jpeg_end(data: bytes) -> int | None:
+    """Offset just past the JPEG's end-of-image marker, or None when the data stops before it.
+
+    Walks the segments (length-prefixed) and the entropy-coded scan data after each start-of-scan
+    (skipping stuffed ``FF 00`` bytes and restart markers), so bytes after the image (a camera's
+    trailer, a motion photo's video) are not mistaken for it, and a real truncation is caught.
+    """
+    i, n = 2, len(data)
+    while i + 2 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xD9:  # EOI
+            return i + 2
+        if marker in _JPEG_STANDALONE:
+            i += 2
+            continue
+        if i + 4 > n:
+            return None
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data until the next real marker
+            while True:
+                j = data.find(b"\xff", i)
+                if j < 0 or j + 1 >= n:
+                    return None
+                nxt = data[j + 1]
+                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:  # stuffing, restart, fill
+                    i = j + 2 if nxt != 0xFF else j + 1
+                    continue
+                i = j
+                break
+    return None
+
+
+def _png_end(data: bytes) -> int | None:
+    """Offset just past the PNG's IEND chunk, or None when the data stops before it."""
+    i, n = 8, len(data)
+    while i + 12 <= n:
+        length = int.from_bytes(data[i : i + 4], "big")
+        kind = data[i + 4 : i + 8]
+        i += 12 + length
+        if i > n:
+            return None
+        if kind == b"IEND":
+            return i
+    return None
+
+
 def is_truncated(data: bytes) -> bool:
-    """True when JPEG or PNG bytes end before the format's end marker."""
-    if data[:3] == b"\xff\xd8\xff":  # JPEG: must end with EOI (FFD9), trailing padding allowed
-        return not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
-    if data[:8] == b"\x89PNG\r\n\x1a\n":  # PNG: must contain the IEND chunk near the end
-        return b"IEND" not in data[-64:]
+    """True when JPEG or PNG bytes end before the image does (bytes after a complete image are fine)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return _jpeg_end(data) is None
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return _png_end(data) is None
     return False
 
 

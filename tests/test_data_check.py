@@ -55,12 +55,15 @@ def test_every_problem_is_listed_with_file_and_line(tmp_path: Path, capsys) -> N
     assert f"{list_file}:8: {images / 'test_0001_aligned.jpg'}: not a decodable image" in out
     assert f"{list_file}:6: label '0' outside 1..7" in out
     assert f"{list_file}:15: duplicate entry train_00001.jpg (first on line 1)" in out
-    assert "5 problem(s)" in out
+    # the bad label took anger's only training image: a model would never see the class
+    assert f"{tmp_path}: class 'anger' has no images in split train (only in test)" in out
+    assert "6 problem(s)" in out
 
 
 def test_missing_things_are_problems(tmp_path: Path, capsys) -> None:
     assert main(["data", "check", "--format", "rafdb", "--root", str(tmp_path / "nope")]) == 1
-    assert "RAF-DB root folder not found" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "nope: data set root not found" in out and "1 problem(s)" in out  # said once, not once per split
     fd.make_affectnet_csv(tmp_path / "aff", per_class=1)
     (tmp_path / "aff" / "Manually_Annotated_file_lists" / "validation.csv").unlink()
     report = check_dataset("affectnet", tmp_path / "aff")

@@ -9,7 +9,7 @@ import torch
 
 from dan.common import LABEL_SETS, DanError
 from dan.data.datamodule import FERDataModule
-from dan.data.sampler import BalancedSampler
+from dan.data.sampler import EpochSampler
 
 import fakedata as fd
 
@@ -78,7 +78,7 @@ def test_fer2013_defaults_and_balanced_sampler(tmp_path: Path) -> None:
     assert (dm.val_split, dm.test_split) == ("PublicTest", "PrivateTest")
     assert len(dm.val_dataset) == 7 and len(dm.test_dataset) == 14
     loader = dm.train_dataloader()
-    assert isinstance(loader.sampler, BalancedSampler) and len(loader.sampler) == 21
+    assert isinstance(loader.sampler, EpochSampler) and loader.sampler.balanced and len(loader.sampler) == 21
     images, labels = next(iter(loader))
     assert images.shape == (4, 3, 24, 24) and labels.dtype == torch.int64
     assert next(iter(dm.test_dataloader()))[0].shape == (5, 3, 24, 24)
@@ -93,3 +93,12 @@ def test_early_errors(tmp_path: Path) -> None:
         FERDataModule(format="rafdb", root=str(tmp_path), num_classes=8)
     with pytest.raises(DanError, match="data.augment='strong'"):
         FERDataModule(format="rafdb", root=str(tmp_path), augment="strong")
+
+
+def test_a_class_without_training_images_stops_before_training(tmp_path: Path) -> None:
+    fd.make_folder(tmp_path, classes=("happy", "sad", "angry"))
+    for image in (tmp_path / "train" / "angry").iterdir():
+        image.unlink()  # the class folder is there, its images are not
+    dm = FERDataModule(format="folder", root=str(tmp_path), image_size=16, num_workers=0)
+    with pytest.raises(DanError, match=r"class 'anger' has no training images"):
+        dm.setup("fit")

@@ -14,3 +14,16 @@ class CrashAt(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
             raise RuntimeError(f"simulated crash at epoch {self.epoch} batch {self.batch}")
+
+
+class SignalAt(Callback):
+    """Send this process a signal at the start of a given global step, like a scheduler preempting the job."""
+
+    def __init__(self, step: int = 1, signum: int = 15) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            import os
+
+            os.kill(os.getpid(), self.signum)

@@ -18,12 +18,25 @@ from torch.utils.data import DataLoader
 from dan.common import DanError, Preprocessing
 from dan.data.dataset import FERDataset
 from dan.data.readers import FORMATS, default_splits, format_label_names, read_split
-from dan.data.sampler import BalancedSampler
+from dan.data.sampler import EpochSampler
 from dan.data.samples import SplitData
 from dan.data.synth import read_manifest
 from dan.data.transforms import TRANSFORMS, build_transform
 
-__all__ = ["FERDataModule"]
+__all__ = ["FERDataModule", "ResumableLoader"]
+
+
+class ResumableLoader(DataLoader):
+    """The training loader. Its position in an epoch is restored through its sampler
+    (:meth:`FERDataModule.resume`, called by :class:`dan.training.resume.ResumableTraining`); the
+    ``state_dict`` / ``load_state_dict`` pair only tells Lightning that a mid-epoch resume is handled."""
+
+    def state_dict(self) -> dict:
+        """Nothing of its own to save: the position and the seeds live in the resume checkpoint entry."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Nothing to restore here (see the class docstring)."""
 
 
 class FERDataModule(pl.LightningDataModule):
@@ -52,7 +65,8 @@ class FERDataModule(pl.LightningDataModule):
         skip_bad_files: Skip and count unreadable images instead of stopping.
         rafdb_images: RAF-DB images, ``aligned`` or ``original``.
         pin_memory: Pin batches in page-locked memory (for GPU training).
-        seed: Seed of the balanced sampler and of the validation hold-out.
+        seed: Seed of the training order (shuffled or balanced draws), of every sample's augmentation
+            and of the validation hold-out; default the global seed (``seed_everything``).
 
     Attributes:
         num_classes: Number of classes.
@@ -77,7 +91,7 @@ class FERDataModule(pl.LightningDataModule):
         skip_bad_files: bool = False,
         rafdb_images: str = "aligned",
         pin_memory: bool = False,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if format not in FORMATS:
@@ -102,7 +116,9 @@ class FERDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.balanced_sampler, self.skip_bad_files = balanced_sampler, skip_bad_files
-        self.rafdb_images, self.seed = rafdb_images, seed
+        self.rafdb_images = rafdb_images
+        self.seed = int(torch.initial_seed() % 2**31) if seed is None else int(seed)
+        self._resume: tuple[int, int] | None = None
         self.train_dataset: FERDataset | None = None
         self.val_dataset: FERDataset | None = None
         self.test_dataset: FERDataset | None = None
@@ -201,18 +217,26 @@ class FERDataModule(pl.LightningDataModule):
             return dist.get_world_size(), dist.get_rank()
         return 1, 0
 
+    def resume(self, epoch: int, batches_done: int) -> None:
+        """Start the training loader of ``epoch`` after its first ``batches_done`` batches (a resumed run)."""
+        self._resume = (int(epoch), int(batches_done))
+
     def _loader(self, dataset: FERDataset | None, train: bool) -> DataLoader:
         if dataset is None:
             raise DanError("FERDataModule.setup() has not been run for this split")
-        sampler = None
-        if train and self.balanced_sampler:
-            replicas, rank = self._world()
-            sampler = BalancedSampler(dataset.targets, num_replicas=replicas, rank=rank, seed=self.seed)
         batch = self.batch_size if train else self.eval_batch_size
-        return DataLoader(
+        sampler = None
+        if train:  # seeded per epoch, sharded over ranks, a seed per sample, resumable mid-epoch
+            replicas, rank = self._world()
+            sampler = EpochSampler(
+                dataset.targets, balanced=self.balanced_sampler, seed=self.seed, num_replicas=replicas, rank=rank
+            )
+            if self._resume is not None:  # applies to that one epoch, whenever it is iterated
+                sampler.resume(self._resume[0], self._resume[1] * batch)
+        return (ResumableLoader if train else DataLoader)(
             dataset,
             batch_size=batch,
-            shuffle=train and sampler is None,
+            shuffle=False,
             sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),

@@ -1,6 +1,7 @@
 """The Dataset: decode (through :mod:`dan.imaging`), crop the face box, transform, return a pair.
 
-``dataset[i]`` is ``(image float32 (3, S, S), label int64 scalar tensor)``. A file that cannot be
+``dataset[i]`` is ``(image float32 (3, S, S), label int64 scalar tensor)``; the training sampler asks
+for ``dataset[(i, seed)]``, which also seeds that sample's augmentation. A file that cannot be
 decoded during an epoch raises an error naming it, or with ``skip_bad_files=True`` is replaced by
 another sample and counted in :attr:`FERDataset.bad_files` (shared across DataLoader workers).
 """
@@ -112,9 +113,14 @@ class FERDataset(Dataset):
         """The decoded, face-cropped RGB uint8 image of sample ``index`` (no transform)."""
         return load_sample_image(self.data.samples[index], self.data.pixels, index)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         if self._pid != os.getpid():
             self._on_new_process()
+        if isinstance(index, tuple):  # (index, seed) from the training sampler: seed this sample's augmentation
+            index, seed = index
+            seed_sample = getattr(self.transform, "seed_sample", None)
+            if seed_sample is not None:
+                seed_sample(seed)
         n = len(self.samples)
         candidate = index
         for attempt in range(_MAX_SUBSTITUTES + 1):

@@ -72,9 +72,11 @@ class Transform:
     erasing (p 0.5, ratio 0.3..3.3, erased to 0 after normalising, exactly as torchvision's
     ``RandomErasing`` after ``Normalize``).
 
-    Random state: albumentations keeps its own generator, which forked DataLoader workers would
-    share. The pipeline re-seeds itself once per process from ``torch.initial_seed()`` (different in
-    every worker and epoch, reproducible under ``seed_everything``), or from ``seed`` when given.
+    Random state: in training every sample comes with its own seed from the sampler
+    (:meth:`seed_sample`), so its augmentation does not depend on the worker that draws it, and a
+    resumed epoch repeats an uninterrupted one. Without one, the pipeline seeds itself once per
+    process from ``torch.initial_seed()`` (different in every worker and epoch, reproducible under
+    ``seed_everything``), or from ``seed`` when given.
 
     Args:
         name: One of :data:`TRANSFORMS`.
@@ -115,12 +117,18 @@ class Transform:
         self._rng = random.Random(seed)
         self._pid: int | None = None
 
-    def _reseed(self) -> None:
+    def _reseed(self, seed: int | None = None) -> None:
         self._pid = os.getpid()
-        seed = int(self.seed if self.seed is not None else torch.initial_seed()) % 2**32
+        if seed is None:
+            seed = int(self.seed if self.seed is not None else torch.initial_seed()) % 2**32
         if self._compose is not None:
             self._compose.set_random_seed(seed)
         self._rng = random.Random(seed + 1)
+
+    def seed_sample(self, seed: int) -> None:
+        """Seed the augmentations of the next image (the training sampler gives every sample its seed)."""
+        if self.train:
+            self._reseed(seed)
 
     def _erase(self, x: torch.Tensor) -> None:
         """torchvision's RandomErasing parameters: area share in ``erase_scale``, log-uniform aspect ratio."""

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from dan.common import DanError
-from dan.imaging import IMAGE_SUFFIXES, ImageReadError, list_images, read_image
+from dan.imaging import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageReadError, list_images, read_image
 
 __all__ = [
     "CameraSource",
@@ -80,6 +80,11 @@ class _CaptureSource(FrameSource):
         self.fps = float(fps) if fps and 1 <= fps <= 240 else 30.0
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.size = (w, h) if w > 0 and h > 0 else None
+        if self.size is not None and w * h > DEFAULT_MAX_PIXELS:
+            cap.release()
+            raise DanError(
+                f"{name}: frames of {w} x {h} pixels are over the limit of {DEFAULT_MAX_PIXELS:,} pixels a frame"
+            )
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 else None
 

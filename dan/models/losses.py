@@ -25,7 +25,9 @@ class AffinityLoss(nn.Module):
     centre variance, is clamped to [1e-12, 1e12] before summing.
 
     Args:
-        num_classes: Number of classes C.
+        num_classes: Number of class centres C (at least the number of classes; the reference's
+            RAF-DB script uses 8 centres for 7 classes, and an unused centre still enters the
+            variance normaliser).
         feat_dim: Feature channels D (the backbone's ``num_features``).
     """
 

@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from dan.common import DanError
 from dan.data.datamodule import FERDataModule
+from dan.models.backbone import read_state_dict
 from dan.system import resolve_precision
 from dan.training.callbacks import ConfusionMatrixWriter, EpochSummary
+from dan.training.checkpoint_io import AtomicCheckpointIO
 from dan.training.module import DANModule
+from dan.training.resume import ResumableTraining
 
 __all__ = ["DANCLI", "run"]
 
@@ -60,6 +67,8 @@ class DANCLI(LightningCLI):
         )
         parser.add_lightning_class_args(ConfusionMatrixWriter, "confusion")
         parser.add_lightning_class_args(EpochSummary, "epoch_summary")
+        # SIGTERM / SIGINT: save last.ckpt at the current step and stop; optional step or time intervals
+        parser.add_lightning_class_args(ResumableTraining, "resume")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
@@ -85,8 +94,10 @@ class DANCLI(LightningCLI):
                 print(f"precision: auto -> {precision} ({why})", flush=True)
 
     def instantiate_trainer(self, **kwargs):
-        """The trainer, with every logger writing into the first logger's ``version_N`` folder."""
+        """The trainer: atomic checkpoint writes, every logger writing into the first logger's ``version_N`` folder."""
         trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not a user's plugin
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         if len(trainer.loggers) > 1:
             version = trainer.loggers[0].version  # each logger would otherwise count versions on its own
             for logger in trainer.loggers[1:]:
@@ -95,17 +106,39 @@ class DANCLI(LightningCLI):
         return trainer
 
 
+def _check_ckpt_path(argv: list[str]) -> None:
+    """Read ``--ckpt_path`` with the weights-only reader first: a bad file is one line, not a traceback."""
+    for i, arg in enumerate(argv):
+        value = None
+        if arg.startswith("--ckpt_path="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--ckpt_path" and i + 1 < len(argv):
+            value = argv[i + 1]
+        if value and value not in ("last", "best", "hpc", "registry") and "://" not in value:
+            state = read_state_dict(value)
+            if not isinstance(state, dict) or "state_dict" not in state or "loops" not in state:
+                raise DanError(f"{value}: not a Lightning training checkpoint (no trainer state to resume from)")
+
+
 def run(argv: list[str]) -> int:
-    """Run LightningCLI with ``argv`` (``["fit", "-c", "configs/rafdb.yaml", ...]``)."""
-    cli = DANCLI(
-        DANModule,
-        FERDataModule,
-        args=None if argv == sys.argv[1:] else argv,  # LightningCLI warns when given its own sys.argv
-        trainer_defaults={"logger": LOGGERS, "log_every_n_steps": 10},
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-        auto_configure_optimizers=False,
-    )
+    """Run LightningCLI with ``argv`` (``["fit", "-c", "configs/rafdb.yaml", ...]``).
+
+    Returns:
+        0; 143 when stopped by SIGTERM and 130 by Ctrl-C, after saving a resumable checkpoint.
+    """
+    _check_ckpt_path(argv)
+    try:
+        cli = DANCLI(
+            DANModule,
+            FERDataModule,
+            args=None if argv == sys.argv[1:] else argv,  # LightningCLI warns when given its own sys.argv
+            trainer_defaults={"logger": LOGGERS, "log_every_n_steps": 10},
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            auto_configure_optimizers=False,
+        )
+    except SIGTERMException:
+        return _stopped(argv)
     if argv and argv[0] == "fit" and cli.trainer.is_global_zero:
         init = cli.config_init[cli.subcommand]
         best, last = init["checkpoint"], init["last_checkpoint"]  # ours, whatever other callbacks a user adds
@@ -114,3 +147,22 @@ def run(argv: list[str]) -> int:
         if last.best_model_path:
             print(f"last checkpoint: {last.best_model_path}")
     return 0
+
+
+def _stopped(argv: list[str]) -> int:
+    """Say where the resumable checkpoint is and how to go on; the exit status of the signal."""
+    resume = ResumableTraining.latest
+    how = (resume.stopped_by if resume else None) or "SIGTERM"
+    where = Path(resume.saved).resolve() if resume and resume.saved else None
+    rest = [a for i, a in enumerate(argv[1:], 1) if a != "--ckpt_path" and argv[i - 1] != "--ckpt_path"]
+    rest = [a for a in rest if not a.startswith("--ckpt_path=")]
+    if where is not None:
+        print(
+            f"dan {argv[0]}: stopped by {how}; resumable checkpoint: {where}\n"
+            f"resume with: dan {argv[0]} {' '.join(rest)} --ckpt_path {where}",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        print(f"dan {argv[0]}: stopped by {how} before any training step; nothing to resume", file=sys.stderr)
+    return 130 if how == "SIGINT" else 143

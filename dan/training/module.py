@@ -46,6 +46,9 @@ class DANModule(LightningModule):
             module); stored in checkpoints, so inference can warn about a model of generated faces.
         lambda_af: Weight of the affinity loss.
         lambda_pt: Weight of the partition loss.
+        affinity_centres: Class centres of the affinity loss; None: one per class. The reference's
+            RAF-DB script uses 8 for its 7 classes (the unused centre enters the variance
+            normaliser); ``configs/rafdb.yaml`` sets 8 to reproduce it.
         optimizer: Optimiser factory (``class_path``/``init_args`` in YAML); gets all parameters.
         scheduler: Learning-rate scheduler factory; None for a constant rate. torch's schedulers step once
             per epoch; :class:`dan.training.schedules.WarmupCosineLR` steps every batch and takes its
@@ -69,6 +72,7 @@ class DANModule(LightningModule):
         trained_on: dict | None = None,
         lambda_af: float = 1.0,
         lambda_pt: float = 1.0,
+        affinity_centres: int | None = None,
         optimizer: OptimizerCallable = _default_optimizer,
         scheduler: LRSchedulerCallable | None = None,
         channels_last: bool = False,
@@ -85,7 +89,9 @@ class DANModule(LightningModule):
             raise DanError(f"model.label_names has {len(self.model.labels)} names for {num_classes} classes")
         self.model.preprocessing = Preprocessing.from_dict({"input_size": image_size, **(face_crop or {})}, "model.")
         self.model.trained_on = dict(trained_on) if trained_on else None
-        self.affinity = AffinityLoss(num_classes, self.model.num_features)
+        if affinity_centres is not None and affinity_centres < num_classes:
+            raise DanError(f"model.affinity_centres={affinity_centres}: needs at least one per class ({num_classes})")
+        self.affinity = AffinityLoss(affinity_centres or num_classes, self.model.num_features)
         self.partition = PartitionLoss()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.channels_last, self.compile_model = channels_last, compile
