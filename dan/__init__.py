@@ -17,7 +17,7 @@ from typing import Any
 
 from dan.common import LABEL_SETS, DanError, Preprocessing
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one version source (pyproject.toml reads it)
 
 __all__ = ["DAN", "LABEL_SETS", "DANOutput", "DanError", "Preprocessing", "__version__", "load_model", "save_model"]
 

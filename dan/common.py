@@ -18,6 +18,7 @@ __all__ = [
     "Preprocessing",
     "RESIZE_NAMES",
     "one_line",
+    "parse_labels",
     "resolve_labels",
 ]
 
@@ -141,6 +142,22 @@ def one_line(text: object, limit: int = 200) -> str:
         return text[: cut + 1] + " [...]"
     cut = text.rfind(" ", 0, limit)
     return text[: cut if cut > 0 else limit] + " [...]"
+
+
+def parse_labels(text: str) -> str | tuple[str, ...]:
+    """A ``--labels`` value: a label-set name (``rafdb``), or comma-separated class names (``happy,sad``).
+
+    Raises:
+        ValueError: An unknown set name without commas (argparse turns it into a usage error).
+    """
+    text = text.strip()
+    if text in LABEL_SETS:
+        return text
+    if "," in text:
+        names = tuple(x.strip() for x in text.split(",") if x.strip())
+        if len(names) >= 2:
+            return names
+    raise ValueError(f"unknown label set {text!r}: use one of {', '.join(LABEL_SETS)} or comma-separated class names")
 
 
 def resolve_labels(labels: str | list[str] | tuple[str, ...] | None, num_classes: int) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -186,8 +187,8 @@ def _jpeg_end(data: bytes) -> int | None:
     """
     i, n = 2, len(data)
     while i + 2 <= n:
-        if data[i] != 0xFF:
-            return None
+        if data[i] != 0xFF:  # no marker where one must be: damaged, not cut short (the decoder says)
+            return n
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -215,14 +216,20 @@ def _jpeg_end(data: bytes) -> int | None:
 
 
 def _png_end(data: bytes) -> int | None:
-    """Offset just past the PNG's IEND chunk, or None when the data stops before it."""
+    """Offset just past the PNG's IEND chunk, or None when the data stops before it (damaged data that is
+    not a chunk at all is left to the decoder: it is not a truncation)."""
     i, n = 8, len(data)
     while i + 12 <= n:
         length = int.from_bytes(data[i : i + 4], "big")
         kind = data[i + 4 : i + 8]
-        i += 12 + length
-        if i > n:
+        if not kind.isalpha():  # not a chunk header: damaged, not cut short (the decoder says)
+            return n
+        end = i + 12 + length
+        if end > n:
             return None
+        if zlib.crc32(data[i + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+            return n  # a whole chunk with a wrong checksum: damaged, not cut short
+        i = end
         if kind == b"IEND":
             return i
     return None

@@ -112,9 +112,7 @@ def machine() -> str:
     """CPU model, ISA, torch's kernel level, threads, load, and the library versions (one line)."""
     import onnxruntime
 
-    return (
-        f"{describe_machine()}; onnxruntime {onnxruntime.__version__}; Python {platform.python_version()}"
-    )
+    return f"{describe_machine()}; onnxruntime {onnxruntime.__version__}; Python {platform.python_version()}"
 
 
 def interleaved(fns: dict, iters: int, warmup: int) -> dict[str, float]:
@@ -458,7 +456,39 @@ def training_benchmark(
         except Exception as err:
             notes.append(f"training torch.compile failed: {type(err).__name__}: {' '.join(str(err).split())[:160]}")
     t = interleaved(steps, iters, warmup=1)
+    ceiling = matmul_gflops()
+    step_flops = training_flops(ours, x, y, num_classes)
+    fastest = min(t.values())
+    notes.append(
+        f"float32 ceiling of this CPU (a 2048x2048 matrix product): {ceiling:.0f} GFLOP/s; the fastest float32 "
+        f"training path does {step_flops / 1e9:.1f} GFLOP a step ({step_flops / fastest / 1e9:.0f} GFLOP/s, "
+        f"{100 * step_flops / fastest / 1e9 / ceiling:.0f}% of the ceiling)"
+    )
     return [(n, batch / v) for n, v in t.items()]
+
+
+def matmul_gflops(n: int = 2048, runs: int = 5) -> float:
+    """Float32 GFLOP/s of one large matrix product: what the CPU can do at best with these threads."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def training_flops(model: DAN, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
+    """Floating-point operations of one training step (forward, losses, backward), counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    m = copy.deepcopy(model).train()
+    af, pt = AffinityLoss(num_classes, 512), PartitionLoss()
+    with FlopCounterMode(display=False) as counter:
+        out = m(x)
+        (F.cross_entropy(out.logits, y) + af(out.features, y) + pt(out.heads)).backward()
+    return float(counter.get_total_flops())
 
 
 if __name__ == "__main__":

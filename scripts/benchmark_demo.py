@@ -122,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detect-size", type=int, default=480)
     p.add_argument("--memory-frames", type=int, default=3000, help="0 skips the memory check")
     args = p.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="dan-bench-"))
+    with tempfile.TemporaryDirectory(prefix="dan-bench-") as tmp:  # removed however the run ends
+        return _run(args, Path(tmp))
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
     if args.checkpoint:
         model = dan.load_model(args.checkpoint)
     else:

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 OUT=${QUICKSTART_DIR:-runs/quickstart}
 DAN=.venv/bin/dan
-PER_CLASS=${QUICKSTART_PER_CLASS:-700}
+PER_CLASS=${QUICKSTART_PER_CLASS:-2500}
 start=$(date +%s)
 mkdir -p "$OUT"
 .venv/bin/python -c "from dan.system import describe_machine; print('== ' + describe_machine())"

@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 .venv/bin/python -m ruff check dan tests scripts
+.venv/bin/python -m ruff format --check dan tests scripts
+.venv/bin/python -m mypy
 exec .venv/bin/python -m pytest -q -n 2 "$@"

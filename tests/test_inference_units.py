@@ -203,3 +203,32 @@ def test_onnx_backend_missing_gives_a_clear_error(model: dan.DAN, tmp_path, monk
     monkeypatch.setitem(__import__("sys").modules, "dan.inference.onnx_backend", None)  # import fails
     with pytest.raises(DanError, match="onnx backend is not available.*--backend torch"):
         load_backend(path)  # auto picks onnx for a .onnx file
+
+
+def test_predictor_honours_labels_for_a_ready_backend(model: dan.DAN, astronaut_bgr: np.ndarray) -> None:
+    backend = TorchBackend(model)
+    p = Predictor(backend, detector="none", labels="fer2013")
+    assert p.labels == dan.LABEL_SETS["fer2013"] and backend.labels == dan.LABEL_SETS["rafdb"]  # not changed
+    (face,) = p.predict(astronaut_bgr)
+    assert face.label in dan.LABEL_SETS["fer2013"] and set(face.probs) == set(dan.LABEL_SETS["fer2013"])
+    with pytest.raises(DanError, match="5 names but the model has 7"):
+        Predictor(backend, detector="none", labels=["a", "b", "c", "d", "e"])
+
+
+def test_an_export_without_attention_says_so(model: dan.DAN, tmp_path) -> None:
+    import onnx
+
+    from dan.inference.export import export_onnx
+    from dan.inference.onnx_backend import OnnxBackend
+
+    path = export_onnx(model, tmp_path / "m.onnx")
+    assert OnnxBackend(path).supports_attention
+    proto = onnx.load(str(path))
+    kept = [o for o in proto.graph.output if o.name == "logits"]
+    del proto.graph.output[:]
+    proto.graph.output.extend(kept)  # a logits-only graph, as other exporters write
+    onnx.save(proto, str(tmp_path / "logits.onnx"))
+    p = Predictor(OnnxBackend(tmp_path / "logits.onnx"), detector="none")
+    assert not p.has_attention
+    (face,) = p.predict(np.zeros((96, 96, 3), np.uint8), attention=True)
+    assert face.attention is None

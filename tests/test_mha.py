@@ -127,7 +127,7 @@ def test_checkpoint_roundtrip_and_files_without_head_load_as_dan(mha: DAN, tmp_p
         load_model(tmp_path / "mha.pt")
     blob["dan"]["model_config"]["head"] = "xyz"
     torch.save(blob, tmp_path / "xyz.pt")
-    with pytest.raises(DanError, match="xyz.pt: unknown model setting in checkpoint: head must be one of dan, mha"):
+    with pytest.raises(DanError, match="xyz.pt: model_config.head='xyz': choose one of dan, mha"):
         load_model(tmp_path / "xyz.pt")
 
 

@@ -68,17 +68,22 @@ def main(argv: list[str]) -> int:
         raise DanError(f"--smoothing must be in [0, 1), got {args.smoothing}")
     if args.detect_every < 1 or args.classify_every < 1:
         raise DanError("--detect-every and --classify-every must be at least 1")
+    from dan.fileio import check_writable
     from dan.inference.demo import run_demo
     from dan.inference.video import open_source
     from dan.inference.writer import check_output
 
-    predictor = predictor_from_args(args, detector_options={"scale_factor": 1.2, "min_face": args.min_face})
+    if args.output:  # before the model is loaded: a bad output path fails at once, not after every frame
+        check_output(args.output)
+    if args.csv:
+        check_writable(args.csv, "CSV")
+    predictor = predictor_from_args(
+        args, fastest=True, detector_options={"scale_factor": 1.2, "min_face": args.min_face}
+    )
 
     def log(message: str) -> None:
         print(f"dan demo: {message}", file=sys.stderr)
 
-    if args.output:
-        check_output(args.output)
     try:
         source = open_source(args.source, image_fps=args.image_fps)
     except DanError as err:  # nothing to read: the run failed, but it is not a usage error

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dan.common import LABEL_SETS, DanError, MissingLabelsError
+from dan.common import LABEL_SETS, DanError, MissingLabelsError, parse_labels
 
 __all__ = ["main"]
 
@@ -31,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=FORMATS, help="data set layout")
     p.add_argument("--root", required=True, help="data set root folder")
     p.add_argument("--split", help="split to score (default: the format's test split)")
-    p.add_argument("--labels", choices=sorted(LABEL_SETS), help="the model's label set (7-class reference files)")
+    p.add_argument(
+        "--labels",
+        type=parse_labels,
+        help=f"the model's label set ({', '.join(LABEL_SETS)}) or comma-separated names (7-class reference files)",
+    )
     p.add_argument("--num-classes", type=int, help="AffectNet: 7 or 8 (default: the model's class count)")
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
     p.add_argument("--output", help="report folder (default runs/eval/<checkpoint>-<format>-<split>)")

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from dan.common import LABEL_SETS, parse_labels
+
 __all__ = ["main"]
 
 
@@ -47,7 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         "(dynamic quantisation without --calib); reports top-1 agreement with float32",
     )
     p.add_argument("--calib", metavar="DIR", help="folder of face images: int8 calibration and verification inputs")
-    p.add_argument("--labels", help="label set (rafdb, affectnet7, affectnet8, fer2013) or comma-separated class names")
+    p.add_argument(
+        "--labels",
+        type=parse_labels,
+        help=f"label set ({', '.join(LABEL_SETS)}) or comma-separated class names",
+    )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default 18)")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted logit difference (default 1e-3)")
     p.add_argument(
@@ -62,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run ``dan export`` with ``argv`` (without the subcommand name); returns the exit status."""
     args = _parser().parse_args(argv)
-    from dan.common import LABEL_SETS, DanError
+    from dan.common import DanError
     from dan.fileio import check_writable
     from dan.inference.export import DEFAULT_OPSET, export_checkpoint
     from dan.models.checkpoint import load_model
@@ -77,10 +83,7 @@ def main(argv: list[str]) -> int:
         args.format = "pt2" if Path(args.output).suffix.lower() == ".pt2" else "onnx"
     if args.opset is not None and args.format != "onnx":
         raise DanError("--opset is for ONNX exports only")
-    labels = args.labels
-    if labels is not None and labels not in LABEL_SETS and "," in labels:
-        labels = [x.strip() for x in labels.split(",")]
-    model = load_model(args.checkpoint, labels=labels)
+    model = load_model(args.checkpoint, labels=args.labels)
     report = export_checkpoint(
         model,
         args.output,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dan.common import LABEL_SETS, resolve_labels
+from dan.common import LABEL_SETS, parse_labels, resolve_labels
 
 __all__ = ["main"]
 
@@ -19,7 +19,11 @@ def _parser() -> argparse.ArgumentParser:
         help="any checkpoint dan.load_model reads, or a released model name (rafdb, affectnet7, affectnet8) "
         "(default: a new random model)",
     )
-    p.add_argument("--labels", choices=sorted(LABEL_SETS), help="label set (7-class reference files need one)")
+    p.add_argument(
+        "--labels",
+        type=parse_labels,
+        help=f"label set ({', '.join(LABEL_SETS)}) or comma-separated class names (7-class reference files need one)",
+    )
     p.add_argument("--image", help="image to run on (default: a generated test pattern)")
     p.add_argument("--num-heads", type=int, default=4, help="heads of a new model (default 4)")
     p.add_argument("--backbone", default="resnet18", help="timm backbone of a new model (default resnet18)")
@@ -40,7 +44,9 @@ def main(argv: list[str]) -> int:
         model = load_model(args.checkpoint, labels=args.labels)
         source = args.checkpoint
     else:
-        labels = resolve_labels(args.labels or "rafdb", 7 if (args.labels or "rafdb") != "affectnet8" else 8)
+        wanted = args.labels or "rafdb"
+        count = len(LABEL_SETS[wanted]) if isinstance(wanted, str) else len(wanted)
+        labels = resolve_labels(wanted, count)
         model = DAN(num_classes=len(labels), num_heads=args.num_heads, backbone=args.backbone).eval()
         model.labels = labels
         source = "new model with random weights (untrained: its guesses mean nothing yet)"

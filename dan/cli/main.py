@@ -8,7 +8,9 @@ command-line usage error exits 2, as argparse does).
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 
 from dan.common import DanError
@@ -64,6 +66,12 @@ def main(args: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dan {name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # a full disk or a read-only folder met while writing: one line, not a traceback
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"dan {name}: error: {where}{os.strerror(err.errno)}", file=sys.stderr)
+        return 1
     return int(status or 0)
 
 

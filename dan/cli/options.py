@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dan.common import LABEL_SETS
+from dan.common import LABEL_SETS, parse_labels
 
 __all__ = ["add_model_and_detector_options", "predictor_from_args"]
 
@@ -25,7 +25,11 @@ def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detec
         help="a released model (rafdb, affectnet7, affectnet8: downloaded once, then cached), a model file "
         "(.pt/.ckpt/.pth/.safetensors, .onnx, .pt2), an https:// URL or an hf://owner/repo/file path",
     )
-    p.add_argument("--labels", help=f"label set ({', '.join(LABEL_SETS)}); overrides the checkpoint's names")
+    p.add_argument(
+        "--labels",
+        type=parse_labels,
+        help=f"label set ({', '.join(LABEL_SETS)}) or comma-separated class names; overrides the checkpoint's names",
+    )
     p.add_argument(
         "--detector",
         default="yunet",
@@ -33,7 +37,12 @@ def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detec
         help=f"face detector (default yunet, shipped with dan; none: the whole {whole} is one face, for aligned crops)",
     )
     p.add_argument("--yunet-model", help="another YuNet ONNX file (default: the one shipped with dan)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="model runtime")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnx"),
+        help="model runtime (auto: by the file; for demo and serve, the faster of torch and ONNX Runtime here)",
+    )
     p.add_argument(
         "--align",
         action=argparse.BooleanOptionalAction,
@@ -72,6 +81,12 @@ def predictor_from_args(args: argparse.Namespace, **options):
         align=args.align,
         **options,
     )
+    reason = getattr(predictor.backend, "auto_reason", None)
+    if reason:
+        print(f"backend: auto -> {reason}", file=sys.stderr)
+    warning = getattr(predictor.backend, "warning", None)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     trained_on = getattr(predictor.backend, "trained_on", None)
     if isinstance(trained_on, dict) and trained_on.get("synthetic"):
         print(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
 from dan.common import DanError
+from dan.fileio import check_writable
 from dan.imaging import IMAGE_SUFFIXES, ImageReadError, list_images
 
 __all__ = ["build_parser", "expand_inputs", "main"]
@@ -82,6 +83,8 @@ def main(argv: list[str]) -> int:
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise DanError(f"{out}: --output must end in .csv or .json")
+    if out is not None:
+        check_writable(out)  # before the model is loaded and the images are read
     from dan.inference.outputs import write_csv, write_json
 
     predictor = predictor_from_args(args)

@@ -2,8 +2,8 @@
 
 Usage::
 
-    dan serve --checkpoint model.pt                      # http://127.0.0.1:8000/ (Ctrl-C stops)
-    dan serve --checkpoint dan.onnx --port 9000 --token s3cret --detector yunet --yunet-model yunet.onnx
+    dan serve --checkpoint rafdb                         # http://127.0.0.1:8000/ (Ctrl-C stops)
+    dan serve --checkpoint dan.onnx --port 9000 --token s3cret
 
 It listens on 127.0.0.1 unless ``--host`` says otherwise (and then warns that other machines can
 reach it); from a laptop, ``ssh -L 8000:localhost:8000 HOST`` and open http://localhost:8000/.
@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else (args.max_pixels or None)
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     haar = {"scale_factor": 1.2, "min_face": 48}  # as dan demo: about twice as fast on live frames
-    predictor = predictor_from_args(args, detector_options=haar if args.detector == "haar" else None)
+    predictor = predictor_from_args(args, fastest=True, detector_options=haar if args.detector == "haar" else None)
     app = create_app(predictor, token=args.token, max_upload_bytes=max_bytes, max_pixels=max_pixels)
     warning = exposure_warning(sock.getsockname()[0], args.host, args.token)
     if warning:

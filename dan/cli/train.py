@@ -3,11 +3,20 @@
 ``--help`` prints a short guide at once; ``--help-all`` prints every option LightningCLI knows (it
 imports Lightning, the model and the data module to list them, which takes seconds). The CLI itself
 is :mod:`dan.training.cli`.
+
+Configs compose: a config whose top level says ``extends: other.yaml`` (a path relative to it) is
+read after ``other.yaml``, which may extend another in turn; LightningCLI merges the chain in order,
+so a recipe holds only what differs from its base.
 """
 
 from __future__ import annotations
 
-__all__ = ["HELP", "main"]
+import os
+from pathlib import Path
+
+from dan.common import DanError
+
+__all__ = ["HELP", "expand_configs", "main"]
 
 HELP = """usage: dan {fit,validate,test} -c CONFIG.yaml [-c DELTA.yaml ...] [--KEY VALUE ...]
 
@@ -34,13 +43,57 @@ common options:
 """
 
 
+def _chain(path: str, seen: tuple[str, ...] = ()) -> list[str]:
+    """``-c`` arguments for ``path`` preceded by those of the configs it ``extends`` (base first)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError:
+        return ["-c", path]  # LightningCLI says what is wrong with it
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise DanError(f"{path}{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    parent = data.get("extends") if isinstance(data, dict) else None
+    if parent is None:
+        return ["-c", path]
+    if not isinstance(parent, str):
+        raise DanError(f"{path}: extends={parent!r}: expected the path of another config")
+    base = os.path.normpath(os.path.join(os.path.dirname(path), parent))
+    if base in seen or base == os.path.normpath(path):
+        raise DanError(f"{path}: extends {parent} in a circle ({' -> '.join((*seen, path, base))})")
+    if not Path(base).is_file():
+        raise DanError(f"{path}: extends {parent}, but {base} does not exist")
+    return [*_chain(base, (*seen, os.path.normpath(path))), "-c", path]
+
+
+def expand_configs(argv: list[str]) -> list[str]:
+    """``argv`` with every ``-c FILE`` / ``--config FILE`` preceded by the configs FILE ``extends``."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-c", "--config") and i + 1 < len(argv):
+            out += _chain(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            out += _chain(arg.split("=", 1)[1])
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv: list[str]) -> int:
     """Run ``dan fit|validate|test`` with ``argv`` (``["fit", "-c", "configs/rafdb.yaml", ...]``)."""
     rest = argv[1:]
     if not rest or any(a in ("-h", "--help") for a in rest):
         print(HELP.replace("{fit,validate,test}", argv[0] if argv else "fit"))
         return 0 if rest else 2
-    argv = [("--help" if a == "--help-all" else a) for a in argv]
+    argv = expand_configs([("--help" if a == "--help-all" else a) for a in argv])
     from dan.training.cli import run
 
     return run(argv)

@@ -24,7 +24,7 @@ import numpy as np
 
 from dan.common import LABEL_SETS, DanError
 from dan.data.folder import image_files
-from dan.data.samples import Issue, Sample, SplitData
+from dan.data.samples import Issue, Sample, SplitData, split_role
 
 __all__ = ["AFFECTNET_COLUMNS", "affectnet_label_names", "affectnet_layout", "read_affectnet"]
 
@@ -45,8 +45,8 @@ _SPLITS = {
     "train": ("training.csv", "train_set", ("train", "training")),
     "validation": ("validation.csv", "val_set", ("val", "validation", "valid", "test")),
 }
-_ALIASES = {"train": "train", "training": "train", "val": "validation", "validation": "validation"}
-_ALIASES["test"] = "validation"  # AffectNet's test set is not public; its validation set is the benchmark
+# AffectNet's test set is not public: its validation set is the benchmark
+_SPLIT_OF_ROLE = {"train": "train", "val": "validation", "test": "validation"}
 
 
 def affectnet_label_names(num_classes: int | None) -> tuple[str, ...]:
@@ -212,7 +212,7 @@ def read_affectnet(
     root = Path(root)
     names = affectnet_label_names(num_classes)
     layout = affectnet_layout(root)
-    key = _ALIASES.get(split.lower())
+    key = _SPLIT_OF_ROLE.get(split_role(split) or "")
     if key is None:
         raise DanError(f"{root}: AffectNet has no split {split!r}: use train or validation")
     csv_name, npy_name, folder_names = _SPLITS[key]

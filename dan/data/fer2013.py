@@ -14,21 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from dan.common import LABEL_SETS, DanError
-from dan.data.samples import Issue, Sample, SplitData
+from dan.data.samples import Issue, Sample, SplitData, split_role
 
 __all__ = ["FER2013_COLUMNS", "FER2013_SPLITS", "fer2013_csv", "read_fer2013"]
 
 FER2013_COLUMNS = ("emotion", "pixels", "Usage")
 FER2013_SPLITS = ("Training", "PublicTest", "PrivateTest")
-_ALIASES = {
-    "train": "Training",
-    "training": "Training",
-    "val": "PublicTest",
-    "validation": "PublicTest",
-    "publictest": "PublicTest",
-    "test": "PrivateTest",
-    "privatetest": "PrivateTest",
-}
+_SPLIT_OF_ROLE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 
 def fer2013_csv(root: str | Path) -> Path:
@@ -64,7 +56,7 @@ def read_fer2013(root: str | Path, split: str = "Training", strict: bool = True)
             outside 0..6 or a pixel string that is not a square grey image (naming file and line).
     """
     path = fer2013_csv(root)
-    usage = _ALIASES.get(split.lower(), split)
+    usage = _SPLIT_OF_ROLE.get(split_role(split) or "", split)
     if usage not in FER2013_SPLITS:
         raise DanError(f"{path}: FER2013 has no split {split!r}: use {', '.join(FER2013_SPLITS)}")
     names = LABEL_SETS["fer2013"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dan.common import LABEL_SETS, DanError
-from dan.data.samples import Sample, SplitData
+from dan.data.samples import Sample, SplitData, split_role
 from dan.imaging import list_images
 
 __all__ = [
@@ -50,11 +50,6 @@ CLASS_SYNONYMS: dict[str, str] = {
     "contemptuous": "contempt",
 }
 _ORDER = LABEL_SETS["affectnet8"]
-_SPLIT_ALIASES = {
-    "train": ("train", "training", "Train", "Training"),
-    "val": ("val", "validation", "valid", "Val", "Validation", "PublicTest"),
-    "test": ("test", "Test", "testing", "PrivateTest"),
-}
 
 
 def canonical_class_name(folder: str) -> str:
@@ -83,9 +78,13 @@ def resolve_folder_split(root: str | Path, split: str) -> str:
         DanError: No such split folder under ``root``.
     """
     root = Path(root)
-    for name in (split, *_SPLIT_ALIASES.get(split.lower(), ())):
-        if (root / name).is_dir():
-            return name
+    if (root / split).is_dir():
+        return split
+    role = split_role(split)
+    if role is not None and root.is_dir():
+        for folder in sorted(d.name for d in root.iterdir() if d.is_dir()):
+            if split_role(folder) == role:  # val/ for "validation", Training/ for "train", ...
+                return folder
     have = ", ".join(folder_splits(root)) or "none"
     raise DanError(f"{root / split}: split folder not found (split folders here: {have})")
 

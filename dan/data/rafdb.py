@@ -15,14 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from dan.common import LABEL_SETS, DanError
-from dan.data.samples import Issue, Sample, SplitData
+from dan.data.samples import Issue, Sample, SplitData, split_role
 
 __all__ = ["RAFDB_IMAGES", "RAFDB_LIST", "RAFDB_SPLITS", "rafdb_image_path", "read_rafdb"]
 
 RAFDB_LIST = "EmoLabel/list_patition_label.txt"
 RAFDB_SPLITS = ("train", "test")
 RAFDB_IMAGES = ("aligned", "original")
-_ALIASES = {"train": "train", "training": "train", "test": "test", "val": "test", "validation": "test"}
+_SPLIT_OF_ROLE = {"train": "train", "val": "test", "test": "test"}  # RAF-DB has no validation split
 
 
 def rafdb_image_path(root: Path, name: str, images: str = "aligned") -> Path:
@@ -52,7 +52,7 @@ def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "alig
     root = Path(root)
     if not root.is_dir():
         raise DanError(f"{root}: RAF-DB root folder not found")
-    key = _ALIASES.get(split.lower())
+    key = _SPLIT_OF_ROLE.get(split_role(split) or "")
     if key is None:
         raise DanError(f"{root}: RAF-DB has no split {split!r}: use train or test")
     if rafdb_images not in RAFDB_IMAGES:

@@ -15,7 +15,19 @@ import numpy as np
 
 from dan.common import DanError
 
-__all__ = ["Issue", "Sample", "SplitData"]
+__all__ = ["SPLIT_WORDS", "Issue", "Sample", "SplitData", "split_role"]
+
+# the words people use for a split -> its role; each reader maps roles to its own split names
+SPLIT_WORDS: dict[str, str] = {
+    **dict.fromkeys(("train", "training"), "train"),
+    **dict.fromkeys(("val", "valid", "validation", "publictest"), "val"),
+    **dict.fromkeys(("test", "testing", "privatetest"), "test"),
+}
+
+
+def split_role(name: str) -> str | None:
+    """``"train"``, ``"val"`` or ``"test"`` for a split name in any of its usual spellings, else None."""
+    return SPLIT_WORDS.get(name.strip().lower())
 
 
 @dataclass(frozen=True)

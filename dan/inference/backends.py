@@ -14,6 +14,7 @@ module) runs an exported ONNX file through onnxruntime with the same interface.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -44,12 +45,17 @@ class Backend(Protocol):
 
 
 def has_attention(backend: object) -> bool:
-    """True when ``backend`` can return the heads' spatial attention maps."""
-    return callable(getattr(backend, "attention", None))
+    """True when ``backend`` can return the heads' spatial attention maps (an export without them cannot)."""
+    supports = getattr(backend, "supports_attention", None)
+    return bool(supports) if supports is not None else callable(getattr(backend, "attention", None))
 
 
 class TorchBackend:
     """Run a :class:`dan.models.DAN` with PyTorch under ``torch.inference_mode``.
+
+    By default it runs a re-parameterised copy (BatchNorms folded, each head's three branches merged
+    into one convolution; on the CPU in the channels-last layout): the same function to float32
+    rounding, and faster. The caller's model is not changed.
 
     Args:
         model_or_path: A DAN model, or the path of any checkpoint :func:`dan.load_model` reads.
@@ -57,6 +63,7 @@ class TorchBackend:
             reference checkpoints, which carry no names).
         device: Torch device to run on.
         threads: Intra-op CPU threads for torch (None leaves torch's setting alone).
+        reparameterize: Run the re-parameterised copy (False: the model as it is, in eval mode).
 
     Raises:
         DanError: The checkpoint cannot be read, or the model has no label names.
@@ -68,20 +75,28 @@ class TorchBackend:
         labels: str | list[str] | tuple[str, ...] | None = None,
         device: str | torch.device = "cpu",
         threads: int | None = None,
+        reparameterize: bool = True,
     ) -> None:
         if threads:
             torch.set_num_threads(int(threads))
         if isinstance(model_or_path, torch.nn.Module):
             model = model_or_path
             names = labels if labels is not None else getattr(model, "labels", None)
-            model.labels = resolve_labels(names, model.num_classes)
         else:
             model = load_model(model_or_path, labels=labels)
+            names = model.labels
         self.device = torch.device(device)
-        self.model: DAN = model.to(self.device).eval()
-        self.labels: tuple[str, ...] = tuple(model.labels)
+        self.labels: tuple[str, ...] = resolve_labels(names, model.num_classes)
         self.preprocessing: Preprocessing = model.preprocessing
         self.trained_on: dict | None = getattr(model, "trained_on", None)
+        self.source = model  # the model as given (export reads it)
+        if reparameterize:
+            from dan.models.reparam import reparameterize as fold
+
+            net = fold(model, channels_last=self.device.type == "cpu")  # a copy
+        else:
+            net = copy.deepcopy(model)
+        self.model: DAN = net.to(self.device).eval()
         self.name = "torch"
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -120,6 +135,7 @@ def load_backend(
     labels: str | list[str] | tuple[str, ...] | None = None,
     threads: int | None = None,
     device: str = "cpu",
+    fastest: bool = False,
 ) -> Backend:
     """Open a model file with the right runner.
 
@@ -133,6 +149,9 @@ def load_backend(
         labels: Label set name or class names, overriding what the file stores.
         threads: CPU threads for the runtime (None: its default).
         device: Torch device for PyTorch checkpoints (``cpu``, ``cuda``, ``cuda:1``).
+        fastest: With ``auto`` and a PyTorch checkpoint on the CPU, run whichever of PyTorch and ONNX
+            Runtime is faster here (:func:`dan.inference.auto.auto_backend`: a one-time export and timed
+            probe, both cached): worth it for long runs (``dan demo``, ``dan serve``).
 
     Returns:
         A backend (see the module docstring).
@@ -160,7 +179,8 @@ def load_backend(
             f"{path}: TorchScript files are no longer read (TorchScript is deprecated in PyTorch); "
             "re-export with 'dan export --format pt2' (torch.export) or '--format onnx'"
         )
-    if backend == "auto":
+    auto = backend == "auto"
+    if auto:
         backend = "onnx" if suffix == ".onnx" else "torch"
     if backend == "torch":
         if suffix == ".onnx":
@@ -169,7 +189,12 @@ def load_backend(
             from dan.inference.pt2 import Pt2Backend
 
             return Pt2Backend(path, labels=labels, threads=threads)
-        return TorchBackend(path, labels=labels, threads=threads, device=device)
+        runner = TorchBackend(path, labels=labels, threads=threads, device=device)
+        if auto and fastest:
+            from dan.inference.auto import auto_backend
+
+            return auto_backend(runner, threads)
+        return runner
     if suffix != ".onnx":
         raise DanError(f"{path}: --backend onnx runs .onnx files; export this one with 'dan export' first")
     try:
@@ -179,4 +204,8 @@ def load_backend(
             f"the onnx backend is not available ({err}); install the export extra (pip install 'dan[export]') "
             "or use --backend torch with a PyTorch checkpoint"
         ) from None
-    return OnnxBackend(path, labels=labels, threads=threads)
+    runner = OnnxBackend(path, labels=labels, threads=threads)
+    from dan.inference.auto import int8_warning
+
+    runner.warning = int8_warning(path)  # int8 without VNNI: slower than float32, said once by the CLI
+    return runner

@@ -6,12 +6,16 @@ faces at once), smooth each track's probabilities,
 draw, then write the frame to the output video, the rows to the CSV, and show it in a window when
 one can be opened. Decoding runs in a background thread ahead of the loop and encoding in one
 behind it, so both overlap with the model. Ctrl-C ends the loop cleanly: the video and CSV are
-finished in ``finally``, complete up to the last processed frame.
+finished in ``finally``, complete up to the last processed frame; SIGTERM does the same. A full disk
+stops the loop and publishes nothing half-written (a previous video or CSV stays as it was).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +66,17 @@ class DemoStats:
     def fps(self) -> float:
         """Frames per second over the whole loop."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt():
+    """Make SIGTERM stop the loop as Ctrl-C does (outputs finished); returns the handler to put back."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def csv_header(labels: tuple[str, ...]) -> list[str]:
@@ -133,6 +148,8 @@ def run_demo(
     fps_avg: float | None = None
     start = last = time.perf_counter()
     frames = iter(reader)
+    disk_full: OSError | None = None
+    old_sigterm = _sigterm_as_interrupt()
     try:
         while max_frames is None or stats.frames < max_frames:
             t0 = time.perf_counter()
@@ -201,19 +218,34 @@ def run_demo(
     except KeyboardInterrupt:
         stats.interrupted = True
         log(f"interrupted at frame {stats.frames}: finishing the outputs")
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        disk_full = err
     finally:
+        if old_sigterm is not None:
+            signal.signal(signal.SIGTERM, old_sigterm)
         stats.seconds = time.perf_counter() - start
         if hasattr(frames, "close"):
             frames.close()  # stops the read-ahead thread before the source is released
         source.close()
         if window is not None:
             window.close()
-        if csv is not None:
-            csv.close()
-            stats.csv_rows = csv.rows
-        if writer is not None:
-            t = time.perf_counter()
-            stats.video = writer.close()
-            st["write"] += time.perf_counter() - t
+        if disk_full is not None:  # nothing half-written replaces a previous output
+            for out in (csv, writer):
+                if out is not None:
+                    out.abort()
+        else:
+            if csv is not None:
+                csv.close()
+                stats.csv_rows = csv.rows
+            if writer is not None:
+                t = time.perf_counter()
+                stats.video = writer.close()
+                st["write"] += time.perf_counter() - t
         stats.errors = list(source.errors)
+        if disk_full is not None:
+            names = ", ".join(str(p) for p in (csv_path, output) if p is not None)
+            reason = os.strerror(disk_full.errno)
+            stats.errors.append(f"disk full at frame {stats.frames} ({reason}): {names} not written")
     return stats

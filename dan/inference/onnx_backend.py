@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dan.common import DanError, Preprocessing, one_line, resolve_labels
+from dan.models.metadata import ModelMetadata
 
 __all__ = ["EXPORT_HINT", "OnnxBackend", "import_onnxruntime", "read_onnx_metadata"]
 
@@ -98,6 +99,9 @@ class OnnxBackend:
             msg = one_line(err)
             raise DanError(f"{self.path}: not a loadable ONNX model: {msg}") from None
         meta = read_onnx_metadata(self.session) or {}
+        if meta:
+            ModelMetadata.from_dict(meta, f"{self.path}: ")  # every stored value checked
+        self._verify_weights()
         self.metadata = meta
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = tuple(o.name for o in self.session.get_outputs())
@@ -116,6 +120,33 @@ class OnnxBackend:
             raise type(err)(f"{self.path}: {err}") from None
         self.preprocessing = Preprocessing.from_dict(meta.get("preprocessing"), f"{self.path}: ")
         self.trained_on = meta.get("trained_on") if isinstance(meta.get("trained_on"), dict) else None
+        self.name = "onnx"
+
+    def _verify_weights(self) -> None:
+        """Check the initializers against the checksum written at export (when onnx is there to read them)."""
+        stored = self.session.get_modelmeta().custom_metadata_map.get("dan_weights")
+        if not stored:
+            return
+        try:
+            import onnx
+
+            from dan.inference.export.onnx import onnx_weights_checksum
+        except ImportError:  # a deployment with onnxruntime only: nothing to check with
+            return
+        try:
+            proto = onnx.load(str(self.path), load_external_data=False)
+        except Exception as err:
+            raise DanError(f"{self.path}: not a readable ONNX file: {one_line(err)}") from None
+        if onnx_weights_checksum(proto) != stored:
+            raise DanError(
+                f"{self.path}: damaged file: its weights do not match the checksum written at export "
+                "(changed or corrupted after it was saved)"
+            )
+
+    @property
+    def supports_attention(self) -> bool:
+        """Whether the file has the ``attention`` output (exports without it give logits only)."""
+        return "attention" in self.output_names
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every output of the model (``logits`` and, when exported, ``attention`` (N, K, H, W)).

@@ -64,6 +64,12 @@ class CsvStream:
         """Push buffered rows to the temporary file."""
         self._file.flush()
 
+    def abort(self) -> None:
+        """Drop the rows written so far (the target, or its previous content, stays as it was)."""
+        if not self._file.closed:
+            self._file.close()
+        self.tmp.unlink(missing_ok=True)
+
     def close(self) -> Path:
         """Finish the file and move it to its target path (idempotent)."""
         if not self._file.closed:

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dan.common import Preprocessing
+from dan.common import Preprocessing, resolve_labels
 from dan.imaging import read_image
 from dan.inference.backends import Backend, has_attention, load_backend
 from dan.inference.crops import prepare_batch
@@ -97,6 +97,8 @@ class Predictor:
             for a faster Haar cascade on video.
         align: Align faces by their landmarks when the model was trained on aligned faces (YuNet
             gives landmarks; False: always a box crop).
+        fastest: With ``backend="auto"``, pick the faster of PyTorch and ONNX Runtime on this CPU (a
+            one-time export and probe, cached; see :func:`dan.inference.auto.auto_backend`).
     """
 
     def __init__(
@@ -111,11 +113,15 @@ class Predictor:
         threads: int | None = None,
         detector_options: dict | None = None,
         align: bool = True,
+        fastest: bool = False,
     ) -> None:
+        self._labels: tuple[str, ...] | None = None
         if isinstance(checkpoint_or_backend, (str, os.PathLike)):
-            self.backend = load_backend(checkpoint_or_backend, backend, labels=labels, threads=threads)
+            self.backend = load_backend(checkpoint_or_backend, backend, labels=labels, threads=threads, fastest=fastest)
         else:
             self.backend = checkpoint_or_backend
+            if labels is not None:  # names for a ready backend's outputs (the backend itself is not changed)
+                self._labels = resolve_labels(labels, len(self.backend.labels))
         self.detector = create_detector(
             detector, model_path=yunet_model, detect_size=detect_size, **(detector_options or {})
         )
@@ -126,7 +132,7 @@ class Predictor:
     @property
     def labels(self) -> tuple[str, ...]:
         """Class names of the model outputs."""
-        return tuple(self.backend.labels)
+        return self._labels or tuple(self.backend.labels)
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -185,7 +191,7 @@ class Predictor:
         if len(batch) == 0:
             return np.zeros((0, len(self.labels)), np.float32), None
         maps = None
-        if attention and hasattr(self.backend, "predict_with_attention"):
+        if attention and self.has_attention and hasattr(self.backend, "predict_with_attention"):
             logits, maps = self.backend.predict_with_attention(batch)
         else:
             logits = self.backend(batch)

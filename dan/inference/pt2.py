@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dan.common import DanError, Preprocessing, one_line, resolve_labels
+from dan.models.metadata import ModelMetadata, tensor_checksum
 
 __all__ = ["Pt2Backend", "check_pt2_archive", "export_pt2", "load_pt2"]
 
@@ -45,7 +46,9 @@ def export_pt2(net: torch.nn.Module, example: torch.Tensor, output: Path, metada
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.export.export(net.eval(), (example,), dynamic_shapes={"x": {0: batch}})
-    torch.export.save(program, str(output), extra_files={_META: metadata})
+    meta = json.loads(metadata)
+    meta["checksum"] = tensor_checksum(program.state_dict)  # the program's own weights, verified on load
+    torch.export.save(program, str(output), extra_files={_META: json.dumps(meta)})
     return output
 
 
@@ -110,7 +113,11 @@ def load_pt2(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
         meta = json.loads(extra.get(_META) or "{}")
     except json.JSONDecodeError:
         meta = {}
-    return program.module(), meta if isinstance(meta, dict) else {}
+    if not isinstance(meta, dict):
+        meta = {}
+    if meta:
+        ModelMetadata.from_dict(meta, f"{path}: ").verify(program.state_dict, f"{path}: ")
+    return program.module(), meta
 
 
 class Pt2Backend:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from dan.common import DanError
-from dan.inference.outputs import temp_path_for
+from dan.fileio import check_writable, temp_path_for
 
 __all__ = ["CODECS", "VideoWriter", "check_output", "fit_frame", "probe_video"]
 
@@ -29,14 +29,13 @@ def check_output(path: str | os.PathLike) -> Path:
     """Validate an output video path before any work is done.
 
     Raises:
-        DanError: The suffix is not ``.mp4``/``.avi`` or the folder does not exist.
+        DanError: The suffix is not ``.mp4``/``.avi``, the path is a folder, or its folder is missing or
+            not writable.
     """
     path = Path(path)
     if path.suffix.lower() not in CODECS:
         raise DanError(f"{path}: output video must end in .mp4 (mp4v) or .avi (MJPG)")
-    if not path.parent.is_dir():
-        raise DanError(f"{path}: output folder {path.parent} does not exist")
-    return path
+    return check_writable(path, "output video")
 
 
 def probe_video(path: str | os.PathLike) -> tuple[int, int, int, float]:
@@ -123,6 +122,17 @@ class VideoWriter:
         else:
             self._writer.write(frame)
         self.frames += 1
+
+    def abort(self) -> None:
+        """Stop encoding and drop the temporary file: the target (or its previous content) stays as it was."""
+        if self._writer is None:
+            return
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+        self._writer.release()
+        self._writer = None
+        self.tmp.unlink(missing_ok=True)
 
     def close(self, verify: bool = True) -> tuple[int, int, int, float] | None:
         """Finish encoding, publish the file, and (``verify``) read it back.

@@ -28,6 +28,7 @@ from dan.hub import released_model, resolve_checkpoint
 from dan.models.backbone import read_state_dict, state_dict_mismatch
 from dan.models.dan import DAN
 from dan.models.heads import per_head_to_fused
+from dan.models.metadata import FORMAT_VERSION, ModelMetadata
 
 __all__ = [
     "FORMAT_VERSION",
@@ -38,7 +39,6 @@ __all__ = [
     "save_model",
 ]
 
-FORMAT_VERSION = 1
 AFFECTNET_FIRST = LABEL_SETS["affectnet7"]
 
 # reference nn.Sequential index of a torchvision ResNet child -> timm/torchvision attribute name
@@ -46,23 +46,17 @@ _FEATURE_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "
 _HEAD_KEY = re.compile(r"^cat_head(\d+)\.(.+)$")
 
 
-def checkpoint_metadata(model: DAN) -> dict:
-    """The ``"dan"`` entry a checkpoint carries so that one file rebuilds and uses the model.
+def checkpoint_metadata(model: DAN, state: dict[str, torch.Tensor] | None = None) -> dict:
+    """The ``"dan"`` entry a file carries so that it alone rebuilds and uses the model.
 
     Args:
         model: The model; its ``labels`` should be set.
+        state: The weights the file will hold (default the model's state dict), checksummed.
 
     Returns:
-        A dict of plain types: ``format_version``, ``model_config``, ``labels``, ``preprocessing`` and
-        ``trained_on`` (the data set's format and whether its faces were generated, or None).
+        :meth:`dan.models.metadata.ModelMetadata.to_dict`: plain types only.
     """
-    return {
-        "format_version": FORMAT_VERSION,
-        "model_config": model.model_config,
-        "labels": list(model.labels) if model.labels is not None else None,
-        "preprocessing": model.preprocessing.to_dict(),
-        "trained_on": getattr(model, "trained_on", None),
-    }
+    return ModelMetadata.of_model(model, state).to_dict()
 
 
 def save_model(model: DAN, path: str | os.PathLike) -> Path:
@@ -81,7 +75,7 @@ def save_model(model: DAN, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = checkpoint_metadata(model)
+    meta = checkpoint_metadata(model, state)
     with atomic_path(path, "model file") as tmp:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
@@ -254,17 +248,16 @@ def load_model(
         stored_labels = None
         trained_on = None
     else:
-        if not isinstance(meta, dict) or "model_config" not in meta:
-            raise DanError(f"{path}: damaged DAN settings: the 'dan' entry has no 'model_config'")
-        config = dict(meta["model_config"])
-        preprocessing = Preprocessing.from_dict(meta.get("preprocessing"), f"{path}: ")
-        stored_labels = meta.get("labels")
-        trained_on = meta.get("trained_on") if isinstance(meta.get("trained_on"), dict) else None
+        record = ModelMetadata.from_dict(meta, f"{path}: ")  # every stored value checked before a model is built
+        config, preprocessing = dict(record.model_config), record.preprocessing
+        stored_labels, trained_on = record.labels, record.trained_on
     try:
         model = DAN(**config)
     except (TypeError, ValueError) as err:  # an unknown key, or a value such as head="xyz"
         raise DanError(f"{path}: unknown model setting in checkpoint: {err}") from None
-    _load_into(model, state, path)
+    _load_into(model, state, path)  # names and shapes first: the plainer message for a file of another model
+    if meta is not None:
+        record.verify(state, f"{path}: ")
     try:
         model.labels = resolve_labels(labels if labels is not None else stored_labels, model.num_classes)
     except DanError as err:

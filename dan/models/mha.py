@@ -196,4 +196,3 @@ class MultiHeadDotProductAttention(nn.Module):
             f"in_chs={self.in_chs}, num_heads={self.num_heads}, head_dim={self.head_dim}, "
             f"value_groups={self.value_groups}, mlp_hidden={hidden}, pos_grid={self.row_embed.shape[0]}"
         )
-

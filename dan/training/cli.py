@@ -33,10 +33,21 @@ from dan.training.resume import ResumableTraining
 
 __all__ = ["DANCLI", "run"]
 
-LOGGERS = [
-    {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "dan"}},
-    {"class_path": "pytorch_lightning.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "dan"}},
-]
+
+def loggers(name: str) -> list[dict]:
+    """CSV and TensorBoard loggers writing into ``runs/<name>/version_N`` (the default of every run)."""
+    return [
+        {"class_path": f"pytorch_lightning.loggers.{kind}", "init_args": {"save_dir": "runs", "name": name}}
+        for kind in ("CSVLogger", "TensorBoardLogger")
+    ]
+
+
+def _run_name(argv: list[str]) -> str:
+    """The name of a run: the stem of the last config that is not a base (``configs/rafdb.yaml`` -> rafdb)."""
+    configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-c", "--config")]
+    configs += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    recipes = [Path(c).stem for c in configs if Path(c).stem != "base" and "ablation" not in Path(c).parts]
+    return recipes[-1] if recipes else "dan"
 
 
 class DANCLI(LightningCLI):
@@ -65,6 +76,7 @@ class DANCLI(LightningCLI):
                 "last_checkpoint.enable_version_counter": False,
             }
         )
+        parser.add_argument("--extends", type=str | None, default=None, help="the config a config builds on")
         parser.add_lightning_class_args(ConfusionMatrixWriter, "confusion")
         parser.add_lightning_class_args(EpochSummary, "epoch_summary")
         # SIGTERM / SIGINT: save last.ckpt at the current step and stop; optional step or time intervals
@@ -78,7 +90,7 @@ class DANCLI(LightningCLI):
         parser.link_arguments("data.trained_on", "model.trained_on", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        """Resolve ``trainer.precision: null`` (auto) from what the hardware computes natively."""
+        """Resolve ``trainer.precision: null`` (auto) from the hardware; one ``version_N`` for every logger."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         requested = config.get("trainer.precision")
         accelerator = str(config.get("trainer.accelerator") or "auto")
@@ -87,6 +99,7 @@ class DANCLI(LightningCLI):
 
             accelerator = "cuda" if torch.cuda.is_available() else "cpu"
         device = "cuda" if accelerator in ("gpu", "cuda") else "cpu"
+        self._share_logger_version(config)
         precision, why = resolve_precision(requested, device)
         if why:
             config["trainer.precision"] = precision
@@ -94,16 +107,26 @@ class DANCLI(LightningCLI):
                 print(f"precision: auto -> {precision} ({why})", flush=True)
 
     def instantiate_trainer(self, **kwargs):
-        """The trainer: atomic checkpoint writes, every logger writing into the first logger's ``version_N`` folder."""
+        """The trainer, with checkpoints written atomically on any filesystem."""
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not a user's plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        if len(trainer.loggers) > 1:
-            version = trainer.loggers[0].version  # each logger would otherwise count versions on its own
-            for logger in trainer.loggers[1:]:
-                if getattr(logger, "_version", 0) is None:
-                    logger._version = version
         return trainer
+
+    def _share_logger_version(self, config) -> None:
+        """Give every logger without a version the same next ``version_N`` (each would count on its own)."""
+        loggers = config.get("trainer.logger")
+        if not isinstance(loggers, list) or len(loggers) < 2:
+            return
+        args = [getattr(lg, "init_args", None) for lg in loggers]
+        if any(a is None for a in args) or any(getattr(a, "version", None) is not None for a in args):
+            return
+        first = args[0]
+        folder = Path(str(getattr(first, "save_dir", "runs") or "runs")) / str(getattr(first, "name", "") or "")
+        taken = [int(d.name.split("_", 1)[1]) for d in folder.glob("version_*") if d.name.split("_", 1)[1].isdigit()]
+        version = max(taken, default=-1) + 1
+        for a in args:
+            a.version = version
 
 
 def _check_ckpt_path(argv: list[str]) -> None:
@@ -132,7 +155,7 @@ def run(argv: list[str]) -> int:
             DANModule,
             FERDataModule,
             args=None if argv == sys.argv[1:] else argv,  # LightningCLI warns when given its own sys.argv
-            trainer_defaults={"logger": LOGGERS, "log_every_n_steps": 10},
+            trainer_defaults={"logger": loggers(_run_name(argv)), "log_every_n_steps": 10},
             save_config_kwargs={"overwrite": True},
             seed_everything_default=0,
             auto_configure_optimizers=False,

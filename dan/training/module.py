@@ -127,7 +127,12 @@ class DANModule(LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         losses, logits = self._losses(x, y)
-        if not torch.isfinite(losses["loss"]):
+        # the finiteness check reads the loss back from the device: only at logging intervals (a sync)
+        try:
+            every = max(int(self.trainer.log_every_n_steps or 1), 1)
+        except RuntimeError:  # a step called outside a Trainer (tests, notebooks): check every time
+            every = 1
+        if batch_idx % every == 0 and not torch.isfinite(losses["loss"]):
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
             raise DanError(
                 f"training loss is not finite at step {self.global_step} (epoch {self.current_epoch}, "
@@ -182,5 +187,7 @@ class DANModule(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # settings, label names and preprocessing, so that dan.load_model rebuilds the model from this file alone
-        checkpoint["dan"] = checkpoint_metadata(self.model)
+        # settings, label names, preprocessing and a checksum of the network's weights (the "model." entries,
+        # as dan.load_model reads them), so that this file alone rebuilds the model and a damaged one is caught
+        state = {k[len("model.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+        checkpoint["dan"] = checkpoint_metadata(self.model, state)

@@ -31,6 +31,7 @@ __all__ = [
     "ExportOutputs",
     "export_metadata",
     "export_onnx",
+    "onnx_weights_checksum",
     "prepare_for_export",
     "sample_input",
     "set_onnx_metadata",
@@ -43,6 +44,7 @@ OUTPUT_NAMES = ("logits", "attention")
 def export_metadata(model: DAN) -> dict[str, str]:
     """String metadata an exported file carries: ``dan`` (all settings, JSON), ``labels``, ``preprocessing``."""
     meta = checkpoint_metadata(model)
+    meta["checksum"] = None  # the exported graph has its own weights (ONNX: checked through "dan_weights")
     meta["outputs"] = list(OUTPUT_NAMES)
     meta["reparameterized"] = True
     return {
@@ -80,12 +82,29 @@ def sample_input(model: DAN, batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, model.in_chans, s, s, generator=torch.Generator().manual_seed(0))
 
 
+def onnx_weights_checksum(proto) -> str:
+    """SHA-256 over an ONNX graph's initializers (names, types, dims and bytes), sorted by name."""
+    import hashlib
+
+    from onnx import numpy_helper
+
+    h = hashlib.sha256()
+    for init in sorted(proto.graph.initializer, key=lambda t: t.name):
+        array = numpy_helper.to_array(init)
+        h.update(f"{init.name}|{array.dtype}|{array.shape}|".encode())
+        h.update(array.tobytes())
+    return "sha256:" + h.hexdigest()
+
+
 def set_onnx_metadata(path: Path, metadata: dict[str, str]) -> None:
-    """Replace an ONNX file's ``metadata_props`` (in place) and mark ``dan`` as its producer."""
+    """Replace an ONNX file's ``metadata_props`` (in place), adding ``dan_weights`` (the checksum of its
+    initializers, verified when it is loaded), and mark ``dan`` as its producer."""
     import onnx
 
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
+    metadata = {k: v for k, v in metadata.items() if k != "dan_weights"}
+    metadata["dan_weights"] = onnx_weights_checksum(proto)
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name = "dan"

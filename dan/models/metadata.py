@@ -1,0 +1,162 @@
+"""What every model file ``dan`` writes carries, defined once: :class:`ModelMetadata`.
+
+Checkpoints (``.ckpt``, ``.pt``, ``.safetensors``) keep it under the key ``dan``; exports keep it as
+JSON (ONNX ``metadata_props["dan"]``, the ``.pt2`` extra file ``dan.json``). It holds the constructor
+arguments that rebuild the network, the class names, the preprocessing record, what the model was
+trained on and a checksum of the weights. :meth:`ModelMetadata.from_dict` checks every value (types
+and ranges) before a model is built, and refuses a file written by a newer ``dan``; loaders verify the
+checksum, so a file damaged after it was written is one line naming it, not a model that predicts
+nonsense.
+
+Format versions: 1 (no checksum, no ``trained_on``) and 2 (this one) are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from dan.common import DanError, Preprocessing
+
+__all__ = ["FORMAT_VERSION", "ModelMetadata", "tensor_checksum"]
+
+FORMAT_VERSION = 2
+_HEADS = ("dan", "mha")
+
+
+def tensor_checksum(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of a state dict's tensors (sorted by name)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        t = t.contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # (N,) raw bytes
+    return "sha256:" + h.hexdigest()
+
+
+def _check_config(config: object, where: str) -> dict:
+    if not isinstance(config, Mapping):
+        raise DanError(f"{where}model_config: expected a mapping, got {type(config).__name__}")
+    config = dict(config)
+    ranges = {"num_classes": (1, 100_000), "num_heads": (1, 64), "in_chans": (1, 64)}
+    for key, (lo, hi) in ranges.items():
+        if key in config:
+            v = config[key]
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise DanError(f"{where}model_config.{key}={v!r}: expected an integer from {lo} to {hi}")
+    if "drop_rate" in config:
+        v = config["drop_rate"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+            raise DanError(f"{where}model_config.drop_rate={v!r}: expected a number in [0, 1)")
+    if "backbone" in config and (not isinstance(config["backbone"], str) or not config["backbone"].strip()):
+        raise DanError(f"{where}model_config.backbone={config['backbone']!r}: expected a timm model name")
+    if "head" in config and config["head"] not in _HEADS:
+        raise DanError(f"{where}model_config.head={config['head']!r}: choose one of {', '.join(_HEADS)}")
+    return config
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """The ``dan`` entry of a model file.
+
+    Attributes:
+        model_config: Constructor arguments of :class:`dan.models.DAN` (``num_classes``, ``num_heads``, ...).
+        labels: Class names, index ``i`` naming output ``i``, or None.
+        preprocessing: How a face becomes the model's input.
+        trained_on: The data set's format and whether its faces were generated, or None.
+        checksum: :func:`tensor_checksum` of the network's weights, or None (older files).
+        extra: Other plain values (an export's ``outputs``, ``reparameterized``).
+        format_version: The version of this record.
+    """
+
+    model_config: dict
+    labels: tuple[str, ...] | None = None
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    trained_on: dict | None = None
+    checksum: str | None = None
+    extra: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        """Plain types only (a weights-only load and JSON both read it back)."""
+        return {
+            "format_version": self.format_version,
+            "model_config": dict(self.model_config),
+            "labels": list(self.labels) if self.labels is not None else None,
+            "preprocessing": self.preprocessing.to_dict(),
+            "trained_on": self.trained_on,
+            "checksum": self.checksum,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: object, where: str = "") -> ModelMetadata:
+        """Read and check a stored record.
+
+        Args:
+            d: What the file stored.
+            where: Prefix for errors, such as ``"model.pt: "``.
+
+        Raises:
+            DanError: A newer format, a missing ``model_config``, or a value of the wrong type or range
+                (named by its key).
+        """
+        if not isinstance(d, Mapping):
+            raise DanError(f"{where}damaged DAN settings: expected a mapping, got {type(d).__name__}")
+        version = d.get("format_version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise DanError(f"{where}format_version={version!r}: not a version this dan knows")
+        if version > FORMAT_VERSION:
+            raise DanError(
+                f"{where}written by a newer dan (file format {version}, this dan reads up to {FORMAT_VERSION}): "
+                "upgrade dan (pip install -U dan)"
+            )
+        if "model_config" not in d:
+            raise DanError(f"{where}damaged DAN settings: the 'dan' entry has no 'model_config'")
+        labels = d.get("labels")
+        names_ok = isinstance(labels, (list, tuple)) and all(isinstance(x, str) for x in labels)
+        if labels is not None and not names_ok:
+            raise DanError(f"{where}labels={labels!r}: expected a list of class names")
+        trained_on = d.get("trained_on")
+        checksum = d.get("checksum")
+        if checksum is not None and not isinstance(checksum, str):
+            raise DanError(f"{where}checksum={checksum!r}: expected a string")
+        known = {"format_version", "model_config", "labels", "preprocessing", "trained_on", "checksum"}
+        return cls(
+            model_config=_check_config(d["model_config"], where),
+            labels=tuple(labels) if labels is not None else None,
+            preprocessing=Preprocessing.from_dict(d.get("preprocessing"), where),
+            trained_on=dict(trained_on) if isinstance(trained_on, Mapping) else None,
+            checksum=checksum,
+            extra={k: v for k, v in d.items() if k not in known},
+            format_version=version,
+        )
+
+    @classmethod
+    def of_model(cls, model: torch.nn.Module, state: Mapping[str, torch.Tensor] | None = None) -> ModelMetadata:
+        """The record of a :class:`dan.models.DAN` (its ``state`` checksummed; default its own state dict)."""
+        return cls(
+            model_config=model.model_config,
+            labels=tuple(model.labels) if model.labels is not None else None,
+            preprocessing=model.preprocessing,
+            trained_on=getattr(model, "trained_on", None),
+            checksum=tensor_checksum(model.state_dict() if state is None else state),
+        )
+
+    def verify(self, state: Mapping[str, torch.Tensor], where: str = "") -> None:
+        """Check ``state`` against the stored checksum (files without one pass).
+
+        Raises:
+            DanError: The weights are not the ones that were written.
+        """
+        if self.checksum is not None and tensor_checksum(state) != self.checksum:
+            raise DanError(
+                f"{where}damaged file: its weights do not match the checksum written with them "
+                "(changed or corrupted after it was saved)"
+            )
