@@ -6,6 +6,7 @@ label set is the integer label ``i`` of that data set (RAF-DB's 1-based file lab
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 __all__ = [
@@ -160,7 +161,7 @@ def parse_labels(text: str) -> str | tuple[str, ...]:
     raise ValueError(f"unknown label set {text!r}: use one of {', '.join(LABEL_SETS)} or comma-separated class names")
 
 
-def resolve_labels(labels: str | list[str] | tuple[str, ...] | None, num_classes: int) -> tuple[str, ...]:
+def resolve_labels(labels: str | Sequence[str] | None, num_classes: int) -> tuple[str, ...]:
     """Turn a label-set name or an explicit list into class names for ``num_classes`` outputs.
 
     Args:

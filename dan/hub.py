@@ -200,7 +200,7 @@ def resolve_checkpoint(spec: str | os.PathLike, *, verify: Verify | None = None,
     folder = models_dir()
     if text in RELEASED:
         m = RELEASED[text]
-        transport = _drive if _is_drive(m.url) else _http
+        transport: _Transport = _drive if _is_drive(m.url) else _http
         return _fetch(folder / m.filename, f"{m.name} from {m.url}", m.url, transport, verify, progress)
     if text.startswith(("https://", "http://")):
         dest = folder / _hashed_name(PurePosixPath(urlsplit(text).path).name, text)

@@ -68,5 +68,6 @@ def main(argv: list[str]) -> int:
         f"outputs:    logits {tuple(out.logits.shape)}, features {tuple(out.features.shape)}, "
         f"heads {tuple(out.heads.shape)}, attention {tuple(out.attention.shape)}"
     )
+    assert model.labels is not None  # load_model and the new-model branch set them
     print("prediction: " + ", ".join(f"{model.labels[i]} {probs[i]:.3f}" for i in probs.argsort(descending=True)))
     return 0

@@ -63,8 +63,7 @@ def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Path
             paths.extend(found)
         else:
             errors.append(f"{path}: no such file or folder")
-    seen: set[Path] = set()
-    unique = [p for p in paths if not (p in seen or seen.add(p))]
+    unique = list(dict.fromkeys(paths))  # first occurrence of each, in order
     return unique, errors
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -152,8 +152,8 @@ def build_dataset(
     augment: str = "eval",
     rafdb_images: str = "aligned",
     skip_bad_files: bool = False,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
     preprocessing: Preprocessing | None = None,
 ) -> FERDataset:
     """Read a split of a data set and wrap it in a :class:`FERDataset` (what the evaluator calls).

@@ -68,7 +68,13 @@ class EpochSampler(DistributedSampler):
         if len(labels) == 0:
             raise ValueError("EpochSampler needs at least one label")
         self.labels = torch.as_tensor(list(labels), dtype=torch.int64)
-        super().__init__(self.labels, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        super().__init__(
+            self.labels,  # type: ignore[arg-type]  # torch annotates a Dataset; DistributedSampler only takes its len()
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+        )
         self.balanced = balanced
         if balanced:
             total = len(labels) if num_samples is None else int(num_samples)

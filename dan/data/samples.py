@@ -149,7 +149,7 @@ class SplitData:
             held[rng.choice(members, size=take, replace=False)] = True
         if not held.any():
             raise DanError(f"{self.source}: split {self.split!r} is too small to hold out a validation share")
-        pick = self.pixels is not None
+        pixels = self.pixels
 
         def part(mask: np.ndarray, name: str) -> SplitData:
             index = np.flatnonzero(mask)
@@ -157,7 +157,7 @@ class SplitData:
                 self,
                 split=name,
                 samples=[self.samples[i] for i in index],
-                pixels=self.pixels[index] if pick else None,
+                pixels=pixels[index] if pixels is not None else None,
                 issues=list(self.issues),
             )
 

@@ -42,6 +42,12 @@ TRANSFORMS = ("rafdb", "affectnet", "flip", "eval", "none")
 _PRE = Preprocessing()
 
 
+def _rgb(values: Sequence[float]) -> tuple[float, float, float]:
+    """Three per-channel (R, G, B) values as floats."""
+    r, g, b = (float(v) for v in values)
+    return r, g, b
+
+
 def _pipeline(name: str, size: int) -> tuple[list, tuple[float, float] | None]:
     """The augmentations (on the resized uint8 image) and the random-erasing scale range (None: no erasing)."""
     if name in ("eval", "none"):
@@ -103,7 +109,7 @@ class Transform:
         if resize not in RESIZE_NAMES:
             raise DanError(f"unknown resize filter {resize!r}: choose one of {', '.join(RESIZE_NAMES)}")
         self.name, self.image_size, self.seed = name, int(image_size), seed
-        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self.mean, self.std = _rgb(mean), _rgb(std)
         self.pre = Preprocessing(input_size=self.image_size, mean=self.mean, std=self.std, resize=resize)
         self.train = name in ("rafdb", "affectnet", "flip")
         steps, self.erase_scale = _pipeline(name, self.image_size)
@@ -133,6 +139,7 @@ class Transform:
     def _erase(self, x: torch.Tensor) -> None:
         """torchvision's RandomErasing parameters: area share in ``erase_scale``, log-uniform aspect ratio."""
         _, h, w = x.shape
+        assert self.erase_scale is not None  # called only for the pipelines that erase
         rng, (lo, hi) = self._rng, self.erase_scale
         for _ in range(10):
             area = h * w * rng.uniform(lo, hi)

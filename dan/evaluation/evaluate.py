@@ -13,14 +13,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from dan.common import DanError
 from dan.evaluation.metrics import ClassificationMetrics
 from dan.inference.predictor import softmax
+
+if TYPE_CHECKING:
+    from dan.data.dataset import FERDataset
+    from dan.inference.backends import Backend
 
 __all__ = ["EvaluationResult", "evaluate_backend", "match_classes"]
 
@@ -126,8 +131,8 @@ def match_classes(model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -
 
 
 def evaluate_backend(
-    backend: object,
-    dataset: Dataset,
+    backend: Backend,
+    dataset: FERDataset,
     batch_size: int = 64,
     num_workers: int = 0,
     tta: bool = False,
@@ -137,8 +142,8 @@ def evaluate_backend(
     Args:
         backend: Anything with the backend interface (:mod:`dan.inference.backends`): ``labels`` and
             ``__call__(x (N, 3, S, S) float32) -> logits (N, C)``.
-        dataset: Yields ``(image (3, S, S), label)`` prepared with the backend's preprocessing; has
-            ``label_names`` and ``samples``.
+        dataset: A :class:`dan.data.dataset.FERDataset`: yields ``(image (3, S, S), label)`` prepared with
+            the backend's preprocessing; has ``label_names`` and ``samples``.
         batch_size: Images per model call.
         num_workers: DataLoader worker processes (decoding and resizing in parallel).
         tta: Average the softmax of each image and its horizontal mirror.

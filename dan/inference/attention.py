@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
 import torch
 
 from dan.common import DanError
-from dan.inference.backends import TorchBackend, has_attention
+from dan.inference.backends import AttentionBackend, Backend, TorchBackend, has_attention
 from dan.inference.outputs import atomic_path
 from dan.inference.predictor import Predictor, softmax
+from dan.models.dan import DAN
 from dan.preprocess import prepare_face
 
 __all__ = ["attention_overlay", "draw_attention", "face_attention", "normalize_map", "save_attention_figure"]
@@ -65,7 +67,7 @@ def draw_attention(frame: np.ndarray, box: Sequence[int], maps: np.ndarray, thum
         frame[ty : ty + side, tx : tx + side] = attention_overlay(face, amap)
 
 
-def _as_backend(backend_or_model: object) -> object:
+def _as_backend(backend_or_model: DAN | str | os.PathLike | Backend) -> Backend:
     if isinstance(backend_or_model, torch.nn.Module):
         labels = getattr(backend_or_model, "labels", None)
         if labels is None:
@@ -77,7 +79,7 @@ def _as_backend(backend_or_model: object) -> object:
 
 
 def face_attention(
-    backend_or_model: object, image: str | os.PathLike | np.ndarray
+    backend_or_model: DAN | str | os.PathLike | Backend, image: str | os.PathLike | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Class probabilities and the heads' attention maps of one face image.
 
@@ -104,12 +106,12 @@ def face_attention(
     if hasattr(backend, "predict_with_attention"):
         logits, maps = backend.predict_with_attention(batch)
     else:
-        logits, maps = backend(batch), backend.attention(batch)
+        logits, maps = backend(batch), cast(AttentionBackend, backend).attention(batch)  # has_attention: it has one
     return face, softmax(np.asarray(logits))[0], np.asarray(maps)[0]
 
 
 def save_attention_figure(
-    backend_or_model: object,
+    backend_or_model: DAN | str | os.PathLike | Backend,
     image: str | os.PathLike | np.ndarray,
     path: str | os.PathLike,
     tile: int = 224,

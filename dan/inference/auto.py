@@ -20,6 +20,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,10 @@ from dan.common import DanError
 from dan.fileio import atomic_write
 from dan.hub import dan_home
 from dan.system import cpu_flags, cpu_model
+
+if TYPE_CHECKING:
+    from dan.inference.backends import TorchBackend
+    from dan.inference.onnx_backend import OnnxBackend
 
 __all__ = ["auto_backend", "has_vnni", "int8_warning"]
 
@@ -77,7 +82,7 @@ def _probe_key(checksum: str, size: int, threads: int) -> str:
     return f"{cpu_model()}|{flags}|torch {torch.__version__}|ort {onnxruntime.__version__}|{threads}|{size}|{checksum}"
 
 
-def auto_backend(torch_backend, threads: int | None = None):
+def auto_backend(torch_backend: TorchBackend, threads: int | None = None) -> TorchBackend | OnnxBackend:
     """Pick between ``torch_backend`` (re-parameterised PyTorch) and ONNX Runtime on the same weights.
 
     Args:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -27,7 +28,7 @@ from dan.hub import RELEASED, is_remote, released_model, resolve_checkpoint
 from dan.models import DAN, load_model
 from dan.models.checkpoint import checkpoint_verifier
 
-__all__ = ["BACKENDS", "Backend", "TorchBackend", "has_attention", "load_backend"]
+__all__ = ["BACKENDS", "AttentionBackend", "Backend", "TorchBackend", "has_attention", "load_backend"]
 
 BACKENDS = ("auto", "torch", "onnx")
 
@@ -41,6 +42,14 @@ class Backend(Protocol):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, C) for a normalised batch (N, 3, S, S)."""
+        ...
+
+
+class AttentionBackend(Backend, Protocol):
+    """A backend that also returns the heads' spatial attention (the optional member of the module docstring)."""
+
+    def attention(self, x: np.ndarray) -> np.ndarray:
+        """Attention maps (N, K, h, w) for a normalised batch (N, 3, S, S)."""
         ...
 
 
@@ -69,10 +78,12 @@ class TorchBackend:
         DanError: The checkpoint cannot be read, or the model has no label names.
     """
 
+    auto_reason: str  # set by dan.inference.auto.auto_backend: what --backend auto picked and why
+
     def __init__(
         self,
         model_or_path: DAN | str | os.PathLike,
-        labels: str | list[str] | tuple[str, ...] | None = None,
+        labels: str | Sequence[str] | None = None,
         device: str | torch.device = "cpu",
         threads: int | None = None,
         reparameterize: bool = True,
@@ -90,6 +101,7 @@ class TorchBackend:
         self.preprocessing: Preprocessing = model.preprocessing
         self.trained_on: dict | None = getattr(model, "trained_on", None)
         self.source = model  # the model as given (export reads it)
+        net: DAN
         if reparameterize:
             from dan.models.reparam import reparameterize as fold
 
@@ -132,7 +144,7 @@ class TorchBackend:
 def load_backend(
     path: str | os.PathLike,
     backend: str = "auto",
-    labels: str | list[str] | tuple[str, ...] | None = None,
+    labels: str | Sequence[str] | None = None,
     threads: int | None = None,
     device: str = "cpu",
     fastest: bool = False,
@@ -204,8 +216,8 @@ def load_backend(
             f"the onnx backend is not available ({err}); install the export extra (pip install 'dan[export]') "
             "or use --backend torch with a PyTorch checkpoint"
         ) from None
-    runner = OnnxBackend(path, labels=labels, threads=threads)
+    onnx_runner = OnnxBackend(path, labels=labels, threads=threads)
     from dan.inference.auto import int8_warning
 
-    runner.warning = int8_warning(path)  # int8 without VNNI: slower than float32, said once by the CLI
-    return runner
+    onnx_runner.warning = int8_warning(path)  # int8 without VNNI: slower than float32, said once by the CLI
+    return onnx_runner

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -176,11 +177,17 @@ def run_demo(
             t3 = time.perf_counter()
             st["crop"] += t3 - t2
             if todo:
+                assert batch is not None  # prepared above whenever there is a face to classify
                 fresh, maps = predictor.run_batch(batch, attention)
                 tracker.smooth([tracks[i] for i in todo], fresh)
                 for j, i in enumerate(todo):
                     tracks[i].attention = None if maps is None else maps[j]
-            probs = np.stack([t.probs for t in tracks]) if tracks else np.zeros((0, len(labels)), np.float32)
+            # every track has probabilities now (those without any were in todo)
+            probs = (
+                np.stack([cast(np.ndarray, t.probs) for t in tracks])
+                if tracks
+                else np.zeros((0, len(labels)), np.float32)
+            )
             t4 = time.perf_counter()
             st["model"] += t4 - t3
             for track, p in zip(tracks, probs):
@@ -246,6 +253,6 @@ def run_demo(
         stats.errors = list(source.errors)
         if disk_full is not None:
             names = ", ".join(str(p) for p in (csv_path, output) if p is not None)
-            reason = os.strerror(disk_full.errno)
+            reason = os.strerror(cast(int, disk_full.errno))  # ENOSPC or EDQUOT: checked where it was caught
             stats.errors.append(f"disk full at frame {stats.frames} ({reason}): {names} not written")
     return stats

@@ -17,8 +17,9 @@ a large frame is scaled down so its longest side is at most ``detect_size`` befo
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import cv2
 import numpy as np
@@ -29,6 +30,7 @@ __all__ = [
     "DETECTORS",
     "YUNET_MODEL",
     "Box",
+    "BoxLike",
     "Detection",
     "Detector",
     "HaarDetector",
@@ -65,6 +67,7 @@ class Detection(NamedTuple):
 
 
 Box = Detection  # the name earlier versions used
+BoxLike: TypeAlias = "Detection | Sequence[float]"  # a detection, or a plain (x, y, w, h[, score]) tuple
 
 
 class Detector:
@@ -225,7 +228,7 @@ class NoneDetector(Detector):
         return [Detection((w - side) // 2, (h - side) // 2, side, side, 1.0)]
 
 
-def create_detector(name: str | Detector = "yunet", **kw: object) -> Detector:
+def create_detector(name: str | Detector = "yunet", **kw: Any) -> Detector:
     """Make a detector by name.
 
     Args:

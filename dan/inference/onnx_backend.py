@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +76,13 @@ class OnnxBackend:
             it has no label names and ``labels`` is not given (for a non-8-class model).
     """
 
+    auto_reason: str  # set by dan.inference.auto.auto_backend: what --backend auto picked and why
+    warning: str | None  # set by dan.inference.backends.load_backend: int8 on a CPU without VNNI
+
     def __init__(
         self,
         path: str | os.PathLike,
-        labels: str | list[str] | tuple[str, ...] | None = None,
+        labels: str | Sequence[str] | None = None,
         threads: int | None = None,
         spinning: bool = True,
     ) -> None:

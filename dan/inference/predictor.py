@@ -18,15 +18,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
 
 from dan.common import Preprocessing, resolve_labels
 from dan.imaging import read_image
-from dan.inference.backends import Backend, has_attention, load_backend
+from dan.inference.backends import AttentionBackend, Backend, has_attention, load_backend
 from dan.inference.crops import prepare_batch
-from dan.inference.detectors import Detector, NoneDetector, create_detector
+from dan.inference.detectors import BoxLike, Detection, Detector, NoneDetector, create_detector
 
 __all__ = ["FaceResult", "Predictor", "softmax"]
 
@@ -156,12 +157,12 @@ class Predictor:
             return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
         return image
 
-    def detect(self, frame_bgr: np.ndarray) -> list[tuple[int, int, int, int, float]]:
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Face boxes ``(x, y, w, h, score)`` of a BGR frame."""
         return self.detector.detect(frame_bgr)
 
     def classify(
-        self, frame_bgr: np.ndarray, boxes: Sequence[Sequence[float]], attention: bool = False
+        self, frame_bgr: np.ndarray, boxes: Sequence[BoxLike], attention: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Run the model once on all ``boxes`` of a frame.
 
@@ -177,11 +178,11 @@ class Predictor:
             return np.zeros((0, len(self.labels)), np.float32), None
         return self.run_batch(self.prepare(frame_bgr, boxes), attention)
 
-    def prepare(self, frame_bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+    def prepare(self, frame_bgr: np.ndarray, boxes: Sequence[BoxLike]) -> np.ndarray:
         """The model input (N, 3, S, S) for the faces of a BGR frame (align or crop, resize, normalise)."""
         return self.faces(frame_bgr, boxes)[0]
 
-    def faces(self, frame_bgr: np.ndarray, boxes: Sequence[Sequence[float]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def faces(self, frame_bgr: np.ndarray, boxes: Sequence[BoxLike]) -> tuple[np.ndarray, list[np.ndarray]]:
         """The model input (N, 3, S, S) and each face image (uint8 RGB, as cut out) of a BGR frame."""
         square = not self.whole_image
         return prepare_batch(frame_bgr, boxes, self.preprocessing, self.margin, square, self.align)
@@ -196,22 +197,21 @@ class Predictor:
         else:
             logits = self.backend(batch)
             if attention and self.has_attention:
-                maps = self.backend.attention(batch)
+                maps = cast(AttentionBackend, self.backend).attention(batch)  # has_attention: it has one
         return softmax(np.asarray(logits)), maps
 
-    def results(
-        self, boxes: Sequence[Sequence[float]], probs: np.ndarray, maps: np.ndarray | None = None
-    ) -> list[FaceResult]:
+    def results(self, boxes: Sequence[BoxLike], probs: np.ndarray, maps: np.ndarray | None = None) -> list[FaceResult]:
         """Package boxes and probabilities (N, C) as :class:`FaceResult` objects."""
         labels = self.labels
         out = []
         for i, (box, p) in enumerate(zip(boxes, probs)):
             k = int(np.argmax(p))
+            x, y, w, h = (int(v) for v in box[:4])
             score = float(box[4]) if len(box) > 4 else 1.0
             out.append(
                 FaceResult(
                     index=i,
-                    box=tuple(int(v) for v in box[:4]),
+                    box=(x, y, w, h),
                     label=labels[k],
                     confidence=float(p[k]),
                     probabilities=p,

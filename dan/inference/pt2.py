@@ -17,6 +17,7 @@ import json
 import os
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,7 @@ class Pt2Backend:
     def __init__(
         self,
         path: str | os.PathLike,
-        labels: str | list[str] | tuple[str, ...] | None = None,
+        labels: str | Sequence[str] | None = None,
         threads: int | None = None,
     ) -> None:
         if threads:

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from dan.inference.detectors import BoxLike
 
 __all__ = ["IoUTracker", "Track", "iou", "iou_matrix"]
 
 
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
+def iou(a: BoxLike, b: BoxLike) -> float:
     """Intersection over union of two ``(x, y, w, h, ...)`` boxes."""
     return float(iou_matrix([a], [b])[0, 0])
 
 
-def iou_matrix(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np.ndarray:
+def iou_matrix(a: Sequence[BoxLike], b: Sequence[BoxLike]) -> np.ndarray:
     """Pairwise IoU of boxes ``(x, y, w, h, ...)``: float array of shape (len(a), len(b))."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
@@ -83,7 +87,7 @@ class IoUTracker:
         self.tracks = []
         self._next_id = 0
 
-    def update(self, boxes: Sequence[Sequence[float]]) -> list[Track]:
+    def update(self, boxes: Sequence[BoxLike]) -> list[Track]:
         """Match this frame's boxes to tracks.
 
         Args:
@@ -104,19 +108,20 @@ class IoUTracker:
                     continue
                 used.add(int(ti))
                 assigned[bi] = self.tracks[ti]
-        for ti, track in enumerate(self.tracks):
+        for ti, missed in enumerate(self.tracks):
             if ti not in used:
-                track.misses += 1
+                missed.misses += 1
         for bi, box in enumerate(boxes):
             score = float(box[4]) if len(box) > 4 else 1.0
+            x, y, w, h = (int(v) for v in box[:4])
             track = assigned[bi]
             if track is None:
-                track = Track(id=self._next_id, box=tuple(int(v) for v in box[:4]), score=score)
+                track = Track(id=self._next_id, box=(x, y, w, h), score=score)
                 self._next_id += 1
                 self.tracks.append(track)
                 assigned[bi] = track
             else:
-                track.box, track.score = tuple(int(v) for v in box[:4]), score
+                track.box, track.score = (x, y, w, h), score
                 track.hits += 1
                 track.misses = 0
         self.tracks = [t for t in self.tracks if t.misses <= self.max_misses]

@@ -89,9 +89,11 @@ class VideoWriter:
         suffix = self.path.suffix.lower()
         self.fps, self.size = float(fps), (int(size[0]), int(size[1]))
         self.tmp = temp_path_for(self.path)
-        self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*CODECS[suffix]), self.fps, self.size)
-        if not self._writer.isOpened():
-            self._writer.release()
+        fourcc = cv2.VideoWriter_fourcc(*CODECS[suffix])  # type: ignore[attr-defined]  # in cv2, missing from its stubs
+        writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, self.size)
+        self._writer: cv2.VideoWriter | None = writer  # None once closed or aborted
+        if not writer.isOpened():
+            writer.release()
             self.tmp.unlink(missing_ok=True)
             raise DanError(f"{self.path}: OpenCV cannot write {CODECS[suffix]} video here")
         self.frames = 0
@@ -104,13 +106,14 @@ class VideoWriter:
             self._thread.start()
 
     def _run(self) -> None:
-        assert self._queue is not None
+        assert self._queue is not None and self._writer is not None  # both set before the thread starts
+        writer = self._writer
         while True:
             frame = self._queue.get()
             if frame is None:
                 return
             try:
-                self._writer.write(frame)
+                writer.write(frame)
             except BaseException as err:  # noqa: BLE001 - reported on close
                 self._error = err
 
@@ -120,6 +123,7 @@ class VideoWriter:
         if self._queue is not None:
             self._queue.put(frame)
         else:
+            assert self._writer is not None, "write() after close()"
             self._writer.write(frame)
         self.frames += 1
 
@@ -128,6 +132,7 @@ class VideoWriter:
         if self._writer is None:
             return
         if self._thread is not None:
+            assert self._queue is not None  # the thread's queue
             self._queue.put(None)
             self._thread.join()
         self._writer.release()
@@ -147,6 +152,7 @@ class VideoWriter:
         if self._writer is None:
             return None
         if self._thread is not None:
+            assert self._queue is not None  # the thread's queue
             self._queue.put(None)
             self._thread.join()
         self._writer.release()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Protocol
 
 import timm
 import torch
@@ -17,12 +18,29 @@ from torch import nn
 
 from dan.common import DanError, one_line
 
-__all__ = ["MSCELEB_HELP", "create_backbone", "load_backbone_weights", "read_state_dict", "state_dict_mismatch"]
+__all__ = [
+    "MSCELEB_HELP",
+    "FeatureBackbone",
+    "create_backbone",
+    "load_backbone_weights",
+    "read_state_dict",
+    "state_dict_mismatch",
+]
 
 MSCELEB_HELP = (
     "get resnet18_msceleb.pth from the DAN reference implementation's README (github.com/yaoing/DAN, "
     "'pretrained model on MS-Celeb-1M') and set model.backbone_weights to its path"
 )
+
+
+class FeatureBackbone(Protocol):
+    """The members of a timm CNN that DAN uses (besides those of ``nn.Module``)."""
+
+    num_features: int
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map (B, C, H, W) of a batch (B, in_chans, H0, W0)."""
+        ...
 
 
 def read_state_dict(path: str | os.PathLike) -> dict:
@@ -44,8 +62,8 @@ def read_state_dict(path: str | os.PathLike) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
-        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
-        detail = detail[0] if detail else type(err).__name__
+        lines = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+        detail = lines[0] if lines else type(err).__name__
         if "global" in text.lower():
             raise DanError(
                 f"{path}: refused to load: it holds Python objects a weights-only load does not allow "

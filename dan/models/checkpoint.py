@@ -17,7 +17,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -213,7 +213,7 @@ def checkpoint_verifier(spec: str | os.PathLike) -> Callable[[Path], None]:
 
 
 def load_model(
-    path: str | os.PathLike, labels: str | list[str] | None = None, device: str | torch.device = "cpu"
+    path: str | os.PathLike, labels: str | Sequence[str] | None = None, device: str | torch.device = "cpu"
 ) -> DAN:
     """Load any supported DAN checkpoint and return the model in eval mode.
 

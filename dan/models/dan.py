@@ -14,13 +14,13 @@ partition loss). Numerically the same function as the reference implementation.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
 
 from dan.common import Preprocessing
-from dan.models.backbone import create_backbone, load_backbone_weights
+from dan.models.backbone import FeatureBackbone, create_backbone, load_backbone_weights
 from dan.models.heads import MultiHeadCrossAttention
 from dan.models.mha import MultiHeadDotProductAttention
 
@@ -92,11 +92,11 @@ class DAN(nn.Module):
         self.backbone = create_backbone(backbone, in_chans=in_chans, pretrained=backbone_weights == "timm")
         if backbone_weights and backbone_weights != "timm":
             load_backbone_weights(self.backbone, backbone_weights)
-        self.num_features = self.backbone.num_features
+        self.num_features: int = cast(FeatureBackbone, self.backbone).num_features
         self.heads = HEAD_TYPES[head](self.num_features, num_heads)
-        self.drop = nn.Dropout(drop_rate)
+        self.drop: nn.Dropout | nn.Identity = nn.Dropout(drop_rate)  # Identity once re-parameterised
         self.fc = nn.Linear(self.num_features, num_classes)
-        self.bn = nn.BatchNorm1d(num_classes)
+        self.bn: nn.BatchNorm1d | nn.Identity = nn.BatchNorm1d(num_classes)  # Identity once re-parameterised
         self.labels: tuple[str, ...] | None = None
         self.preprocessing = Preprocessing()
         self.trained_on: dict | None = None
@@ -115,7 +115,7 @@ class DAN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone feature map F, (B, 3, H0, W0) -> (B, C, H, W)."""
-        return self.backbone.forward_features(x)
+        return cast(FeatureBackbone, self.backbone).forward_features(x)
 
     def forward_head(self, heads: torch.Tensor) -> torch.Tensor:
         """Attention fusion and classifier.

@@ -90,6 +90,7 @@ class MultiHeadCrossAttention(nn.Module):
                 per_head_out = m.out_channels // self.num_heads
                 fan_out = per_head_out * m.kernel_size[0] * m.kernel_size[1]
                 nn.init.normal_(m.weight, std=math.sqrt(2.0 / fan_out))
+                assert m.bias is not None  # every head convolution has a bias
                 nn.init.zeros_(m.bias)
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 nn.init.ones_(m.weight)

@@ -16,10 +16,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from dan.common import DanError, Preprocessing
+
+if TYPE_CHECKING:
+    from dan.models.dan import DAN
 
 __all__ = ["FORMAT_VERSION", "ModelMetadata", "tensor_checksum"]
 
@@ -139,7 +143,7 @@ class ModelMetadata:
         )
 
     @classmethod
-    def of_model(cls, model: torch.nn.Module, state: Mapping[str, torch.Tensor] | None = None) -> ModelMetadata:
+    def of_model(cls, model: DAN, state: Mapping[str, torch.Tensor] | None = None) -> ModelMetadata:
         """The record of a :class:`dan.models.DAN` (its ``state`` checksummed; default its own state dict)."""
         return cls(
             model_config=model.model_config,

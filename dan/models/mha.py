@@ -132,7 +132,7 @@ class MultiHeadDotProductAttention(nn.Module):
         nn.init.zeros_(self.value.bias)
         for table in (self.row_embed, self.col_embed):
             nn.init.trunc_normal_(table, std=0.02)
-        if self.fc1 is not None:
+        if self.fc1 is not None and self.fc2 is not None:  # both or neither
             for fc in (self.fc1, self.fc2):
                 nn.init.trunc_normal_(fc.weight, std=0.02)
                 nn.init.zeros_(fc.bias)
@@ -183,7 +183,7 @@ class MultiHeadDotProductAttention(nn.Module):
         b, _, h, w = x.shape
         query, keys, values = self._queries_keys_values(x)
         out = self._attend(query, keys, values)  # (B, K, C)
-        if self.fc1 is not None:
+        if self.mlp_norm is not None and self.fc1 is not None and self.fc2 is not None:  # all three or none
             out = out + self.fc2(F.gelu(self.fc1(self.mlp_norm(out))))  # (B, K, C)
         if not return_attention:
             return out

@@ -18,6 +18,7 @@ they are (their LayerNorms normalise each input and cannot be folded).
 from __future__ import annotations
 
 import copy
+from typing import TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,7 @@ __all__ = [
 
 def _bn_scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) with bn(x) == x * scale + shift in eval mode, per channel, in float64."""
+    assert bn.running_var is not None and bn.running_mean is not None  # a BatchNorm with running statistics
     var = bn.running_var.double()
     mean = bn.running_mean.double()
     gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(var)
@@ -68,19 +70,21 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     if bn.num_features != conv.out_channels or bn.running_var is None:
         raise ValueError(f"cannot fold {bn} into {conv}")
     w, b = _folded_conv_tensors(conv, bn)
+    # a Conv2d's sizes are pairs; torch types them tuple[int, ...] on the base class of all convolutions
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        cast("tuple[int, int]", conv.kernel_size),
+        stride=cast("tuple[int, int]", conv.stride),
+        padding=cast("str | tuple[int, int]", conv.padding),
+        dilation=cast("tuple[int, int]", conv.dilation),
         groups=conv.groups,
         bias=True,
         padding_mode=conv.padding_mode,
         device=conv.weight.device,
         dtype=conv.weight.dtype,
     )
+    assert fused.bias is not None  # made with bias=True
     with torch.no_grad():
         fused.weight.copy_(w.to(conv.weight.dtype))
         fused.bias.copy_(b.to(conv.weight.dtype))
@@ -112,6 +116,8 @@ def fold_backbone_batchnorms(module: nn.Module) -> int:
     """
     count = 0
     resnet_types = _resnet_types()
+    conv: nn.Module | None
+    bn: nn.Module | None
     for parent in list(module.modules()):
         if isinstance(parent, nn.Sequential):
             names = list(parent._modules)
@@ -164,6 +170,7 @@ class ReparamMultiHeadCrossAttention(nn.Module):
         dev, dtype = heads.conv1x1.weight.device, heads.conv1x1.weight.dtype
         new = cls(c, k, s, d).to(device=dev, dtype=dtype)
         w1, b1 = _folded_conv_tensors(heads.conv1x1, heads.bn1x1)
+        assert new.conv1x1.bias is not None and new.conv3x3.bias is not None  # made with biases
         new.conv1x1.weight.copy_(w1)
         new.conv1x1.bias.copy_(b1)
         w, b = _folded_conv_tensors(heads.conv3x3, heads.bn3x3)
@@ -230,6 +237,7 @@ def reparameterize(model: DAN, channels_last: bool = False) -> ReparameterizedDA
     Returns:
         The re-parameterised copy.
     """
+    new: DAN
     if isinstance(model, ReparameterizedDAN):
         new = copy.deepcopy(model)
     else:
@@ -239,8 +247,9 @@ def reparameterize(model: DAN, channels_last: bool = False) -> ReparameterizedDA
         fold_backbone_batchnorms(new.backbone)
         if isinstance(model.heads, MultiHeadCrossAttention):  # other head types (mha) stay as they are
             new.heads = ReparamMultiHeadCrossAttention.from_heads(model.heads)
-        fc = new.fc
-        scale, shift = _bn_scale_shift(new.bn)
+        fc, bn = new.fc, new.bn
+        assert isinstance(bn, nn.BatchNorm1d)  # a DAN's classifier BatchNorm (an Identity only once re-parameterised)
+        scale, shift = _bn_scale_shift(bn)
         fc.weight.copy_(fc.weight.double() * scale.unsqueeze(1))
         fc.bias.copy_(fc.bias.double() * scale + shift)
         new.bn = nn.Identity()
@@ -251,10 +260,13 @@ def reparameterize(model: DAN, channels_last: bool = False) -> ReparameterizedDA
         p.requires_grad_(False)
     if channels_last:
         new = to_channels_last(new)
-    return new
+    return cast(ReparameterizedDAN, new)  # its class is set above
 
 
-def to_channels_last(model: nn.Module) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def to_channels_last(model: ModuleT) -> ModuleT:
     """Convert ``model`` in place to the channels-last (NHWC) memory format and return it.
 
     Convolutions then run on oneDNN's NHWC kernels on CPU (and tensor cores on GPU); feed inputs

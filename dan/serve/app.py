@@ -23,7 +23,7 @@ from dan.inference.predictor import Predictor
 from dan.serve.guard import Guard
 from dan.serve.live import LiveSession
 from dan.serve.runner import ModelRunner
-from dan.serve.schemas import ERRORS, Health, ModelInfo, PredictResponse
+from dan.serve.schemas import ERRORS, Face, Health, Limits, ModelInfo, PredictResponse
 from dan.serve.uploads import SUPPORTED_TYPES, ApiError, decode_upload, image_from_request
 
 __all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "create_app", "page_html"]
@@ -135,7 +135,7 @@ def create_app(
             backend=str(backend_name),
             detector=predictor.detector.name,
             attention=runner.attention,
-            limits={"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels},
+            limits=Limits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels),
         )
 
     @app.post(
@@ -152,7 +152,7 @@ def create_app(
     async def predict(request: Request) -> PredictResponse:
         data = await image_from_request(request, max_upload_bytes)
         image, faces = await runner.predict(lambda: decode_upload(data, max_pixels))
-        return PredictResponse(width=image.shape[1], height=image.shape[0], faces=[f.to_dict() for f in faces])
+        return PredictResponse(width=image.shape[1], height=image.shape[0], faces=[Face(**f.to_dict()) for f in faces])
 
     open_live = [0]
 
@@ -185,4 +185,5 @@ def _document_bearer(app: FastAPI) -> None:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    # replacing app.openapi is FastAPI's documented way to extend the schema; its annotations make it a method
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -104,7 +104,8 @@ class ModelRunner:
         faces = []
         for i, (track, p) in enumerate(zip(tracks, smoothed)):
             heads = None if maps is None else np.stack([normalize_map(m) for m in maps[i]])  # (K, h, w)
-            faces.append(LiveFace(track.id, tuple(int(v) for v in track.box), p, heads))
+            x, y, w, h = track.box
+            faces.append(LiveFace(track.id, (int(x), int(y), int(w), int(h)), p, heads))
         return faces
 
     async def live(self, frame: np.ndarray, tracker: IoUTracker, attention: bool) -> tuple[list[LiveFace], float]:

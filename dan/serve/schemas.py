@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 __all__ = ["Box", "ErrorResponse", "Face", "Health", "Limits", "ModelInfo", "PredictResponse"]
@@ -64,7 +66,7 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {  # FastAPI's ``responses``
     401: {"model": ErrorResponse, "description": "missing or wrong token (when the server has one)"},
     413: {"model": ErrorResponse, "description": "body or image larger than the server's limits"},
     415: {"model": ErrorResponse, "description": "not an image of a supported type"},

@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
 from dan.fileio import atomic_path
+
+if TYPE_CHECKING:
+    from dan.training.module import DANModule
 
 __all__ = ["ConfusionMatrixWriter", "EpochSummary"]
 
@@ -20,7 +24,8 @@ class ConfusionMatrixWriter(Callback):
     """
 
     def _write(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        matrix = pl_module.last_confusion.get(stage)
+        module = cast("DANModule", pl_module)  # the training CLI adds this callback to DANModule runs
+        matrix = module.last_confusion.get(stage)
         if matrix is None or trainer.sanity_checking:
             return
         log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
@@ -29,7 +34,8 @@ class ConfusionMatrixWriter(Callback):
         root = Path(log_dir or trainer.default_root_dir) / "confusion"
         root.mkdir(parents=True, exist_ok=True)
         path = root / f"{stage}_epoch{trainer.current_epoch:03d}.csv"
-        names = list(pl_module.model.labels)
+        assert module.model.labels is not None  # DANModule sets them
+        names = list(module.model.labels)
         with atomic_path(path, "confusion CSV") as tmp, open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["true\\pred", *names])

@@ -11,6 +11,7 @@ temporary file from a killed process is removed by the next save. A full disk is
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ __all__ = ["AtomicCheckpointIO"]
 class AtomicCheckpointIO(TorchCheckpointIO):
     """:class:`TorchCheckpointIO` whose saves are atomic on every filesystem (local paths)."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         """Write ``checkpoint`` to ``path`` atomically (remote URLs go through Lightning's writer)."""
         if "://" in str(path):
             super().save_checkpoint(checkpoint, path, storage_options)

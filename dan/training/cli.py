@@ -126,6 +126,7 @@ class DANCLI(LightningCLI):
         taken = [int(d.name.split("_", 1)[1]) for d in folder.glob("version_*") if d.name.split("_", 1)[1].isdigit()]
         version = max(taken, default=-1) + 1
         for a in args:
+            assert a is not None  # every logger has init_args (returned above otherwise)
             a.version = version
 
 

@@ -9,7 +9,8 @@ and the same under ``test/``.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,8 @@ class DANModule(LightningModule):
         head: The attention heads: ``dan`` (the paper's) or ``mha`` (textbook multi-head dot-product
             attention, :mod:`dan.models.mha`).
     """
+
+    _compiled: Callable[..., Any] | None  # torch.compile of the network, set with object.__setattr__
 
     def __init__(
         self,
@@ -121,7 +124,7 @@ class DANModule(LightningModule):
         ce = F.cross_entropy(out.logits, y)
         af = self.affinity(out.features.float(), y)
         pt = self.partition(out.heads.float())
-        loss = ce + self.hparams.lambda_af * af + self.hparams.lambda_pt * pt
+        loss = ce + self.hparams["lambda_af"] * af + self.hparams["lambda_pt"] * pt
         return {"loss": loss, "ce": ce, "af": af, "pt": pt}, out.logits
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -129,7 +132,8 @@ class DANModule(LightningModule):
         losses, logits = self._losses(x, y)
         # the finiteness check reads the loss back from the device: only at logging intervals (a sync)
         try:
-            every = max(int(self.trainer.log_every_n_steps or 1), 1)
+            # set by Lightning's logger connector, undeclared on Trainer
+            every = max(int(self.trainer.log_every_n_steps or 1), 1)  # type: ignore[attr-defined]
         except RuntimeError:  # a step called outside a Trainer (tests, notebooks): check every time
             every = 1
         if batch_idx % every == 0 and not torch.isfinite(losses["loss"]):
@@ -159,6 +163,7 @@ class DANModule(LightningModule):
         values = metrics.compute()  # synchronised across DDP ranks by torchmetrics
         metrics.reset()
         logged = {f"{stage}/acc": values["acc"], f"{stage}/bacc": values["bacc"]}
+        assert self.model.labels is not None  # set in __init__
         for i, name in enumerate(self.model.labels):
             logged[f"{stage}/recall/{name}"] = values["recall"][i]
             logged[f"{stage}/f1/{name}"] = values["f1"][i]

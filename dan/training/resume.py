@@ -19,13 +19,19 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
+
+if TYPE_CHECKING:
+    from pytorch_lightning.loops.progress import _ProcessedTracker
 
 __all__ = ["ResumableTraining", "rng_states", "set_rng_states"]
 
@@ -35,7 +41,9 @@ _KEY = "dan_resume"
 def rng_states() -> dict:
     """The random states of torch (CPU and CUDA), numpy and Python in this process, in plain types and tensors
     (so a weights-only load reads them back)."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    # the global generator is an MT19937: its legacy state is this tuple (a dict only for other bit generators)
+    state_tuple = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
+    name, keys, pos, has_gauss, gauss = state_tuple
     numpy_state = {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos)}
     numpy_state.update(has_gauss=int(has_gauss), gauss=float(gauss))
     state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
@@ -84,7 +92,7 @@ class ResumableTraining(Callback):
         self.saved: Path | None = None
         self._restore: dict | None = None
         self._last_save = time.monotonic()
-        self._old_sigint = None
+        self._old_sigint: Callable[[int, FrameType | None], Any] | int | None = None
         self._trainer: Trainer | None = None
         ResumableTraining.latest = self
 
@@ -147,7 +155,8 @@ class ResumableTraining(Callback):
             dist.all_gather_object(states, state)  # every rank's generators, put back per rank
         else:
             states = [state]
-        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        # Lightning types it as the base tracker; batch progress always makes the one that counts processed batches
+        progress = cast("_ProcessedTracker", trainer.fit_loop.epoch_loop.batch_progress.current)
         checkpoint[_KEY] = {"epoch": trainer.current_epoch, "batches_done": progress.processed, "rng": states}
 
     # ----------------------------------------------------------------------------------- resuming
@@ -157,7 +166,8 @@ class ResumableTraining(Callback):
             return
         self._restore = state
         done = int(state.get("batches_done", 0))
-        datamodule = trainer.datamodule
+        # Lightning's data connector sets Trainer.datamodule; the class does not declare it
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]
         if done and hasattr(datamodule, "resume"):
             datamodule.resume(int(state["epoch"]), done)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,7 @@ def export_checkpoint(
     report = ExportReport(output=output, format=format)
     images = load_images(calib, model.preprocessing, max_images) if calib is not None else None
     report.num_images = 0 if images is None else len(images)
+    runner: Callable[[np.ndarray], np.ndarray]  # the export's backend, for verify
     if format == "pt2":
         from dan.inference.pt2 import Pt2Backend, export_pt2
 
@@ -132,6 +134,7 @@ def export_checkpoint(
             if verify:  # the float32 graph the int8 model came from, checked against PyTorch
                 report.lines.append("verify: float32 ONNX graph before quantisation:")
                 verify_against_torch(report, model, float_backend, images, tolerance)
+                assert report.int8_agreement is not None  # measured by _export_int8
                 if report.int8_agreement < min_agreement:
                     report.fail(f"int8 agreement {report.int8_agreement:.2%} < {min_agreement:.0%}")
         return report

@@ -146,6 +146,7 @@ def export_onnx(model: DAN, output: str | os.PathLike, opset: int = DEFAULT_OPSE
                 opset_version=opset,
                 verbose=False,
             )
+            assert program is not None  # dynamo=True returns the ONNXProgram (None is for the legacy exporter)
             program.save(str(tmp), external_data=False)
         except Exception as err:  # the legacy exporter as fallback
             warnings.warn(
