@@ -169,5 +169,10 @@ def test_backbone_file_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         DAN(backbone_weights=str(wrong))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import huggingface_hub.constants
+
+    # read when huggingface_hub is first imported, which may have happened already: without this the
+    # test would wait out the network's timeouts instead of failing offline at once
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DanError, match="pretrained weights"):
         DAN(backbone_weights="timm")
