@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dan.cli.main import main as dan_main
@@ -32,6 +33,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_ablation_script_trains_scores_times_and_writes_the_table(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     assert dan_main(["synth", str(data), "--per-class", "12", "--size", "48", "--workers", "1"]) == 0
@@ -58,6 +60,7 @@ def test_ablation_script_trains_scores_times_and_writes_the_table(tmp_path: Path
     assert rows["k1"]["parameters"] < rows["mha"]["parameters"]  # one DAN head against two mha heads (tiny: K=2)
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
     env = {**os.environ, "STEPS": "3", "DEVICE": "cpu", "BATCH": "4", "WORKERS": "0", "PER_CLASS": "3"}
     env.update(HEAD="mha", WORK=str(tmp_path / "work"), RESULTS=str(tmp_path / "results.json"))

@@ -43,6 +43,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_mid_epoch_saves_and_the_resumed_run_ends_with_the_same_weights(
     synth: Path, tmp_path: Path, monkeypatch, capsys, signum: int

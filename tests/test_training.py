@@ -187,6 +187,7 @@ def test_evaluate_reference_checkpoint_file(synth: Path, tmp_path: Path, capsys:
     assert json.loads((out / "metrics.json").read_text())["samples"] > 0
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_reduce_metrics(synth: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
     cmd = [
