@@ -113,7 +113,7 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
                 found[tag] = struct.unpack_from(order + code, data, at + value_at)[0]
                 if len(found) == 2:
                     return found[256], found[257]
-    except struct.error:  # the header points past the end of the data
+    except (struct.error, OverflowError):  # the header points past the end of the data (or of any file)
         return None
     return None
 

@@ -147,6 +147,9 @@ def test_fer2013_bad_inputs(tmp_path: Path) -> None:
     csv_file.write_text("\n".join(lines) + "\n")
     with pytest.raises(DanError, match=r"fer2013\.csv:3: pixels: .* not a square"):
         read_split("fer2013", tmp_path, "train")
+    csv_file.write_text("emotion,pixels,Usage\n0,1 2 3 4,Training\n1,2222222214 2 3 4,Training\n")  # found by fuzzing
+    with pytest.raises(DanError, match=r"fer2013\.csv:3: pixels are not space-separated integers"):
+        read_split("fer2013", tmp_path, "train")
     csv_file.write_text("emotion,pixels\n0,1 2 3 4\n")
     with pytest.raises(DanError, match=r"fer2013\.csv:1: missing column 'Usage'"):
         read_split("fer2013", tmp_path, "train")

@@ -86,7 +86,16 @@ def test_image_size_of_crafted_headers() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"hello", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00", b"BM\x00", b"II*\x00\xff\xff\xff\x7f", b"P6 3 3"],
+    [
+        b"",
+        b"hello",
+        b"\x89PNG\r\n\x1a\n",
+        b"\xff\xd8\xff\xe0\x00",
+        b"BM\x00",
+        b"II*\x00\xff\xff\xff\x7f",
+        b"P6 3 3",
+        b"II+\x00\x08\x00\x00\x00" + b"\xff" * 8,
+    ],  # BigTIFF pointing past any file (found by fuzzing)
 )
 def test_image_size_unknown_or_short_is_none(data) -> None:
     assert image_size(data) is None

@@ -90,7 +90,7 @@ def read_fer2013(root: str | Path, split: str = "Training", strict: bool = True)
                 continue
             try:
                 values = np.asarray(row[i_pixels].split(), dtype=np.int32)
-            except ValueError:
+            except (ValueError, OverflowError):  # not integers, or past int32
                 issues.append(Issue(str(path), line, "pixels are not space-separated integers"))
                 continue
             side = math.isqrt(values.size)

@@ -6,6 +6,8 @@ The model file carries its class names and preprocessing in its metadata (writte
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -98,11 +100,17 @@ class OnnxBackend:
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            # onnxruntime prints an "EP Error ... Falling back" banner to stdout on a bad file: the
+            # one-line error below says it instead
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:
             msg = one_line(err)
             raise DanError(f"{self.path}: not a loadable ONNX model: {msg}") from None
-        meta = read_onnx_metadata(self.session) or {}
+        try:
+            meta = read_onnx_metadata(self.session) or {}
+        except UnicodeDecodeError:
+            raise DanError(f"{self.path}: damaged ONNX file: its metadata is not UTF-8 text") from None
         if meta:
             ModelMetadata.from_dict(meta, f"{self.path}: ")  # every stored value checked
         self._verify_weights()

@@ -13,7 +13,9 @@ writes never contain pickled objects.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import warnings
 import zipfile
@@ -62,7 +64,7 @@ def check_pt2_archive(path: Path) -> None:
     """
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as err:
+    except Exception as err:  # BadZipFile, OSError, EOFError, ValueError on a damaged directory
         raise DanError(f"{path}: not a torch.export (.pt2) archive: {err}") from None
     with archive:
         names = archive.namelist()
@@ -71,10 +73,11 @@ def check_pt2_archive(path: Path) -> None:
             raise DanError(f"{path}: not a torch.export (.pt2) archive of this PyTorch's format (no weights config)")
         for name in configs:
             try:
-                entries = json.loads(archive.read(name)).get("config", {})
-            except (json.JSONDecodeError, AttributeError, KeyError, zipfile.BadZipFile) as err:
-                raise DanError(f"{path}: damaged archive entry {name}: {err}") from None
-            for key, meta in entries.items():
+                entries = json.loads(_read_entry(archive, path, name)).get("config", {})
+                items = [(str(key), dict(meta)) for key, meta in entries.items()]
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError, ValueError) as err:
+                raise DanError(f"{path}: damaged archive entry {name}: {one_line(err, 120)}") from None
+            for key, meta in items:
                 stem = str(meta.get("path_name", ""))
                 pickled = meta.get("use_pickle", True) or not stem.startswith(("weight_", "tensor_"))
                 if pickled:
@@ -84,13 +87,22 @@ def check_pt2_archive(path: Path) -> None:
                     )
         for name in names:
             if name.endswith(".pt"):  # sample inputs, legacy constants: tensors only, weights-only unpickler
-                import io
-
+                data = _read_entry(archive, path, name)
                 try:
-                    torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)
+                        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
                 except Exception as err:
                     detail = one_line(err, 120)
                     raise DanError(f"{path}: refused to load: entry {name} is not plain tensors ({detail})") from None
+
+
+def _read_entry(archive: zipfile.ZipFile, path: Path, name: str) -> bytes:
+    """One archive entry's bytes; a damaged entry (bad offsets, sizes, compression) is a ``DanError``."""
+    try:
+        return archive.read(name)
+    except Exception as err:  # zipfile raises BadZipFile, OSError, EOFError, zlib.error, ... on damage
+        raise DanError(f"{path}: damaged archive entry {name}: {one_line(err, 120)}") from None
 
 
 def load_pt2(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
@@ -105,9 +117,14 @@ def load_pt2(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     check_pt2_archive(path)
     extra = {_META: ""}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.export.load(str(path), extra_files=extra)
+        export_log = logging.getLogger("torch.export")  # logs a traceback before it raises: keep it quiet
+        level, export_log.level = export_log.level, logging.CRITICAL
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.export.load(str(path), extra_files=extra)
+        finally:
+            export_log.setLevel(level)
     except Exception as err:
         raise DanError(f"{path}: not a loadable torch.export program: {one_line(err)}") from None
     try:

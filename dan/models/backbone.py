@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -59,7 +60,9 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise DanError(f"{path}: no such file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged file can make torch warn before it fails: one line is enough
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
         lines = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
