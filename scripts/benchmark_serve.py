@@ -112,8 +112,8 @@ def batch_gain(checkpoint: Path, threads: int) -> str:
 
 
 def start_server(checkpoint: Path, threads: int, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "dan", "serve", "--checkpoint", str(checkpoint), "--port", "0", "--detector", "haar"]
-    cmd += ["--threads", str(threads), *extra]
+    cmd = [sys.executable, "-m", "dan", "serve", "--checkpoint", str(checkpoint), "--port", "0"]
+    cmd += ["--threads", str(threads), *extra]  # the default detector (YuNet), as a user runs it
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     for line in proc.stderr:
         found = re.search(r"open (http://\S+)", line)
