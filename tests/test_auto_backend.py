@@ -44,6 +44,17 @@ def test_auto_picks_by_a_cached_probe_and_stays_lossless(ckpt: Path, tmp_path: P
     assert load_backend(ckpt, "auto").name == "torch"  # one-shot commands: no export, no probe
 
 
+def test_a_faster_onnx_that_disagrees_is_not_picked(ckpt: Path, monkeypatch) -> None:
+    from dan.inference.onnx_backend import OnnxBackend
+
+    timings = iter([50.0, 1.0])  # torch 50 ms, ONNX Runtime 1 ms
+    monkeypatch.setattr(auto, "_time", lambda *args, **kwargs: next(timings))
+    real_call = OnnxBackend.__call__
+    monkeypatch.setattr(OnnxBackend, "__call__", lambda self, x: real_call(self, x) + 0.01)  # off by 1e-2
+    picked = load_backend(ckpt, "auto", fastest=True)
+    assert picked.name == "torch" and "differ by 1.0e-02, above 0.001" in picked.auto_reason
+
+
 def test_int8_without_vnni_is_flagged(ckpt: Path, tmp_path: Path, monkeypatch) -> None:
     faces = tmp_path / "faces"
     faces.mkdir()

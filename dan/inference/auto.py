@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from dan.inference.backends import TorchBackend
     from dan.inference.onnx_backend import OnnxBackend
 
-__all__ = ["auto_backend", "has_vnni", "int8_warning"]
+__all__ = ["AGREEMENT", "auto_backend", "has_vnni", "int8_warning"]
+
+AGREEMENT = 1e-3
+"""Largest logit difference from torch at which ONNX Runtime may be picked (float32 differs by ~1e-6)."""
 
 
 def has_vnni() -> bool:
@@ -128,13 +131,17 @@ def auto_backend(torch_backend: TorchBackend, threads: int | None = None) -> Tor
     if choice is None:
         x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
         ms_torch, ms_onnx = _time(torch_backend, x), _time(onnx_backend, x)
-        choice = {"pick": "onnx" if ms_onnx < ms_torch else "torch", "torch_ms": ms_torch, "onnx_ms": ms_onnx}
+        diff = float(np.abs(onnx_backend(x) - torch_backend(x)).max())  # lossless, or not picked
+        pick = "onnx" if ms_onnx < ms_torch and diff <= AGREEMENT else "torch"
+        choice = {"pick": pick, "torch_ms": ms_torch, "onnx_ms": ms_onnx, "max_logit_diff": diff}
         cache[key] = choice
         try:
             atomic_write(probe_file, json.dumps(cache, indent=1), "probe cache")
         except DanError:
             pass  # a read-only cache only costs a probe next time
     how = f"{choice['onnx_ms']:.1f} ms for ONNX Runtime against {choice['torch_ms']:.1f} ms for torch at batch 1"
+    if choice.get("max_logit_diff", 0.0) > AGREEMENT:
+        how += f"; ONNX Runtime's logits differ by {choice['max_logit_diff']:.1e}, above {AGREEMENT:g}"
     picked = onnx_backend if choice["pick"] == "onnx" else torch_backend
     picked.auto_reason = f"{'ONNX Runtime float32' if picked is onnx_backend else 'torch, re-parameterised'} ({how})"
     return picked
