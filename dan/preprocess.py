@@ -55,10 +55,15 @@ def normalize(faces: np.ndarray, pre: Preprocessing) -> np.ndarray:
     Returns:
         float32 array (3, S, S) or (N, 3, S, S): ``(rgb / 255 - mean) / std``.
     """
-    mean = np.asarray(pre.mean, np.float32)
-    std = np.asarray(pre.std, np.float32)
-    x = (faces.astype(np.float32) / np.float32(255.0) - mean) / std  # (..., S, S, 3), as ToTensor + Normalize
-    return np.ascontiguousarray(np.moveaxis(x, -1, -3))  # (..., S, S, 3) -> (..., 3, S, S)
+    mean = np.asarray(pre.mean, np.float32)[:, None, None]  # (3, 1, 1)
+    std = np.asarray(pre.std, np.float32)[:, None, None]
+    # channels first while still uint8, then the float32 arithmetic of ToTensor + Normalize in place
+    # (the same operations in the same order, so the same bits; 3x faster than in (S, S, 3) layout)
+    x = np.ascontiguousarray(np.moveaxis(faces, -1, -3)).astype(np.float32)  # (..., S, S, 3) -> (..., 3, S, S)
+    x /= np.float32(255.0)
+    x -= mean
+    x /= std
+    return x
 
 
 def prepare_face(rgb: np.ndarray, pre: Preprocessing) -> np.ndarray:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import platform
 import resource
 import statistics
@@ -59,8 +60,15 @@ class StepTimer(Callback):
             torch.cuda.synchronize(pl_module.device)
 
     def on_train_start(self, trainer, pl_module) -> None:
+        self.peak_gpu_mib: float | None = None
+        self.reserved_gpu_mib: float | None = None
         if pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if pl_module.device.type == "cuda":  # read here: after fit, Lightning moves the model back to the CPU
+            self.peak_gpu_mib = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
+            self.reserved_gpu_mib = torch.cuda.max_memory_reserved(pl_module.device) / 2**20
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         self._sync(pl_module)
@@ -76,15 +84,11 @@ class StepTimer(Callback):
             self.images += int(batch[0].shape[0])
         self._last_end = end
 
-    def summary(self, device: torch.device) -> dict:
+    def summary(self) -> dict:
         """Images/s, step time split and peak memory of the timed steps."""
         wait, compute = sum(self.data_wait), sum(self.compute)
         total = wait + compute
-        if device.type == "cuda":
-            peak = torch.cuda.max_memory_allocated(device) / 2**20
-            reserved = torch.cuda.max_memory_reserved(device) / 2**20
-        else:
-            peak = reserved = None
+        peak, reserved = getattr(self, "peak_gpu_mib", None), getattr(self, "reserved_gpu_mib", None)
         return {
             "timed_steps": len(self.compute),
             "images_per_s": self.images / total if total else 0.0,
@@ -116,6 +120,7 @@ def run(args: argparse.Namespace, precision: str) -> dict:
     argv += ["--checkpoint.save_top_k", "0", "--last_checkpoint.save_top_k", "0"]  # no checkpoint files
     argv += ["--data.batch_size", str(args.batch), "--data.num_workers", str(args.workers)]
     argv += ["--data.pin_memory", str(args.device != "cpu").lower()]
+    argv += shlex.split(args.extra)  # e.g. "--model.channels_last true --trainer.benchmark true"
     cli = DANCLI(
         DANModule,
         FERDataModule,
@@ -130,7 +135,7 @@ def run(args: argparse.Namespace, precision: str) -> dict:
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     result = {"precision": precision, "head": args.head, "batch": args.batch, "warmup_steps": warmup}
-    result.update(timer.summary(cli.model.device))
+    result.update(timer.summary())
     del cli
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head", default="dan", choices=("dan", "mha"), help="model.head")
     p.add_argument("--work", default="runs/gpu_check", help="folder for the logs")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--extra", default="", help="more dan fit options, one quoted string")
     args = p.parse_args(argv)
     if args.device == "gpu" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device visible (use --device cpu for a CPU run)", file=sys.stderr)

@@ -10,7 +10,7 @@
 # Settings (environment): STEPS (300), DEVICE (gpu | cpu), PRECISIONS ("bf16-mixed 32-true"),
 # BATCH (256, the recipe's), WORKERS (8, the recipe's), HEAD (dan | mha), SIZE (224, image side of
 # the drawn data), PER_CLASS (1000 images per class), CONFIG (configs/rafdb.yaml), WORK
-# (runs/gpu_check), RESULTS (JSON file; default $OUT/gpu_check.json when OUT is set, else in WORK),
+# (runs/gpu_check), EXTRA (more dan fit options, e.g. "--model.channels_last true"), RESULTS (JSON file; default $OUT/gpu_check.json when OUT is set, else in WORK),
 # PY (.venv/bin/python, else python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,7 @@ CONFIG=${CONFIG:-configs/rafdb.yaml}
 WORK=${WORK:-runs/gpu_check}
 RESULTS=${RESULTS:-${OUT:-$WORK}/gpu_check.json}
 PY=${PY:-.venv/bin/python}
+EXTRA=${EXTRA:-}
 [ -x "$PY" ] || PY=python3
 
 DATA="$WORK/data-${SIZE}px-${PER_CLASS}"
@@ -41,4 +42,4 @@ fi
 echo "== $CONFIG, $STEPS steps per precision ($PRECISIONS), batch $BATCH, $WORKERS workers, head $HEAD, $DEVICE"
 # shellcheck disable=SC2086  # PRECISIONS is a list
 "$PY" scripts/gpu_check.py --data "$DATA" --config "$CONFIG" --steps "$STEPS" --device "$DEVICE" \
-    --precision $PRECISIONS --batch "$BATCH" --workers "$WORKERS" --head "$HEAD" --work "$WORK" --json "$RESULTS"
+    --precision $PRECISIONS --batch "$BATCH" --workers "$WORKERS" --head "$HEAD" --work "$WORK" --json "$RESULTS" --extra "$EXTRA"
