@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import platform
 import resource
+import shlex
 import statistics
 import sys
 import time
