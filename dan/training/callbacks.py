@@ -72,7 +72,8 @@ class EpochSummary(Callback):
         if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None  # -1: by steps
+        parts = [f"epoch {trainer.current_epoch + 1}" + (f"/{epochs}" if epochs else "")]
         for key in self._KEYS:
             value = metrics.get(f"{key}_epoch", metrics.get(key))
             if value is not None:
