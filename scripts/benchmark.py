@@ -304,12 +304,14 @@ def main(argv: list[str] | None = None) -> int:
                 diff = np.abs(ort32(xb[:4].numpy()) - ref(xb[:4])[0].numpy()).max()
             notes.append(f"ONNX Runtime float32 max |logit diff| vs baseline: {diff:.2g}")
             a32, a8 = ort32, ort8
+            agree_files = (f32, i8)
             if agree_size != size:  # the same weights exported and calibrated at the agreement size
                 m2 = copy.deepcopy(ours)
                 m2.preprocessing = Preprocessing(input_size=agree_size, mean=mean, std=std)
                 f2 = export_onnx(m2, Path(work.name) / "f32b.onnx")
                 xcal2 = preprocess(synth_faces(64, 100, seed=99)[0], m2.preprocessing)
                 a32, a8 = OnnxBackend(f2), OnnxBackend(quantize_onnx(f2, Path(work.name) / "int8b.onnx", calib=xcal2))
+                agree_files = (f2, Path(work.name) / "int8b.onnx")
             a, b = a32(xs), a8(xs)
             agreement = top1_agreement(a, b)
             acc = float((a.argmax(1) == labels).mean())
@@ -322,6 +324,30 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:
             traceback.print_exc()
             notes.append(f"ONNX Runtime paths failed: {type(err).__name__}: {err}")
+        if "ONNX Runtime float32" in inf:
+            try:
+                import openvino as ov
+
+                core = ov.Core()
+                # f32 on purpose: OpenVINO runs float32 models in bf16 on CPUs that have it unless told not to
+                config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+                if threads:
+                    config["INFERENCE_NUM_THREADS"] = threads
+                ov32, ov8 = (core.compile_model(str(f), "CPU", config) for f in (f32, i8))
+                inf["OpenVINO float32 (the ONNX file)"] = lambda x: ov32(x.numpy())[ov32.output(0)]
+                inf["OpenVINO int8 (the int8 ONNX file)"] = lambda x: ov8(x.numpy())[ov8.output(0)]
+                with torch.inference_mode():
+                    d32 = np.abs(ov32(xb[:4].numpy())[ov32.output(0)] - ref(xb[:4])[0].numpy()).max()
+                c32, c8 = (core.compile_model(str(f), "CPU", config) for f in agree_files)
+                a, b = c32(xs)[c32.output(0)], c8(xs)[c8.output(0)]
+                notes.append(
+                    f"OpenVINO {ov.__version__}: float32 max |logit diff| vs baseline {d32:.2g}; int8 top-1 "
+                    f"agreement with float32 {top1_agreement(a, b):.2%} on the {len(xs)} faces above"
+                )
+            except ImportError:
+                notes.append("OpenVINO not installed (pip install openvino): not timed")
+            except Exception as err:
+                notes.append(f"OpenVINO failed: {type(err).__name__}: {' '.join(str(err).split())[:160]}")
 
         rows = []
         with torch.inference_mode():

@@ -31,14 +31,22 @@ import dan  # noqa: E402
 from dan.inference.backends import TorchBackend, load_backend  # noqa: E402
 from dan.inference.demo import run_demo  # noqa: E402
 from dan.inference.predictor import Predictor  # noqa: E402
+from dan.inference.video import FrameSource  # noqa: E402
 from dan.system import describe_machine  # noqa: E402
 
 
-class _Probe:
+class _Probe(FrameSource):
     """Wraps the source's iterator: a timestamp per frame and the RSS every ``every`` frames."""
 
     def __init__(self, source, every: int) -> None:
         self.source, self.every = source, every
+        self.name, self.fps, self.size, self.live, self.stills = (
+            source.name,
+            source.fps,
+            source.size,
+            source.live,
+            source.stills,
+        )
         self.times: list[float] = []
         self.rss: list[tuple[int, float]] = []
 

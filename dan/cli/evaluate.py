@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--rafdb-images", default="aligned", choices=("aligned", "original"))
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="model runtime")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "openvino"), help="model runtime")
     p.add_argument("--device", default="cpu", help="torch device for PyTorch checkpoints: cpu, cuda, cuda:1, ...")
     return p
 

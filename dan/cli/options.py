@@ -40,7 +40,7 @@ def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detec
     p.add_argument(
         "--backend",
         default="auto",
-        choices=("auto", "torch", "onnx"),
+        choices=("auto", "torch", "onnx", "openvino"),
         help="model runtime (auto: by the file; for demo and serve, the faster of torch and ONNX Runtime here)",
     )
     p.add_argument(

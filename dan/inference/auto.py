@@ -1,10 +1,11 @@
 """``--backend auto``: the fastest lossless runtime for a PyTorch checkpoint on the CPU it runs on.
 
-Two lossless candidates (the same function to float32 rounding):
+Lossless candidates (the same function to float32 rounding; each is checked against torch's logits):
 
 - ``torch``: the re-parameterised model (BatchNorms folded, head branches merged), channels-last;
 - ``onnx``: the same network exported once to ONNX (kept in ``$DAN_HOME/exports/``, named by the
-  checkpoint's weights checksum) and run by ONNX Runtime, when onnxruntime is installed.
+  checkpoint's weights checksum) and run by ONNX Runtime, when onnxruntime is installed;
+- ``openvino``: that ONNX file run by OpenVINO in float32, when the optional openvino is installed.
 
 A short timed probe (batch 1 at the model's input size) decides, and its result is kept in
 ``$DAN_HOME/probe.json`` under a key of the CPU, its vector ISA, the library versions, the thread count
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from dan.inference.onnx_backend import OnnxBackend
 
 __all__ = ["AGREEMENT", "auto_backend", "has_vnni", "int8_warning"]
+
+_NAMES = {"torch": "torch, re-parameterised", "onnx": "ONNX Runtime float32", "openvino": "OpenVINO float32"}
 
 AGREEMENT = 1e-3
 """Largest logit difference from torch at which ONNX Runtime may be picked (float32 differs by ~1e-6)."""
@@ -82,11 +85,19 @@ def _probe_key(checksum: str, size: int, threads: int) -> str:
     import onnxruntime
 
     flags = " ".join(sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma"))))
-    return f"{cpu_model()}|{flags}|torch {torch.__version__}|ort {onnxruntime.__version__}|{threads}|{size}|{checksum}"
+    try:
+        import openvino
+
+        ov = f"|openvino {openvino.__version__}"
+    except ImportError:
+        ov = ""
+    versions = f"torch {torch.__version__}|ort {onnxruntime.__version__}{ov}"
+    return f"{cpu_model()}|{flags}|{versions}|{threads}|{size}|{checksum}"
 
 
 def auto_backend(torch_backend: TorchBackend, threads: int | None = None) -> TorchBackend | OnnxBackend:
-    """Pick between ``torch_backend`` (re-parameterised PyTorch) and ONNX Runtime on the same weights.
+    """Pick the fastest of ``torch_backend`` (re-parameterised PyTorch), ONNX Runtime and (when installed)
+    OpenVINO on the same weights, among those whose logits agree with torch's within :data:`AGREEMENT`.
 
     Args:
         torch_backend: A :class:`dan.inference.backends.TorchBackend` on the CPU.
@@ -106,6 +117,7 @@ def auto_backend(torch_backend: TorchBackend, threads: int | None = None) -> Tor
     except ImportError:
         torch_backend.auto_reason = "torch, re-parameterised (onnxruntime is not installed)"
         return torch_backend
+    from dan.inference.openvino_backend import OpenVinoBackend, openvino_available
     from dan.models.metadata import tensor_checksum
 
     model = torch_backend.source
@@ -128,20 +140,30 @@ def auto_backend(torch_backend: TorchBackend, threads: int | None = None) -> Tor
     except (DanError, OSError) as err:
         torch_backend.auto_reason = f"torch, re-parameterised (no ONNX export: {err})"
         return torch_backend
-    if choice is None:
+    runners: dict[str, TorchBackend | OnnxBackend] = {"torch": torch_backend, "onnx": onnx_backend}
+    if openvino_available():
+        try:
+            runners["openvino"] = OpenVinoBackend(exported, labels=torch_backend.labels, threads=threads)
+        except DanError:
+            pass  # OpenVINO cannot run it here: the other two still race
+    if choice is None or choice.get("pick") not in runners:
         x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
-        ms_torch, ms_onnx = _time(torch_backend, x), _time(onnx_backend, x)
-        diff = float(np.abs(onnx_backend(x) - torch_backend(x)).max())  # lossless, or not picked
-        pick = "onnx" if ms_onnx < ms_torch and diff <= AGREEMENT else "torch"
-        choice = {"pick": pick, "torch_ms": ms_torch, "onnx_ms": ms_onnx, "max_logit_diff": diff}
+        reference = torch_backend(x)
+        ms = {name: _time(runner, x) for name, runner in runners.items()}
+        diff = {name: float(np.abs(runner(x) - reference).max()) for name, runner in runners.items()}
+        lossless = [name for name in runners if diff[name] <= AGREEMENT]  # torch always is
+        pick = min(lossless, key=lambda name: ms[name])
+        choice = {"pick": pick, "ms": ms, "max_logit_diff": diff}
         cache[key] = choice
         try:
             atomic_write(probe_file, json.dumps(cache, indent=1), "probe cache")
         except DanError:
             pass  # a read-only cache only costs a probe next time
-    how = f"{choice['onnx_ms']:.1f} ms for ONNX Runtime against {choice['torch_ms']:.1f} ms for torch at batch 1"
-    if choice.get("max_logit_diff", 0.0) > AGREEMENT:
-        how += f"; ONNX Runtime's logits differ by {choice['max_logit_diff']:.1e}, above {AGREEMENT:g}"
-    picked = onnx_backend if choice["pick"] == "onnx" else torch_backend
-    picked.auto_reason = f"{'ONNX Runtime float32' if picked is onnx_backend else 'torch, re-parameterised'} ({how})"
+    ms, diff = choice.get("ms", {}), choice.get("max_logit_diff", {})
+    how = ", ".join(f"{_NAMES[name]} {ms[name]:.1f} ms" for name in runners if name in ms) + " at batch 1"
+    off = [f"{_NAMES[n]}'s logits differ by {d:.1e}, above {AGREEMENT:g}" for n, d in diff.items() if d > AGREEMENT]
+    if off:
+        how += "; " + "; ".join(off)
+    picked = runners[choice["pick"]]
+    picked.auto_reason = f"{_NAMES[choice['pick']]} ({how})"
     return picked

@@ -30,7 +30,7 @@ from dan.models.checkpoint import checkpoint_verifier
 
 __all__ = ["BACKENDS", "AttentionBackend", "Backend", "TorchBackend", "has_attention", "load_backend"]
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
 @runtime_checkable
@@ -157,13 +157,15 @@ def load_backend(
             released model name, https:// URL or ``hf://`` path (fetched once into the cache, see
             :func:`dan.hub.resolve_checkpoint`).
         backend: ``"auto"`` (ONNX Runtime for a ``.onnx`` path, else PyTorch), ``"torch"`` (a ``.pt2``
-            file runs as its exported program) or ``"onnx"``.
+            file runs as its exported program), ``"onnx"`` or ``"openvino"`` (an ``.onnx`` file run
+            by OpenVINO, an optional package).
         labels: Label set name or class names, overriding what the file stores.
         threads: CPU threads for the runtime (None: its default).
         device: Torch device for PyTorch checkpoints (``cpu``, ``cuda``, ``cuda:1``).
         fastest: With ``auto`` and a PyTorch checkpoint on the CPU, run whichever of PyTorch and ONNX
-            Runtime is faster here (:func:`dan.inference.auto.auto_backend`: a one-time export and timed
-            probe, both cached): worth it for long runs (``dan demo``, ``dan serve``).
+            Runtime (and OpenVINO, when installed) is faster here (:func:`dan.inference.auto.auto_backend`:
+            a one-time export and timed probe, both cached): worth it for long runs (``dan demo``,
+            ``dan serve``).
 
     Returns:
         A backend (see the module docstring).
@@ -208,7 +210,15 @@ def load_backend(
             return auto_backend(runner, threads)
         return runner
     if suffix != ".onnx":
-        raise DanError(f"{path}: --backend onnx runs .onnx files; export this one with 'dan export' first")
+        raise DanError(f"{path}: --backend {backend} runs .onnx files; export this one with 'dan export' first")
+    from dan.inference.auto import int8_warning
+
+    if backend == "openvino":
+        from dan.inference.openvino_backend import OpenVinoBackend
+
+        ov_runner = OpenVinoBackend(path, labels=labels, threads=threads)
+        ov_runner.warning = int8_warning(path)
+        return ov_runner
     try:
         from dan.inference.onnx_backend import OnnxBackend
     except ImportError as err:
@@ -217,7 +227,5 @@ def load_backend(
             "or use --backend torch with a PyTorch checkpoint"
         ) from None
     onnx_runner = OnnxBackend(path, labels=labels, threads=threads)
-    from dan.inference.auto import int8_warning
-
     onnx_runner.warning = int8_warning(path)  # int8 without VNNI: slower than float32, said once by the CLI
     return onnx_runner

@@ -172,7 +172,10 @@ class OnnxBackend:
             raise DanError(f"{self.path}: expected input of shape (N, 3, {s}, {s}), got {tuple(x.shape)}")
         if x.shape[0] == 0:
             return {self.output_names[0]: np.zeros((0, self.num_classes), np.float32)}
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        return self._infer(np.ascontiguousarray(x, dtype=np.float32))
+
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the checked input through the runtime: every output by name."""
         outs = self.session.run(None, {self.input_name: x})
         return dict(zip(self.output_names, outs))
 

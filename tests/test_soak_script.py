@@ -1,0 +1,21 @@
+"""scripts/soak_demo.py (the 50,000-frame soak of the demo loop) runs, samples memory and says OK."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_soak_script_runs_the_demo_loop_and_reports() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "soak_demo.py"), "--frames", "60", "--every", "20"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "60 frames in" in out.stdout and "60 faces" in out.stdout  # every generated frame has its face
+    assert "RSS after warm-up / middle / end" in out.stdout and out.stdout.strip().endswith("OK")
