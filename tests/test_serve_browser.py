@@ -175,7 +175,7 @@ def test_page_labels_the_camera_face_live(page) -> None:
     _wait(page, "state.fps !== null && state.latency !== null", 30)
     stats = page.locator("#stats").inner_text()
     assert re.search(r"[\d.]+ results/s · round trip \d+ ms", stats), stats
-    assert re.match(r"7 classes · (torch|onnx) · haar detector", page.locator("#model").inner_text())  # auto: faster
+    assert re.match(r"7 classes · (torch|onnx|openvino) · haar detector", page.locator("#model").inner_text())  # auto: faster
     assert page.errors == [], page.errors  # no script error and no Content-Security-Policy violation
 
 
