@@ -10,9 +10,11 @@ declare 30000 x 30000 pixels and would take gigabytes to decode (a decompression
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -166,6 +168,21 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+@contextlib.contextmanager
+def quiet_opencv(level: str = "ERROR") -> Iterator[None]:
+    """Keep OpenCV's own log lines (``[ WARN:0@...]``, ``[ERROR:0@...]``) below ``level`` off the terminal."""
+    logging_ = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_ is None:  # pragma: no cover - every 4.x build has it
+        yield
+        return
+    before = logging_.getLogLevel()
+    logging_.setLogLevel(getattr(logging_, f"LOG_LEVEL_{level}"))
+    try:
+        yield
+    finally:
+        logging_.setLogLevel(before)
+
+
 def _check_pixels(data: bytes, name: str, max_pixels: int | None) -> None:
     if max_pixels is None:
         return
@@ -265,7 +282,8 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
     _check_pixels(data, name, max_pixels)
     if is_truncated(data):
         raise ImageReadError(f"{name}: truncated image (the file ends before the image data does)")
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF applied
+    with quiet_opencv("SILENT"):  # OpenCV's own "[ERROR:0@...] imdecode_" lines: the one line below says it
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF applied
     if bgr is None or bgr.size == 0:
         raise ImageReadError(f"{name}: not a decodable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -9,7 +9,6 @@ opened, a folder with no images) raise :class:`dan.common.DanError`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import threading
@@ -22,7 +21,7 @@ import cv2
 import numpy as np
 
 from dan.common import DanError
-from dan.imaging import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageReadError, list_images, read_image
+from dan.imaging import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageReadError, list_images, quiet_opencv, read_image
 
 __all__ = [
     "CameraSource",
@@ -118,21 +117,6 @@ class _CaptureSource(FrameSource):
 
     def close(self) -> None:
         self.cap.release()
-
-
-@contextlib.contextmanager
-def quiet_opencv() -> Iterator[None]:
-    """Keep OpenCV's own log lines (``[ WARN:0@...]``) off the terminal for the duration."""
-    logging_ = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging_ is None:  # pragma: no cover - every 4.x build has it
-        yield
-        return
-    before = logging_.getLogLevel()
-    logging_.setLogLevel(logging_.LOG_LEVEL_ERROR)
-    try:
-        yield
-    finally:
-        logging_.setLogLevel(before)
 
 
 class CameraSource(_CaptureSource):
