@@ -1,6 +1,6 @@
 """Small shared things every layer may import: label sets, preprocessing settings, the error type.
 
-Label orders follow each data set's own index order (DESIGN.md section 3), so index ``i`` of a
+Label orders follow each data set's own index order (docs/design.md, label orders), so index ``i`` of a
 label set is the integer label ``i`` of that data set (RAF-DB's 1-based file labels shifted by one).
 """
 

@@ -1,4 +1,4 @@
-"""A plain per-head DAN written straight from DESIGN.md section 2, in the reference module layout.
+"""A plain per-head DAN written straight from the paper's equations (docs/design.md), in the reference module layout.
 
 Its state-dict keys are the reference implementation's (``features.N.*``, ``cat_headK.sa.*``,
 ``cat_headK.ca.attention.*``, ``fc.*``, ``bn.*``), so the tests can build reference-layout

@@ -1,4 +1,4 @@
-"""The package's DAN computes the same function as a plain per-head implementation of DESIGN.md."""
+"""The package's DAN computes the same function as a plain per-head implementation of the paper's equations."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Re-parameterisation (dan.models.reparam): the folded network computes the same function.
 
-A plain per-head spatial/channel attention head is written here from DESIGN.md section 2 in the
+A plain per-head spatial/channel attention head is written here from the paper's equations (docs/design.md) in the
 reference module layout; its weights go into the fused heads through ``per_head_to_fused``.
 """
 

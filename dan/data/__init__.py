@@ -1,7 +1,7 @@
 """Data layer: readers for every supported layout, transforms, the Dataset, a balanced sampler,
 the Lightning data module, the synthetic data set and the data checker.
 
-Never imports the model, training or inference layers (DESIGN.md section 8). Heavy submodules are
+Never imports the model, training or inference layers (docs/design.md, layers). Heavy submodules are
 imported on attribute access, so ``import dan.data`` stays cheap.
 """
 

@@ -131,13 +131,18 @@ class VideoWriter:
         """Stop encoding and drop the temporary file: the target (or its previous content) stays as it was."""
         if self._writer is None:
             return
+        self._stop()
+        self.tmp.unlink(missing_ok=True)
+
+    def _stop(self) -> None:
+        """Drain the encoder thread (when there is one) and release the writer."""
+        assert self._writer is not None
         if self._thread is not None:
             assert self._queue is not None  # the thread's queue
             self._queue.put(None)
             self._thread.join()
         self._writer.release()
         self._writer = None
-        self.tmp.unlink(missing_ok=True)
 
     def close(self, verify: bool = True) -> tuple[int, int, int, float] | None:
         """Finish encoding, publish the file, and (``verify``) read it back.
@@ -151,12 +156,7 @@ class VideoWriter:
         """
         if self._writer is None:
             return None
-        if self._thread is not None:
-            assert self._queue is not None  # the thread's queue
-            self._queue.put(None)
-            self._thread.join()
-        self._writer.release()
-        self._writer = None
+        self._stop()
         if self.frames == 0:
             self.tmp.unlink(missing_ok=True)
             return None

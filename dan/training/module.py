@@ -1,6 +1,6 @@
 """The LightningModule for DAN: losses, metrics and optimiser around the plain :class:`dan.models.DAN`.
 
-L = CE(logits, y) + lambda_af * L_af + lambda_pt * L_pt (DESIGN.md section 2.4). The affinity
+L = CE(logits, y) + lambda_af * L_af + lambda_pt * L_pt (docs/design.md, losses). The affinity
 loss's class centres are parameters of this module, so the configured optimiser trains them with
 the network. Metric keys: ``train/loss``, ``train/ce``, ``train/af``, ``train/pt``, ``train/acc``,
 ``val/loss``, ``val/acc``, ``val/bacc``, ``val/acc_best``, ``val/recall/<class>``, ``val/f1/<class>``
