@@ -21,12 +21,26 @@ __version__ = "0.2.0"  # the one version source (pyproject.toml reads it)
 
 __all__ = ["DAN", "LABEL_SETS", "DANOutput", "DanError", "Preprocessing", "__version__", "load_model", "save_model"]
 
+_PACKAGES = (  # subpackages and modules reachable as attributes of ``dan`` (imported on first use)
+    "models",
+    "losses",
+    "data",
+    "training",
+    "evaluation",
+    "runtime",
+    "export",
+    "inference",
+    "demo",
+    "serve",
+    "imaging",
+    "cli",
+)
 _LAZY = {"DAN": "dan.models", "DANOutput": "dan.models", "load_model": "dan.models", "save_model": "dan.models"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in ("models", "losses", "data", "training", "inference", "imaging", "cli"):
+    if name in _PACKAGES:
         return importlib.import_module(f"dan.{name}")
     raise AttributeError(f"module 'dan' has no attribute {name!r}")

@@ -2,38 +2,106 @@
 
 Label orders follow each data set's own index order (docs/design.md, label orders), so index ``i`` of a
 label set is the integer label ``i`` of that data set (RAF-DB's 1-based file labels shifted by one).
+
+Importing this module (``import dan`` does, before any other part of ``dan``) also sets two OpenCV
+settings, unless the environment already sets them, because OpenCV reads them only once: its own
+decode limit ``OPENCV_IO_MAX_IMAGE_PIXELS`` (read when cv2 loads; a second line of defence behind the
+header check in :mod:`dan.imaging`) and ``OPENCV_FFMPEG_LOGLEVEL`` (read when the first video opens:
+FFmpeg quiet, so a bad video gives ``dan``'s one line, not FFmpeg's raw log lines).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 __all__ = [
+    "BACKENDS",
+    "DEFAULT_MAX_PIXELS",
+    "DETECTORS",
+    "DEVICES",
+    "EXPORT_FORMATS",
     "FACE_CROPS",
+    "FORMAT_NAMES",
+    "HEADS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "LABEL_SETS",
+    "RAFDB_IMAGES",
+    "RESIZE_NAMES",
+    "SPLIT_ROLES",
+    "TRANSFORMS",
     "DanError",
     "MissingLabelsError",
     "Preprocessing",
-    "RESIZE_NAMES",
     "one_line",
+    "parse_device",
     "parse_labels",
     "resolve_labels",
 ]
+
+DEFAULT_MAX_PIXELS = 50_000_000  # about 50 megapixels (8660 x 5773); 150 MB as 8-bit RGB
+
+
+def _opencv_defaults() -> None:
+    """Set OpenCV's decode limit and FFmpeg's log level before cv2 loads, unless the user set them."""
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
+_opencv_defaults()
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _AFFECTNET8 = ("neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger", "contempt")
+_CKPLUS = ("neutral", "anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")
 
 LABEL_SETS: dict[str, tuple[str, ...]] = {
     "rafdb": ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"),
     "affectnet8": _AFFECTNET8,
     "affectnet7": _AFFECTNET8[:7],
     "fer2013": ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"),
+    # SFEW 2.0's class folders in alphabetical order (Angry, Disgust, Fear, Happy, Neutral, Sad, Surprise)
+    "sfew": ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"),
+    # FERPlus's vote columns (fer2013new.csv), unknown and NF left out
+    "ferplus": ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"),
+    # ExpW's expression_label 0..6 (angry, disgust, fear, happy, sad, surprise, neutral): FER2013's order
+    "expw": ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"),
+    # CK+'s emotion codes 0..7; ckplus7 without neutral (code 1 is index 0), as read unless neutral frames are added
+    "ckplus": _CKPLUS,
+    "ckplus7": _CKPLUS[1:],
 }
+
+
+# The closed vocabularies: every name a user may choose, listed once. The command line's ``choices=``
+# read these (without importing the modules that implement them, so ``--help`` stays fast), and
+# tests/test_vocabularies.py checks that each registry implements exactly these names.
+FORMAT_NAMES = ("rafdb", "affectnet", "fer2013", "folder", "sfew", "ferplus", "expw", "ckplus")
+"""Data set layouts: each is the module ``dan/data/<name>.py``, registered in :data:`dan.data.formats.FORMATS`."""
+SPLIT_ROLES = ("train", "val", "test")
+"""What a split is for; each data format says which of its splits plays each role (or that none does)."""
+RAFDB_IMAGES = ("aligned", "original")
+"""RAF-DB's image variants: its 100 px aligned faces, or the original photographs."""
+TRANSFORMS = ("rafdb", "affectnet", "flip", "eval", "none")
+"""Training pipelines (``data.augment``), :data:`dan.data.transforms.PIPELINES`."""
+HEADS = ("dan", "mha")
+"""Attention heads (``model.head``), :data:`dan.models.dan.HEAD_TYPES`."""
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+"""Model runtimes (``--backend``), :func:`dan.runtime.loader.load_backend`."""
+DETECTORS = ("yunet", "haar", "none")
+"""Face detectors (``--detector``), :func:`dan.inference.detectors.create_detector`."""
+DEVICES = ("auto", "cpu", "cuda")
+"""Where a model runs (``--device``, ``device=``): ``auto`` (a CUDA GPU when PyTorch sees one, else the
+CPU), ``cpu``, or ``cuda`` / ``cuda:N`` (GPU N); checked by :func:`parse_device`, picked by
+:func:`dan.system.pick_device`."""
+EXPORT_FORMATS = ("onnx", "pt2")
+"""Export file formats (``dan export --format``)."""
+RESIZE_NAMES = ("bilinear", "bicubic")
+"""Resize filters of the preprocessing record, :data:`dan.preprocess.RESIZE_METHODS`."""
+FACE_CROPS = ("align", "box")
+"""How a face is cut out of a photo (the preprocessing record's ``crop``)."""
 
 
 class DanError(Exception):
@@ -44,11 +112,16 @@ class DanError(Exception):
 
 
 class MissingLabelsError(DanError):
-    """A model whose class names are unknown and cannot be inferred (a 7-class reference file)."""
+    """A model whose class names are unknown and cannot be inferred (a 7-class reference file).
 
+    The message names Python's keyword (``labels=``); :meth:`for_option` names a command's option.
+    """
 
-RESIZE_NAMES = ("bilinear", "bicubic")
-FACE_CROPS = ("align", "box")
+    KEYWORD = "pass labels="
+
+    def for_option(self, option: str = "--labels") -> MissingLabelsError:
+        """The same error, its message naming ``option`` instead of the Python keyword."""
+        return MissingLabelsError(str(self).replace(self.KEYWORD, f"pass {option}"))
 
 
 def _number(d: dict, key: str, kind: type, lo: float, hi: float, where: str):
@@ -145,6 +218,23 @@ def one_line(text: object, limit: int = 200) -> str:
     return text[: cut if cut > 0 else limit] + " [...]"
 
 
+def parse_device(text: str) -> str:
+    """A ``--device`` value in its one spelling: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (N a GPU index).
+
+    Only the words are checked here (no torch); whether the GPU is there is :func:`dan.system.pick_device`'s.
+
+    Raises:
+        ValueError: Anything else (``gpu``, ``cuda:x``, ``mps``), naming the accepted values.
+    """
+    value = str(text).strip().lower()
+    if value in DEVICES:
+        return value
+    kind, _, index = value.partition(":")
+    if kind == "cuda" and index.isdigit():
+        return f"cuda:{int(index)}"
+    raise ValueError(f"unknown device {text!r}: use {', '.join(DEVICES)} or cuda:N (N: a GPU index)")
+
+
 def parse_labels(text: str) -> str | tuple[str, ...]:
     """A ``--labels`` value: a label-set name (``rafdb``), or comma-separated class names (``happy,sad``).
 
@@ -181,7 +271,7 @@ def resolve_labels(labels: str | Sequence[str] | None, num_classes: int) -> tupl
             return LABEL_SETS["affectnet8"]
         same = [k for k, v in LABEL_SETS.items() if len(v) == num_classes]
         hint = f"one of: {', '.join(same)}" if same else "a list of class names"
-        raise MissingLabelsError(f"a {num_classes}-class model needs a label set: pass labels= {hint}")
+        raise MissingLabelsError(f"a {num_classes}-class model needs a label set: {MissingLabelsError.KEYWORD} {hint}")
     if isinstance(labels, str):
         if labels not in LABEL_SETS:
             raise DanError(f"unknown label set {labels!r}: choose one of {choices}")

@@ -5,13 +5,18 @@ Every image the project reads goes through :func:`read_image` (files) or :func:`
 8-bit RGB, and a truncated JPEG or PNG is an error instead of a grey-filled picture (OpenCV only
 warns about those). Before decoding, the width and height are read from the file's header
 (:func:`image_size`) and an image of more than ``max_pixels`` pixels is refused: a small PNG can
-declare 30000 x 30000 pixels and would take gigabytes to decode (a decompression bomb).
+declare 30000 x 30000 pixels and would take gigabytes to decode (a decompression bomb). An image whose
+size cannot be read from its header (another type, which OpenCV would pick by content whatever the file
+is called, or a header damaged in a way the decoder forgives) is refused too. Behind that check,
+OpenCV enforces the same limit itself (``OPENCV_IO_MAX_IMAGE_PIXELS``, set by :mod:`dan.common`
+before cv2 loads).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import struct
 import zlib
 from collections.abc import Iterator
@@ -20,13 +25,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dan.common import DanError
+from dan.common import DEFAULT_MAX_PIXELS, DanError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "ImageReadError",
     "ImageTooLargeError",
+    "SUPPORTED_TYPES",
     "decode_image",
     "image_size",
     "is_truncated",
@@ -50,11 +56,13 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     )
 
 
-DEFAULT_MAX_PIXELS = 50_000_000  # about 50 megapixels (8660 x 5773); 150 MB as 8-bit RGB
-
+SUPPORTED_TYPES = "JPEG, PNG, GIF, BMP, WebP or TIFF"  # the types whose size image_size reads
 # JPEG start-of-frame markers (baseline, progressive, lossless, ...); C4, C8 and CC are other segments
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RST0..7 have no length field
+
+
+_TRUNCATED = "{name}: truncated image (the file ends before the image data does)"
 
 
 class ImageReadError(DanError):
@@ -69,13 +77,16 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from the first start-of-frame segment of JPEG bytes."""
     i = 2
     while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
+        if data[i] != 0xFF:  # bytes where a marker must be: libjpeg skips them (with a warning), so do we
+            i = data.find(b"\xff", i)
+            if i < 0:
+                return None
+            continue
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte before a marker
             i += 1
             continue
-        if marker in _JPEG_STANDALONE:
+        if marker in _JPEG_STANDALONE or marker == 0x00:  # no length field (FF 00 is skipped as garbage)
             i += 2
             continue
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
@@ -90,8 +101,28 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+# TIFF field types libtiff accepts for the width and height: BYTE, SHORT, LONG, SBYTE, SSHORT, SLONG,
+# IFD, LONG8, SLONG8, IFD8, as (struct code, size)
+_TIFF_INTS = {
+    1: ("B", 1),
+    3: ("H", 2),
+    4: ("I", 4),
+    6: ("b", 1),
+    8: ("h", 2),
+    9: ("i", 4),
+    13: ("I", 4),
+    16: ("Q", 8),
+    17: ("q", 8),
+    18: ("Q", 8),
+}
+
+
 def _tiff_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height (tags 256 and 257) of the first image of TIFF or BigTIFF bytes."""
+    """Width and height (tags 256 and 257) of the first image of TIFF or BigTIFF bytes.
+
+    A tag given twice counts with its larger value (whichever one the decoder keeps is within it); a
+    negative or non-integer value is an unreadable header (None).
+    """
     order = "<" if data[:2] == b"II" else ">"
     (version,) = struct.unpack_from(order + "H", data, 2)
     big = version == 43
@@ -99,24 +130,31 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
         if big:
             (offset,) = struct.unpack_from(order + "Q", data, 8)
             (count,) = struct.unpack_from(order + "Q", data, offset)
-            start, entry, value_at = offset + 8, 20, 12
+            start, entry, inline = offset + 8, 20, 8
         else:
             (offset,) = struct.unpack_from(order + "I", data, 4)
             (count,) = struct.unpack_from(order + "H", data, offset)
-            start, entry, value_at = offset + 2, 12, 8
+            start, entry, inline = offset + 2, 12, 4
         found: dict[int, int] = {}
         for k in range(min(count, 4096)):
             at = start + k * entry
             tag, kind = struct.unpack_from(order + "HH", data, at)
-            if tag in (256, 257):
-                code = {3: "H", 4: "I", 16: "Q"}.get(kind)
-                if code is None:
-                    return None
-                found[tag] = struct.unpack_from(order + code, data, at + value_at)[0]
-                if len(found) == 2:
-                    return found[256], found[257]
+            if tag not in (256, 257):
+                continue
+            if kind not in _TIFF_INTS:
+                return None
+            code, size = _TIFF_INTS[kind]
+            value_at = at + entry - inline  # the value, or its offset when it does not fit there
+            if size > inline:
+                (value_at,) = struct.unpack_from(order + ("Q" if big else "I"), data, value_at)
+            (value,) = struct.unpack_from(order + code, data, value_at)
+            if value < 0:
+                return None
+            found[tag] = max(found.get(tag, 0), value)
     except (struct.error, OverflowError):  # the header points past the end of the data (or of any file)
         return None
+    if 256 in found and 257 in found:
+        return found[256], found[257]
     return None
 
 
@@ -187,12 +225,22 @@ def _check_pixels(data: bytes, name: str, max_pixels: int | None) -> None:
     if max_pixels is None:
         return
     size = image_size(data)
-    if size is not None and size[0] * size[1] > max_pixels:
+    if size is None:  # OpenCV would pick a decoder by content and allocate whatever the file declares
+        if is_truncated(data):  # cut short before its frame header: say that
+            raise ImageReadError(_TRUNCATED.format(name=name))
+        raise ImageReadError(
+            f"{name}: not a decodable image: its size cannot be read from its header (types read: {SUPPORTED_TYPES})"
+        )
+    if size[0] * size[1] > max_pixels:
         w, h = size
         raise ImageTooLargeError(
             f"{name}: image is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels), more than the limit of "
             f"{max_pixels / 1e6:g} megapixels"
         )
+
+
+# in entropy-coded data, 0xFF followed by anything but 00 (stuffing), D0..D7 (restart) or FF (fill) is a marker
+_SCAN_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
 
 
 def _jpeg_end(data: bytes) -> int | None:
@@ -219,16 +267,10 @@ def _jpeg_end(data: bytes) -> int | None:
             return None
         i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
         if marker == 0xDA:  # start of scan: entropy-coded data until the next real marker
-            while True:
-                j = data.find(b"\xff", i)
-                if j < 0 or j + 1 >= n:
-                    return None
-                nxt = data[j + 1]
-                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:  # stuffing, restart, fill
-                    i = j + 2 if nxt != 0xFF else j + 1
-                    continue
-                i = j
-                break
+            found = _SCAN_MARKER.search(data, i)  # in C: a scan of stuffed bytes is no per-byte Python loop
+            if found is None:
+                return None
+            i = found.start()
     return None
 
 
@@ -267,23 +309,34 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
     Args:
         data: The encoded file content.
         name: What to call the image in errors (usually its path).
-        max_pixels: Refuse, before decoding, an image whose header declares more pixels than this
-            (None: no limit; formats :func:`image_size` does not know are decoded unchecked).
+        max_pixels: Refuse, before decoding, an image whose header declares more pixels than this, or
+            whose size cannot be read from its header (None: no limit; then any type OpenCV reads is
+            decoded, up to OpenCV's own limit ``OPENCV_IO_MAX_IMAGE_PIXELS``).
 
     Returns:
         Array of shape (H, W, 3), dtype uint8, RGB, EXIF orientation applied.
 
     Raises:
-        ImageTooLargeError: The header declares more than ``max_pixels`` pixels.
-        ImageReadError: Empty, truncated or undecodable data.
+        ImageTooLargeError: The header declares more than ``max_pixels`` pixels (or more than
+            OpenCV's own limit).
+        ImageReadError: Empty, truncated or undecodable data, or a size that cannot be read.
     """
     if not data:
         raise ImageReadError(f"{name}: empty file")
     _check_pixels(data, name, max_pixels)
     if is_truncated(data):
-        raise ImageReadError(f"{name}: truncated image (the file ends before the image data does)")
+        raise ImageReadError(_TRUNCATED.format(name=name))
     with quiet_opencv("SILENT"):  # OpenCV's own "[ERROR:0@...] imdecode_" lines: the one line below says it
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF applied
+        try:
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF applied
+        except cv2.error as err:  # OpenCV's own size limit (validateInputImageSize) raises
+            if "CV_IO_MAX_IMAGE" not in str(err):
+                raise ImageReadError(f"{name}: not a decodable image") from None
+            limit = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", "?")
+            raise ImageTooLargeError(
+                f"{name}: image is larger than OpenCV's decode limit (OPENCV_IO_MAX_IMAGE_PIXELS={limit}, "
+                "read when cv2 loads)"
+            ) from None
     if bgr is None or bgr.size == 0:
         raise ImageReadError(f"{name}: not a decodable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -298,7 +351,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
 
     Raises:
         ImageTooLargeError: The header declares more than ``max_pixels`` pixels.
-        ImageReadError: Missing, unreadable, truncated or undecodable file; the message names it.
+        ImageReadError: Missing, unreadable, truncated or undecodable file, or one whose size cannot be
+            read from its header; the message names it.
     """
     path = Path(path)
     try:

@@ -1,4 +1,5 @@
-"""What the machine can do: the CPU, its vector instructions, native bfloat16, and a one-line summary.
+"""What the machine can do: the CPU, its vector instructions, native bfloat16, the GPU a model runs on,
+and a one-line summary.
 
 Training, the benchmarks and the demo choose bfloat16 autocast only where the hardware computes in
 bfloat16 natively (a CPU with AVX512-BF16 or AMX, or a GPU that supports it). Elsewhere bfloat16 is
@@ -14,10 +15,26 @@ import os
 import platform
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-__all__ = ["BF16Support", "bf16_support", "cpu_flags", "cpu_model", "describe_machine", "resolve_precision"]
+from dan.common import DanError, parse_device
 
-_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "BF16Support",
+    "DeviceChoice",
+    "bf16_support",
+    "cpu_flags",
+    "cpu_model",
+    "describe_machine",
+    "pick_device",
+    "torch_device",
+    "resolve_precision",
+]
+
+_ISA_FLAGS = ("avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that still allow native bfloat16 instructions
 _ONEDNN_BF16 = ("AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_2_512", "ALL")
 
@@ -114,6 +131,91 @@ def resolve_precision(requested: str | int | None, accelerator: str = "cpu") -> 
         return requested, ""
     support = bf16_support(accelerator)
     return ("bf16-mixed" if support.native else "32-true"), support.reason
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """The device a model runs on, and why (what ``--device`` printed).
+
+    Attributes:
+        device: ``"cpu"`` or ``"cuda:N"``: a torch device string.
+        reason: One line: what was picked and why (``auto -> cpu: no CUDA GPU (...)``).
+    """
+
+    device: str
+    reason: str
+
+    @property
+    def is_cuda(self) -> bool:
+        """Whether the choice is a CUDA GPU."""
+        return self.device.startswith("cuda")
+
+    @property
+    def index(self) -> int:
+        """The GPU's index (0 on the CPU)."""
+        return int(self.device.partition(":")[2] or 0)
+
+
+def _no_cuda_reason() -> str:
+    import torch
+
+    if torch.version.cuda is None:
+        return "this PyTorch is a CPU-only build"
+    return "torch.cuda.is_available() is False: no GPU or no NVIDIA driver found"
+
+
+def pick_device(spec: object = "auto") -> DeviceChoice:
+    """The device ``spec`` names, checked against the machine: ``auto`` takes the GPU when there is one.
+
+    Args:
+        spec: ``"auto"`` (CUDA GPU 0 when PyTorch sees one, else the CPU), ``"cpu"``, ``"cuda"`` or
+            ``"cuda:N"`` (:func:`dan.common.parse_device`), or a ``torch.device`` of those kinds;
+            None means ``"auto"``.
+
+    Returns:
+        The :class:`DeviceChoice`, with a one-line reason.
+
+    Raises:
+        DanError: An unknown name, a GPU asked for where PyTorch sees none, or a GPU index past the last.
+    """
+    import torch
+
+    try:
+        value = parse_device("auto" if spec is None else str(spec))
+    except ValueError as err:
+        raise DanError(str(err)) from None
+    if value == "cpu":
+        return DeviceChoice("cpu", "cpu (as asked)")
+    available = torch.cuda.is_available()
+    if value == "auto":
+        if not available:
+            return DeviceChoice("cpu", f"auto -> cpu: no CUDA GPU ({_no_cuda_reason()})")
+        return DeviceChoice("cuda:0", f"auto -> cuda:0 ({torch.cuda.get_device_name(0)}): a CUDA GPU is available")
+    if not available:
+        raise DanError(f"device {value!r}: no CUDA GPU here ({_no_cuda_reason()}); ask for cpu or auto instead")
+    index, count = int(value.partition(":")[2] or 0), torch.cuda.device_count()
+    if index >= count:
+        raise DanError(
+            f"device {value!r}: there is no GPU {index} (this machine has {count}: cuda:0 to cuda:{count - 1})"
+        )
+    return DeviceChoice(f"cuda:{index}", f"cuda:{index} ({torch.cuda.get_device_name(index)})")
+
+
+def torch_device(device: object) -> tuple[torch.device, str]:
+    """The ``torch.device`` of a ``device=`` argument, and the one-line reason for it.
+
+    Names (and ``torch.device`` objects of type cpu or cuda) go through :func:`pick_device`; a
+    ``torch.device`` of another type (``meta``, ``mps``) is used as it is.
+
+    Raises:
+        DanError: As :func:`pick_device`.
+    """
+    import torch
+
+    if isinstance(device, torch.device) and device.type not in ("cpu", "cuda"):
+        return device, f"{device} (as asked)"
+    choice = pick_device(device)
+    return torch.device(choice.device), choice.reason
 
 
 def describe_machine(threads: int | None = None) -> str:

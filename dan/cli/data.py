@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["main"]
+from dan.common import FORMAT_NAMES, RAFDB_IMAGES
 
-_FORMATS = ("rafdb", "affectnet", "fer2013", "folder")
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dan data", description="Data set tools.")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = sub.add_parser("check", help="count a data set per split and class and list every problem")
-    c.add_argument("--format", required=True, choices=_FORMATS, help="data set layout")
+    c.add_argument("--format", required=True, choices=FORMAT_NAMES, help="data set layout")
     c.add_argument("--root", required=True, help="data set root folder (FER2013: folder or fer2013.csv)")
     c.add_argument("--num-classes", type=int, default=None, help="AffectNet: 7 or 8 (default 8)")
-    c.add_argument("--rafdb-images", choices=("aligned", "original"), default="aligned", help="RAF-DB image variant")
+    c.add_argument("--rafdb-images", choices=RAFDB_IMAGES, default="aligned", help="RAF-DB image variant")
     c.add_argument("--no-decode", action="store_true", help="do not decode the images (faster, finds less)")
     c.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count)")
     return p

@@ -68,15 +68,16 @@ def main(argv: list[str]) -> int:
         raise DanError(f"--smoothing must be in [0, 1), got {args.smoothing}")
     if args.detect_every < 1 or args.classify_every < 1:
         raise DanError("--detect-every and --classify-every must be at least 1")
+    from dan.demo.writer import check_output
     from dan.fileio import check_writable
-    from dan.inference.demo import run_demo
-    from dan.inference.video import open_source
-    from dan.inference.writer import check_output
 
     if args.output:  # before the model is loaded: a bad output path fails at once, not after every frame
         check_output(args.output)
     if args.csv:
         check_writable(args.csv, "CSV")
+    from dan.demo.loop import run_demo
+    from dan.demo.sources import open_source
+
     predictor = predictor_from_args(
         args, fastest=True, detector_options={"scale_factor": 1.2, "min_face": args.min_face}
     )
@@ -109,8 +110,10 @@ def main(argv: list[str]) -> int:
     if stats.video:
         n, w, h, fps = stats.video
         summary += f"; wrote {args.output} ({n} frames, {w}x{h}, {fps:g} fps)"
-    if args.csv:
+    if stats.csv_written:
         summary += f"; wrote {args.csv} ({stats.csv_rows} rows)"
+    elif args.output or args.csv:
+        summary += "; nothing written"
     if stats.frames == 0 and not stats.errors and not stats.interrupted:
         stats.errors.append(f"{args.source}: no frames")
         log(f"{args.source}: no frames")

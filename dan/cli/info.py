@@ -59,10 +59,19 @@ def main(argv: list[str]) -> int:
     x = torch.from_numpy(prepare_face(rgb, model.preprocessing)).unsqueeze(0)  # (1, 3, S, S)
     with torch.inference_mode():
         out = model(x, return_attention=True)
-    probs = out.logits.softmax(-1)[0]
+    temperature = getattr(model, "temperature", None)
+    probs = (out.logits / (temperature or 1.0)).softmax(-1)[0]  # the calibrated temperature, as every runtime
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model:      {source}")
     print(f"settings:   {model.model_config}  ({n_params:,} parameters)")
+    if model.started_from:  # fine-tuned: what its training started from
+        print(f"started:    from {model.started_from.get('spec')} ({str(model.started_from.get('checksum'))[:23]}...)")
+    if temperature is not None:  # dan calibrate: probabilities are softmax(logits / T)
+        cal = getattr(model, "calibration", None) or {}
+        where = f" (fitted on {cal['format']}/{cal['split']}, {cal['samples']} images)" if "split" in cal else ""
+        print(f"calibrated: temperature {temperature:.4g}{where}")
+    else:
+        print("calibrated: no (temperature 1; 'dan calibrate' fits one)")
     print(f"input:      {args.image or 'generated pattern'} -> {tuple(x.shape)}")
     print(
         f"outputs:    logits {tuple(out.logits.shape)}, features {tuple(out.features.shape)}, "

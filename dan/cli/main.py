@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-from dan.common import DanError
+from dan.common import DanError, MissingLabelsError
 
 __all__ = ["COMMANDS", "main"]
 
@@ -23,10 +23,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("dan.cli.train", "run the validation loop of a config (LightningCLI)"),
     "test": ("dan.cli.train", "run the test loop of a config (LightningCLI)"),
     "evaluate": ("dan.cli.evaluate", "score a checkpoint on a data set and write a report"),
+    "calibrate": ("dan.cli.calibrate", "fit a temperature on a validation split: probabilities you can trust"),
     "predict": ("dan.cli.predict", "label the faces in images, folders and globs"),
     "demo": ("dan.cli.demo", "live webcam / video / photo demo with every face labelled"),
     "serve": ("dan.cli.serve", "serve a live webcam page and an HTTP API (needs the serve extra)"),
-    "export": ("dan.cli.export", "export a checkpoint to ONNX or TorchScript"),
+    "export": ("dan.cli.export", "export a checkpoint to ONNX (float32 or int8) or torch.export (.pt2)"),
     "synth": ("dan.cli.synth", "generate a synthetic face-expression data set (RAF-DB layout)"),
     "data": ("dan.cli.data", "data set tools: 'dan data check --format F --root DIR'"),
     "info": ("dan.cli.info", "build or load a model, run it on an image and print the result"),
@@ -61,6 +62,8 @@ def main(args: list[str] | None = None) -> int:
         module = importlib.import_module(COMMANDS[name][0])
         status = module.main([name, *rest] if name in _PASS_NAME else rest)
     except DanError as err:
+        if isinstance(err, MissingLabelsError):  # the message names Python's labels=; here it is an option
+            err = err.for_option("--labels")
         print(f"dan {name}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,18 +1,58 @@
-"""Command-line options that ``dan predict`` and ``dan demo`` share: the model and the face detector."""
+"""Command-line options that ``dan predict``, ``dan demo`` and ``dan serve`` share: the model, the device and
+the face detector (``--device`` is also ``dan evaluate``'s and ``dan export``'s: :func:`add_device_option`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from dan.common import LABEL_SETS, parse_labels
+from dan.common import BACKENDS, DETECTORS, FORMAT_NAMES, LABEL_SETS, DanError, parse_device, parse_labels
 
-__all__ = ["add_model_and_detector_options", "predictor_from_args"]
+__all__ = ["add_device_option", "add_model_and_detector_options", "device_arg", "predictor_from_args", "say_device"]
+
+
+def device_arg(text: str) -> str:
+    """``--device``'s type: :func:`dan.common.parse_device`, its error as argparse's usage message."""
+    try:
+        return parse_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_device_option(p: argparse.ArgumentParser, what: str = "the model") -> None:
+    """Add ``--device auto|cpu|cuda[:N]`` (default auto) to ``p``; ``what`` says what runs there."""
+    p.add_argument(
+        "--device",
+        type=device_arg,
+        default="auto",
+        metavar="{auto,cpu,cuda,cuda:N}",
+        help=f"where {what} runs (default auto: a CUDA GPU when there is one, else the CPU; ONNX files on a GPU "
+        "need onnxruntime-gpu: pip install 'dan[gpu]')",
+    )
+
+
+def say_device(backend: object) -> None:
+    """Print the backend's one line on where it runs and why (``device: auto -> cpu: no CUDA GPU ...``)."""
+    reason = getattr(backend, "device_reason", None)
+    if reason:
+        print(f"device: {reason}", file=sys.stderr)
+
+
+def add_model_and_data_options(p: argparse.ArgumentParser) -> None:
+    """Add ``--checkpoint``, ``--format`` and ``--root``: a model scored on (or fitted to) a data set on disk."""
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a model file (.ckpt/.pt/.safetensors, reference .pth, .onnx, .pt2), a released model name "
+        "(rafdb, affectnet7, affectnet8), an https:// URL or an hf:// path",
+    )
+    p.add_argument("--format", required=True, choices=FORMAT_NAMES, help="data set layout")
+    p.add_argument("--root", required=True, help="data set root folder")
 
 
 def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detect_size: int) -> None:
-    """Add ``--checkpoint``, ``--labels``, ``--detector``, ``--yunet-model``, ``--backend``, ``--align``,
-    ``--margin`` and ``--detect-size`` to ``p``.
+    """Add ``--checkpoint``, ``--labels``, ``--detector``, ``--yunet-model``, ``--backend``, ``--device``,
+    ``--int8``, ``--align``, ``--margin`` and ``--detect-size`` to ``p``.
 
     Args:
         p: The parser.
@@ -33,16 +73,23 @@ def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detec
     p.add_argument(
         "--detector",
         default="yunet",
-        choices=("yunet", "haar", "none"),
+        choices=DETECTORS,
         help=f"face detector (default yunet, shipped with dan; none: the whole {whole} is one face, for aligned crops)",
     )
     p.add_argument("--yunet-model", help="another YuNet ONNX file (default: the one shipped with dan)")
     p.add_argument(
         "--backend",
         default="auto",
-        choices=("auto", "torch", "onnx", "openvino"),
-        help="model runtime (auto: by the file; for demo and serve, the faster of torch and ONNX Runtime here)",
+        choices=BACKENDS,
+        help="model runtime (auto: by the file; for demo and serve, the fastest runtime here that agrees with torch)",
     )
+    p.add_argument(
+        "--int8",
+        metavar="ONNX",
+        help="demo and serve with --backend auto: an int8 export of the checkpoint to race too, kept when its top-1 "
+        "matches torch's on 99%% of probe faces (default: the copy dan export --int8 keeps)",
+    )
+    add_device_option(p)
     p.add_argument(
         "--align",
         action=argparse.BooleanOptionalAction,
@@ -60,21 +107,39 @@ def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detec
     )
 
 
-def predictor_from_args(args: argparse.Namespace, **options):
+def predictor_from_args(args: argparse.Namespace, fastest: bool = False, **options):
     """The :class:`dan.inference.predictor.Predictor` that the options added above describe.
 
     Args:
-        args: Parsed arguments (with ``threads`` too).
+        args: Parsed arguments (with ``threads`` too). Prints where the model runs and why (one line).
+        fastest: With ``--backend auto`` and a PyTorch checkpoint on the CPU, run whichever of PyTorch,
+            ONNX Runtime and OpenVINO is fastest here (:func:`dan.export.fastest.fastest_backend`: a
+            one-time export and timed probe, both cached): worth it for long runs (demo, serve).
         **options: Further ``Predictor`` keyword arguments (e.g. ``detector_options``).
     """
     from dan.inference.predictor import Predictor
+    from dan.runtime.loader import load_backend
+    from dan.runtime.torch import TorchBackend
 
+    backend = load_backend(args.checkpoint, args.backend, labels=args.labels, threads=args.threads, device=args.device)
+    if args.int8 and not (fastest and args.backend == "auto" and isinstance(backend, TorchBackend)):
+        raise DanError(
+            f"--int8 {args.int8}: an int8 export races only under --backend auto with a PyTorch checkpoint "
+            "in dan demo and dan serve; to run it alone pass it as --checkpoint"
+        )
+    say_device(backend)
+    if fastest and args.backend == "auto" and isinstance(backend, TorchBackend):
+        from dan.data.synth import prepared_faces
+        from dan.export.fastest import PROBE_FACES, PROBE_SEED, fastest_backend
+
+        pre = backend.preprocessing
+        backend = fastest_backend(
+            backend, args.threads, int8=args.int8, faces=lambda: prepared_faces(PROBE_FACES, pre, PROBE_SEED)
+        )
     predictor = Predictor(
-        args.checkpoint,
+        backend,
         detector=args.detector,
         margin=args.margin,
-        labels=args.labels,
-        backend=args.backend,
         yunet_model=args.yunet_model,
         detect_size=args.detect_size,
         threads=args.threads,
@@ -84,9 +149,6 @@ def predictor_from_args(args: argparse.Namespace, **options):
     reason = getattr(predictor.backend, "auto_reason", None)
     if reason:
         print(f"backend: auto -> {reason}", file=sys.stderr)
-    warning = getattr(predictor.backend, "warning", None)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
     trained_on = getattr(predictor.backend, "trained_on", None)
     if isinstance(trained_on, dict) and trained_on.get("synthetic"):
         print(

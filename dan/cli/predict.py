@@ -7,7 +7,11 @@ Usage::
 CSV columns: ``path, face, x, y, w, h, label, confidence``, then one probability column per class
 named by the class name. A path that is missing, not an image, or a folder with no images is
 reported by name and skipped; the exit status is 1 when anything failed, else 0. Output files are
-written atomically.
+written atomically, and only when at least one image was read.
+
+Images are read, searched for faces and cropped in ``--workers`` threads while the model runs on
+batches of ``--batch-size`` faces (:mod:`dan.inference.batch`); rows come in input order, and
+``--workers 0`` runs one image at a time in one thread.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from pathlib import Path
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
 from dan.common import DanError
 from dan.fileio import check_writable
-from dan.imaging import IMAGE_SUFFIXES, ImageReadError, list_images
+from dan.imaging import IMAGE_SUFFIXES, list_images
+
+DEFAULT_BATCH_SIZE = 32  # dan.inference.batch.DEFAULT_BATCH_SIZE (not imported: --help stays fast)
 
 __all__ = ["build_parser", "expand_inputs", "main"]
 
@@ -34,7 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_and_detector_options(p, whole="image", detect_size=640)
     p.add_argument("--output", help="write results to FILE.csv or FILE.json (default: print a table)")
     p.add_argument("--recursive", action="store_true", help="also look for images in subfolders of folders")
-    p.add_argument("--threads", type=int, help="CPU threads for the model")
+    p.add_argument("--threads", type=int, help="CPU threads for the model (default: torch's, one per core)")
+    p.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"faces per model run (default {DEFAULT_BATCH_SIZE})"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="threads that read images, find faces and crop them while the model runs (default: one per core "
+        "but one, 1 to 4; 0: one image at a time in one thread)",
+    )
     return p
 
 
@@ -79,12 +94,17 @@ def _print_table(rows: list[list], header: list[str]) -> None:
 def main(argv: list[str]) -> int:
     """Run ``dan predict``; returns 0 when every input was processed, 1 when some failed."""
     args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise DanError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers is not None and args.workers < 0:
+        raise DanError(f"--workers must be 0 or more, got {args.workers}")
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise DanError(f"{out}: --output must end in .csv or .json")
     if out is not None:
         check_writable(out)  # before the model is loaded and the images are read
-    from dan.inference.outputs import write_csv, write_json
+    from dan.demo.outputs import write_csv, write_json
+    from dan.inference.batch import predict_images
 
     predictor = predictor_from_args(args)
     labels = predictor.labels
@@ -93,23 +113,16 @@ def main(argv: list[str]) -> int:
         print(f"dan predict: {message}", file=sys.stderr)
     rows: list[list] = []
     records: list[dict] = []
-    for path in paths:
-        try:
-            frame = predictor.load_bgr(path)
-        except ImageReadError as err:
-            errors.append(str(err))
-            print(f"dan predict: {err}", file=sys.stderr)
+    for result in predict_images(predictor, paths, args.batch_size, args.workers):
+        path, faces = result.path, result.faces
+        if result.error is not None:
+            errors.append(result.error)
+            print(f"dan predict: {result.error}", file=sys.stderr)
             continue
-        faces = predictor.predict(frame)
         if not faces:
             print(f"dan predict: {path}: no face found", file=sys.stderr)
         records.append(
-            {
-                "path": str(path),
-                "width": frame.shape[1],
-                "height": frame.shape[0],
-                "faces": [f.to_dict() for f in faces],
-            }
+            {"path": str(path), "width": result.width, "height": result.height, "faces": [f.to_dict() for f in faces]}
         )
         for f in faces:
             rows.append(
@@ -118,6 +131,8 @@ def main(argv: list[str]) -> int:
     header = ["path", "face", "x", "y", "w", "h", "label", "confidence", *labels]
     if out is None:
         _print_table([r[:8] for r in rows], header[:8])
+    elif not records:  # nothing was read: no file that could pass for a result
+        out = None
     elif out.suffix.lower() == ".csv":
         write_csv(out, header, rows)
     else:
@@ -126,5 +141,6 @@ def main(argv: list[str]) -> int:
         )
     n_faces = len(rows)
     summary = f"{len(records)} image(s), {n_faces} face(s)" + (f", {len(errors)} failed" if errors else "")
-    print(f"dan predict: {summary}" + (f"; wrote {out}" if out else ""), file=sys.stderr)
+    written = f"; wrote {out}" if out else ("; nothing written" if args.output else "")
+    print(f"dan predict: {summary}{written}", file=sys.stderr)
     return 1 if errors else 0

@@ -111,29 +111,35 @@ def main(argv: list[str]) -> int:
     from dan.imaging import DEFAULT_MAX_PIXELS
     from dan.serve import create_app
 
+    # the event loop waits for the GIL after every socket call; threads running Python (a hostile image's
+    # checks) hold it for up to the switch interval each time: 1 ms instead of 5 keeps /health fast
+    sys.setswitchinterval(0.001)
     sock = _bind(args.host, args.port)
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else (args.max_pixels or None)
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     haar = {"scale_factor": 1.2, "min_face": 48}  # as dan demo: about twice as fast on live frames
     predictor = predictor_from_args(args, fastest=True, detector_options=haar if args.detector == "haar" else None)
-    app = create_app(predictor, token=args.token, max_upload_bytes=max_bytes, max_pixels=max_pixels)
+    app = create_app(
+        predictor, token=args.token, max_upload_bytes=max_bytes, max_pixels=max_pixels, smoothing=args.smoothing
+    )
     warning = exposure_warning(sock.getsockname()[0], args.host, args.token)
     if warning:
         print(warning, file=sys.stderr)
     query = f"?token={quote(args.token, safe='')}" if args.token else ""
-    url, docs = _url(sock, args.host) + query, f"/docs{query}"
+    url, schema = _url(sock, args.host) + query, f"/openapi.json{query}"
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list | None = None) -> None:
             await super().startup(sockets=sockets)
             if not self.should_exit:
-                print(f"dan serve: open {url}  (API docs: {docs}; Ctrl-C stops)", file=sys.stderr, flush=True)
+                print(f"dan serve: open {url}  (API schema: {schema}; Ctrl-C stops)", file=sys.stderr, flush=True)
 
     config = uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,  # its lines would carry ?token= in the clear
         ws_max_size=max_bytes + 8192,  # a larger WebSocket message closes that connection (1009)
+        ws_per_message_deflate=False,  # frames are JPEGs: compressing them costs both ends CPU for nothing
         limit_concurrency=128,  # connections and requests at once; more are answered 503
         lifespan="off",
         timeout_keep_alive=30,

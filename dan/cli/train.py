@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dan.common import DanError
+from dan.common import FORMAT_NAMES, HEADS, DanError
 
 __all__ = ["HELP", "expand_configs", "main"]
 
-HELP = """usage: dan {fit,validate,test} -c CONFIG.yaml [-c DELTA.yaml ...] [--KEY VALUE ...]
+HELP = f"""usage: dan {{fit,validate,test}} -c CONFIG.yaml [-c DELTA.yaml ...] [--KEY VALUE ...]
 
 Train (fit), validate or test DAN with Lightning's LightningCLI; every Lightning option works.
 
@@ -26,17 +26,21 @@ configs (numbers live there; several -c files are merged in order):
   configs/rafdb.yaml        the paper's RAF-DB recipe (MS-Celeb ResNet-18, SGD 0.1, 40 epochs)
   configs/affectnet8.yaml   the paper's AffectNet-8 recipe (affectnet7.yaml: 7 classes)
   configs/fer2013.yaml      FER2013 (ours: the RAF-DB recipe)
+  configs/ferplus.yaml      FERPlus, 8 classes (ours: the FER2013 recipe)
+  configs/sfew.yaml         SFEW 2.0 (ours: fine-tunes the RAF-DB model)
+  configs/expw.yaml         ExpW, split by photo (ours: the AffectNet recipe, 7 classes)
+  configs/ckplus.yaml       CK+, one run per subject-independent fold (--data.fold 0..9)
   configs/synthetic.yaml    CPU-sized, on 'dan synth' faces
   configs/ablation/*.yaml   one-key deltas: K heads, without a loss, mha heads
 
 common options:
-  --data.root DIR                 the data set (--data.format rafdb|affectnet|fer2013|folder)
+  --data.root DIR                 the data set (--data.format {"|".join(FORMAT_NAMES)})
   --data.val_fraction F           validation held out of training where there is no validation split
   --data.batch_size N             per device
   --trainer.max_epochs N          --trainer.devices N --trainer.strategy ddp (multi-GPU)
   --trainer.precision P           32-true, bf16-mixed, 16-mixed; null = auto (bf16 where native)
   --ckpt_path runs/.../last.ckpt  resume
-  --model.head dan|mha            --model.num_heads K  --model.lambda_af W  --model.lambda_pt W
+  --model.head {"|".join(HEADS)}            --model.num_heads K  --model.lambda_af W  --model.lambda_pt W
   --print_config                  the full merged configuration, then exit
 
   dan fit --help-all              every option (imports Lightning: takes a few seconds)

@@ -95,7 +95,7 @@ def extract_face(
 
 
 def prepare_batch(
-    frame_bgr: np.ndarray,
+    frame: np.ndarray,
     detections: Sequence[Sequence],
     pre: Preprocessing,
     margin: float | None = None,
@@ -105,7 +105,7 @@ def prepare_batch(
     """All the faces of one frame as one model batch.
 
     Args:
-        frame_bgr: uint8 frame (H, W, 3), BGR.
+        frame: uint8 frame (H, W, 3), RGB.
         detections: Face detections ``(x, y, w, h[, score[, landmarks]])``.
         pre: The model's preprocessing.
         margin: See :func:`extract_face`.
@@ -113,10 +113,7 @@ def prepare_batch(
         align: See :func:`extract_face`.
 
     Returns:
-        ``(batch, faces)``: float32 (N, 3, S, S) normalised RGB, and each face image as uint8 RGB.
+        ``(batch, faces)``: float32 (N, 3, S, S) normalised RGB, and each face image as uint8 RGB (H, W, 3).
     """
-    faces = [
-        np.ascontiguousarray(extract_face(frame_bgr, d, pre, align, margin, square)[..., ::-1])  # BGR -> RGB
-        for d in detections
-    ]
+    faces = [extract_face(frame, d, pre, align, margin, square) for d in detections]
     return prepare_faces(faces, pre), faces

@@ -1,5 +1,7 @@
-"""Face detectors behind one call: ``detect(frame_bgr) -> [Detection(x, y, w, h, score, landmarks), ...]``.
+"""Face detectors behind one call: ``detect(frame_rgb) -> [Detection(x, y, w, h, score, landmarks), ...]``.
 
+Frames are RGB, as everywhere inside ``dan``; a detector that needs another order converts what it
+runs on itself (YuNet takes BGR: the frame scaled down for detection is converted; Haar runs on grey).
 Boxes (and landmarks) are in full-frame pixel coordinates whatever resolution the detector ran at:
 a large frame is scaled down so its longest side is at most ``detect_size`` before detection
 (detection cost grows with the pixel count; faces stay findable), and the results are scaled back.
@@ -24,7 +26,7 @@ from typing import Any, NamedTuple, TypeAlias
 import cv2
 import numpy as np
 
-from dan.common import DanError
+from dan.common import DETECTORS, DanError
 
 __all__ = [
     "DETECTORS",
@@ -39,7 +41,6 @@ __all__ = [
     "create_detector",
 ]
 
-DETECTORS = ("yunet", "haar", "none")
 YUNET_MODEL = Path(__file__).parent / "assets" / "face_detection_yunet_2023mar.onnx"
 
 
@@ -84,25 +85,26 @@ class Detector:
         self.detect_size = detect_size
         self._scale = 1.0
 
-    def _detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+    def _detect(self, frame_rgb: np.ndarray) -> list[Detection]:
+        """Faces of the frame at detection resolution (RGB uint8 (h, w, 3))."""
         raise NotImplementedError
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+    def detect(self, frame_rgb: np.ndarray) -> list[Detection]:
         """Find faces.
 
         Args:
-            frame_bgr: uint8 image of shape (H, W, 3), BGR (as OpenCV gives frames).
+            frame_rgb: uint8 image of shape (H, W, 3), RGB.
 
         Returns:
             :class:`Detection` tuples in full-frame pixels, boxes clipped to the frame, largest first.
         """
-        h, w = frame_bgr.shape[:2]
+        h, w = frame_rgb.shape[:2]
         scale = 1.0
-        small = frame_bgr
+        small = frame_rgb
         if self.detect_size and max(h, w) > self.detect_size:
             scale = self.detect_size / max(h, w)
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            small = cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA)
+            small = cv2.resize(frame_rgb, size, interpolation=cv2.INTER_AREA)
         self._scale = scale  # detection pixels per frame pixel, for detectors' size limits
         found = []
         for det in self._detect(small):
@@ -150,8 +152,8 @@ class HaarDetector(Detector):
             raise DanError(f"{cascade}: cannot load the Haar cascade")
         self.scale_factor, self.min_neighbors, self.min_face = scale_factor, min_neighbors, min_face
 
-    def _detect(self, frame_bgr: np.ndarray) -> list[Detection]:
-        grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
+    def _detect(self, frame_rgb: np.ndarray) -> list[Detection]:
+        grey = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY) if frame_rgb.ndim == 3 else frame_rgb
         found = self.classifier.detectMultiScale(
             grey,
             scaleFactor=self.scale_factor,
@@ -198,12 +200,13 @@ class YuNetDetector(Detector):
             ) from None
         self._size: tuple[int, int] | None = None
 
-    def _detect(self, frame_bgr: np.ndarray) -> list[Detection]:
-        h, w = frame_bgr.shape[:2]
+    def _detect(self, frame_rgb: np.ndarray) -> list[Detection]:
+        h, w = frame_rgb.shape[:2]
         if self._size != (w, h):
             self.net.setInputSize((w, h))
             self._size = (w, h)
-        _, faces = self.net.detect(frame_bgr)  # (N, 15): box 4, landmarks 10, score
+        bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)  # the order YuNet was trained on
+        _, faces = self.net.detect(bgr)  # (N, 15): box 4, landmarks 10, score
         if faces is None:
             return []
         return [Detection(f[0], f[1], f[2], f[3], float(f[14]), f[4:14].reshape(5, 2)) for f in faces]
@@ -221,9 +224,9 @@ class NoneDetector(Detector):
     def __init__(self, detect_size: int | None = None) -> None:
         super().__init__(None)
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+    def detect(self, frame_rgb: np.ndarray) -> list[Detection]:
         """One box: the whole frame, or its central square when it is not square; score 1."""
-        h, w = frame_bgr.shape[:2]
+        h, w = frame_rgb.shape[:2]
         side = min(w, h)
         return [Detection((w - side) // 2, (h - side) // 2, side, side, 1.0)]
 

@@ -9,7 +9,9 @@ Example::
 
 Each face is cut out as the model's preprocessing record says (aligned by YuNet's five landmarks for
 models trained on aligned faces, else the detector's box plus a margin) and prepared by
-:func:`dan.preprocess.prepare_faces`, the function every other path uses too.
+:func:`dan.preprocess.prepare_faces`, the function every other path uses too. Images are RGB, as
+everywhere inside ``dan`` (:func:`dan.imaging.read_image` gives RGB; OpenCV's BGR frames are converted
+where they are read).
 """
 
 from __future__ import annotations
@@ -25,18 +27,12 @@ import numpy as np
 
 from dan.common import Preprocessing, resolve_labels
 from dan.imaging import read_image
-from dan.inference.backends import AttentionBackend, Backend, has_attention, load_backend
 from dan.inference.crops import prepare_batch
 from dan.inference.detectors import BoxLike, Detection, Detector, NoneDetector, create_detector
+from dan.runtime.backend import AttentionBackend, Backend, has_attention, probabilities
+from dan.runtime.loader import load_backend
 
-__all__ = ["FaceResult", "Predictor", "softmax"]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, C) logits, float32."""
-    z = logits.astype(np.float32) - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+__all__ = ["FaceResult", "Predictor"]
 
 
 @dataclass
@@ -48,7 +44,8 @@ class FaceResult:
         box: ``(x, y, w, h)`` in pixels of the full image.
         label: Most probable class name.
         confidence: Its probability.
-        probabilities: Softmax over the classes, float32 (C,), in ``labels`` order.
+        probabilities: Softmax over the classes (of the logits over the model's calibrated temperature,
+            if any), float32 (C,), in ``labels`` order.
         labels: The class names.
         score: The detector's confidence in the face (1 for Haar and none).
         attention: The heads' spatial maps (K, h, w) when asked for, else None.
@@ -85,7 +82,9 @@ class Predictor:
 
     Args:
         checkpoint_or_backend: A checkpoint path (``.pt``, ``.pth``, ``.onnx``, ...) or a ready
-            backend (:class:`dan.inference.backends.TorchBackend` or anything with its interface).
+            backend (:class:`dan.runtime.torch.TorchBackend` or anything with the interface of
+            :mod:`dan.runtime.backend`; :func:`dan.export.fastest.fastest_backend` gives the fastest
+            runtime of a checkpoint on this CPU).
         detector: ``"yunet"`` (default), ``"haar"``, ``"none"`` or a :class:`Detector`.
         margin: Fraction of the face box added on each side of a box crop; None: the model's
             preprocessing record's (ignored for ``none``, where the image is the face).
@@ -98,8 +97,10 @@ class Predictor:
             for a faster Haar cascade on video.
         align: Align faces by their landmarks when the model was trained on aligned faces (YuNet
             gives landmarks; False: always a box crop).
-        fastest: With ``backend="auto"``, pick the faster of PyTorch and ONNX Runtime on this CPU (a
-            one-time export and probe, cached; see :func:`dan.inference.auto.auto_backend`).
+        device: Where the model runs (when a path is given): ``auto`` (default: a CUDA GPU when PyTorch
+            sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; see
+            :func:`dan.runtime.loader.load_backend`. The backend's ``device_reason`` says what was
+            picked and why. Detection and cropping run on the CPU.
     """
 
     def __init__(
@@ -114,18 +115,20 @@ class Predictor:
         threads: int | None = None,
         detector_options: dict | None = None,
         align: bool = True,
-        fastest: bool = False,
+        device: str = "auto",
     ) -> None:
         self._labels: tuple[str, ...] | None = None
         if isinstance(checkpoint_or_backend, (str, os.PathLike)):
-            self.backend = load_backend(checkpoint_or_backend, backend, labels=labels, threads=threads, fastest=fastest)
+            self.backend: Backend = load_backend(
+                checkpoint_or_backend, backend, labels=labels, threads=threads, device=device
+            )
         else:
             self.backend = checkpoint_or_backend
             if labels is not None:  # names for a ready backend's outputs (the backend itself is not changed)
                 self._labels = resolve_labels(labels, len(self.backend.labels))
-        self.detector = create_detector(
-            detector, model_path=yunet_model, detect_size=detect_size, **(detector_options or {})
-        )
+        self._detector_options = {"model_path": yunet_model, "detect_size": detect_size, **(detector_options or {})}
+        self._detector_name = detector if isinstance(detector, str) else None  # a given object cannot be copied
+        self.detector = create_detector(detector, **self._detector_options)
         self.whole_image = isinstance(self.detector, NoneDetector)
         self.margin = 0.0 if self.whole_image else margin
         self.align = align and not self.whole_image
@@ -146,28 +149,38 @@ class Predictor:
         return has_attention(self.backend)
 
     @staticmethod
-    def load_bgr(image: str | os.PathLike | np.ndarray) -> np.ndarray:
-        """A path (read through :func:`dan.imaging.read_image`) or an array, as uint8 BGR (H, W, 3)."""
+    def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
+        """A path (read through :func:`dan.imaging.read_image`) or an RGB array, as uint8 RGB (H, W, 3).
+
+        A grey array (H, W) gets three channels; an RGBA array loses its alpha.
+        """
         if isinstance(image, (str, os.PathLike, Path)):
-            return cv2.cvtColor(read_image(image), cv2.COLOR_RGB2BGR)
+            return read_image(image)
         image = np.asarray(image)
         if image.ndim == 2:
-            return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+            return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
         if image.shape[2] == 4:
-            return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+            return cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
         return image
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
-        """Face boxes ``(x, y, w, h, score)`` of a BGR frame."""
-        return self.detector.detect(frame_bgr)
+    def new_detector(self) -> Detector | None:
+        """Another detector like :attr:`detector` (one per thread: a detector keeps state between calls),
+        or None when the detector was given as an object, which cannot be copied."""
+        if self._detector_name is None:
+            return None
+        return create_detector(self._detector_name, **self._detector_options)
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """Face boxes ``(x, y, w, h, score[, landmarks])`` of an RGB frame."""
+        return self.detector.detect(frame)
 
     def classify(
-        self, frame_bgr: np.ndarray, boxes: Sequence[BoxLike], attention: bool = False
+        self, frame: np.ndarray, boxes: Sequence[BoxLike], attention: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Run the model once on all ``boxes`` of a frame.
 
         Args:
-            frame_bgr: uint8 frame (H, W, 3), BGR.
+            frame: uint8 frame (H, W, 3), RGB.
             boxes: Face detections ``(x, y, w, h[, score[, landmarks]])``.
             attention: Also return the heads' attention maps (backends that have them).
 
@@ -176,29 +189,27 @@ class Predictor:
         """
         if len(boxes) == 0:
             return np.zeros((0, len(self.labels)), np.float32), None
-        return self.run_batch(self.prepare(frame_bgr, boxes), attention)
+        return self.run_batch(self.prepare(frame, boxes), attention)
 
-    def prepare(self, frame_bgr: np.ndarray, boxes: Sequence[BoxLike]) -> np.ndarray:
-        """The model input (N, 3, S, S) for the faces of a BGR frame (align or crop, resize, normalise)."""
-        return self.faces(frame_bgr, boxes)[0]
+    def prepare(self, frame: np.ndarray, boxes: Sequence[BoxLike]) -> np.ndarray:
+        """The model input (N, 3, S, S) for the faces of an RGB frame (align or crop, resize, normalise)."""
+        return self.faces(frame, boxes)[0]
 
-    def faces(self, frame_bgr: np.ndarray, boxes: Sequence[BoxLike]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The model input (N, 3, S, S) and each face image (uint8 RGB, as cut out) of a BGR frame."""
+    def faces(self, frame: np.ndarray, boxes: Sequence[BoxLike]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The model input (N, 3, S, S) and each face image (uint8 RGB, as cut out) of an RGB frame."""
         square = not self.whole_image
-        return prepare_batch(frame_bgr, boxes, self.preprocessing, self.margin, square, self.align)
+        return prepare_batch(frame, boxes, self.preprocessing, self.margin, square, self.align)
 
     def run_batch(self, batch: np.ndarray, attention: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N, C) and, when asked and available, attention maps (N, K, h, w) of a batch."""
         if len(batch) == 0:
             return np.zeros((0, len(self.labels)), np.float32), None
         maps = None
-        if attention and self.has_attention and hasattr(self.backend, "predict_with_attention"):
-            logits, maps = self.backend.predict_with_attention(batch)
+        if attention and self.has_attention:
+            logits, maps = cast(AttentionBackend, self.backend).predict_with_attention(batch)  # has_attention
         else:
             logits = self.backend(batch)
-            if attention and self.has_attention:
-                maps = cast(AttentionBackend, self.backend).attention(batch)  # has_attention: it has one
-        return softmax(np.asarray(logits)), maps
+        return probabilities(self.backend, logits), maps  # softmax(logits / T): the file's calibration
 
     def results(self, boxes: Sequence[BoxLike], probs: np.ndarray, maps: np.ndarray | None = None) -> list[FaceResult]:
         """Package boxes and probabilities (N, C) as :class:`FaceResult` objects."""
@@ -226,7 +237,8 @@ class Predictor:
         """Label every face of an image.
 
         Args:
-            image: A file path, or a uint8 array in BGR order (as OpenCV gives frames).
+            image: A file path, or a uint8 array in RGB order (H, W, 3) (an OpenCV frame is BGR:
+                convert it with ``cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)``).
             attention: Attach each face's attention maps (K, h, w) to its result.
 
         Returns:
@@ -235,7 +247,7 @@ class Predictor:
         Raises:
             dan.imaging.ImageReadError: The path is missing or not a readable image.
         """
-        frame = self.load_bgr(image)
+        frame = self.load_image(image)
         boxes = self.detect(frame)
         probs, maps = self.classify(frame, boxes, attention=attention)
         return self.results(boxes, probs, maps)

@@ -9,13 +9,12 @@ per-frame probabilities, so labels do not flicker from frame to frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from dan.inference.detectors import BoxLike
+from dan.inference.detectors import BoxLike, Detection
 
 __all__ = ["IoUTracker", "Track", "iou", "iou_matrix"]
 
@@ -52,6 +51,7 @@ class Track:
         hits: Frames the track was detected in.
         misses: Consecutive frames it was not detected.
         attention: Latest attention maps (K, h, w) of the face, when asked for.
+        landmarks: Latest five landmarks (5, 2) of the face (detectors that give them), else None.
     """
 
     id: int
@@ -61,6 +61,12 @@ class Track:
     hits: int = 1
     misses: int = 0
     attention: np.ndarray | None = None
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def detection(self) -> Detection:
+        """The face as a detection (its latest box, score and landmarks), what the crops take."""
+        return Detection(*self.box, self.score, self.landmarks)
 
 
 class IoUTracker:
@@ -91,7 +97,7 @@ class IoUTracker:
         """Match this frame's boxes to tracks.
 
         Args:
-            boxes: Detected boxes ``(x, y, w, h[, score])``.
+            boxes: Detected boxes ``(x, y, w, h[, score[, landmarks]])``.
 
         Returns:
             The track of each box, in the order of ``boxes``.
@@ -113,15 +119,16 @@ class IoUTracker:
                 missed.misses += 1
         for bi, box in enumerate(boxes):
             score = float(box[4]) if len(box) > 4 else 1.0
+            marks = cast("np.ndarray | None", box[5]) if len(box) > 5 else None  # a Detection's landmarks
             x, y, w, h = (int(v) for v in box[:4])
             track = assigned[bi]
             if track is None:
-                track = Track(id=self._next_id, box=(x, y, w, h), score=score)
+                track = Track(id=self._next_id, box=(x, y, w, h), score=score, landmarks=marks)
                 self._next_id += 1
                 self.tracks.append(track)
                 assigned[bi] = track
             else:
-                track.box, track.score = (x, y, w, h), score
+                track.box, track.score, track.landmarks = (x, y, w, h), score, marks
                 track.hits += 1
                 track.misses = 0
         self.tracks = [t for t in self.tracks if t.misses <= self.max_misses]

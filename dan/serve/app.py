@@ -1,23 +1,28 @@
 """The FastAPI application: the page, the HTTP API, the live WebSocket.
 
 Routes: ``GET /`` (the page), ``POST /v1/predict``, ``GET /v1/model``, ``GET /health``,
-``WS /v1/live`` (see :mod:`dan.serve.live`), and FastAPI's ``/docs`` and ``/openapi.json``. Every
-request first passes :class:`dan.serve.guard.Guard` (token, WebSocket origin, declared body size).
+``WS /v1/live`` (see :mod:`dan.serve.live`), and ``/openapi.json`` (the API's schema). There is no
+``/docs`` page: FastAPI's loads Swagger UI's JavaScript from a CDN (a floating version, no integrity
+hash, blank offline); open the schema in any OpenAPI viewer instead. Every request first passes
+:class:`dan.serve.guard.Guard` (token, WebSocket origin, declared body size). Uploads are handled a
+bounded number at a time (``max_uploads``), each body within ``body_timeout``; decoding and the model
+run off the event loop, a bounded number of images at a time (:class:`dan.serve.runner.ModelRunner`),
+so ``/health`` and new connections are answered at once however busy the model is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
 from importlib import resources
-from urllib.parse import quote
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from dan import __version__
+from dan.common import DanError
 from dan.imaging import DEFAULT_MAX_PIXELS
 from dan.inference.predictor import Predictor
 from dan.serve.guard import Guard
@@ -74,6 +79,9 @@ def create_app(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     smoothing: float = 0.6,
     max_live: int = 32,
+    body_timeout: float = 30.0,
+    max_uploads: int = 16,
+    decode_threads: int | None = None,
 ) -> FastAPI:
     """Build the server around one predictor.
 
@@ -84,11 +92,22 @@ def create_app(
         max_pixels: Largest image, width x height, read from its header before decoding (None: no limit).
         smoothing: Weight of the past in each live track's probabilities, in [0, 1).
         max_live: Live connections served at once (more are closed with code 1013, try again later).
+        body_timeout: Seconds an upload's body may take to arrive (408 after that).
+        max_uploads: Uploads handled at once, from reading the body to the reply (more wait with their
+            body unread): with ``max_upload_bytes`` it bounds the memory bodies take.
+        decode_threads: Images decoded at once (default: the CPU cores, at most 4); see
+            :class:`dan.serve.runner.ModelRunner`.
 
     Returns:
         The ASGI application (run it with uvicorn).
+
+    Raises:
+        DanError: ``smoothing`` outside [0, 1).
     """
-    runner = ModelRunner(predictor)
+    if not 0.0 <= smoothing < 1.0:
+        raise DanError(f"smoothing must be in [0, 1), got {smoothing}")
+    runner = ModelRunner(predictor, decode_threads)
+    uploading: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
     page, policy = page_html()
     backend = predictor.backend
     backend_name = getattr(backend, "name", None) or type(backend).__name__.lower().removesuffix("backend")
@@ -97,8 +116,10 @@ def create_app(
         version=__version__,
         summary="Facial expression recognition: every face of an image or a live camera labelled.",
         docs_url=None,
+        redoc_url=None,
     )
     app.state.runner = runner
+    app.state.smoothing = smoothing  # each live connection's LiveStep smooths with it
     app.add_middleware(Guard, token=token, max_body=max_upload_bytes)
 
     @app.exception_handler(ApiError)
@@ -114,12 +135,6 @@ def create_app(
             "X-Content-Type-Options": "nosniff",
         }
         return HTMLResponse(page, headers=headers)
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs(request: Request) -> HTMLResponse:
-        query = request.query_params.get("token")  # the Guard let it in, so it is the server's own token
-        url = "/openapi.json" + (f"?token={quote(query, safe='')}" if query else "")
-        return get_swagger_ui_html(openapi_url=url, title="dan API")
 
     @app.get("/health", response_model=Health, summary="Liveness check", responses={401: ERRORS[401]})
     async def health() -> Health:
@@ -150,8 +165,13 @@ def create_app(
         openapi_extra={"requestBody": _UPLOAD_BODY},
     )
     async def predict(request: Request) -> PredictResponse:
-        data = await image_from_request(request, max_upload_bytes)
-        image, faces = await runner.predict(lambda: decode_upload(data, max_pixels))
+        loop = asyncio.get_running_loop()
+        if uploading.get(loop) is None:  # one per event loop (a test may run the app in several)
+            uploading.clear()
+            uploading[loop] = asyncio.Semaphore(max_uploads)
+        async with uploading[loop]:  # the body is held until the reply: bound how many are
+            data = await image_from_request(request, max_upload_bytes, body_timeout)
+            image, faces = await runner.predict(lambda: decode_upload(data, max_pixels))
         return PredictResponse(width=image.shape[1], height=image.shape[0], faces=[Face(**f.to_dict()) for f in faces])
 
     open_live = [0]
@@ -174,7 +194,7 @@ def create_app(
 
 
 def _document_bearer(app: FastAPI) -> None:
-    """Declare the bearer token in the OpenAPI schema, so the docs page's Authorize button works."""
+    """Declare the bearer token in the OpenAPI schema, so OpenAPI viewers offer to send it."""
     build = app.openapi
 
     def openapi() -> dict:

@@ -15,11 +15,15 @@ asked for); ``{"type": "error", "id", "message"}`` for a frame or message it can
 message ``{"type": "ping", "t": ...}`` is answered ``{"type": "pong", "t": ...}``.
 
 Two tasks per connection: the receiver reads messages as fast as they come and keeps only the
-latest frame (a frame not yet started is overwritten and counted in ``dropped``); the worker takes
-that frame, decodes it, runs it through the shared model thread, and replies. However fast a client
-sends, each connection holds at most one waiting frame and one in progress, and a slow model makes
-the client's frames skip rather than lag. A malformed message gets an error reply and the connection
-goes on; a client that vanishes ends only its own tasks.
+latest frame (a frame not yet started is overwritten and counted in ``dropped``); the worker waits for
+one of the server's image slots (:meth:`dan.serve.runner.ModelRunner.slot`, shared by every connection
+and upload), only then takes the newest frame, decodes it in the decode pool, runs it through the
+shared model thread, and replies. However fast a client sends, each connection holds at most one
+waiting frame and one in progress, frames that arrive while it waits are dropped before they are
+decoded, and a slow model makes the client's frames skip rather than lag. The receiver only splits the
+header off (the image bytes are copied out in the decode thread), so large frames cost the event loop
+little. A malformed message gets an error reply and the connection goes on; a client that vanishes
+ends only its own tasks.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from dan.inference.tracking import IoUTracker
-from dan.serve.runner import LiveFace, ModelRunner
+from dan.inference.attention import normalize_map
+from dan.inference.live import LiveFace, LiveStep
+from dan.serve.runner import ModelRunner
 from dan.serve.uploads import ApiError, decode_upload
 
 __all__ = ["FRAME_HELP", "Frame", "LiveSession", "parse_frame"]
@@ -53,15 +59,22 @@ class Frame:
         id: The client's frame id (echoed back).
         t: The client's timestamp (echoed back).
         attention: Whether the client wants attention maps for it.
-        data: The encoded image.
+        message: The whole message as received.
+        start: Where the encoded image starts in ``message``.
         received: ``time.perf_counter()`` when it arrived (for the time it waited).
     """
 
     id: Any
     t: Any
     attention: bool
-    data: bytes
+    message: bytes
+    start: int
     received: float = 0.0
+
+    @property
+    def data(self) -> bytes:
+        """The encoded image (a copy: take it off the event loop for a large frame)."""
+        return self.message[self.start :]
 
 
 class FrameError(ValueError):
@@ -99,10 +112,15 @@ def parse_frame(message: bytes, max_bytes: int) -> Frame:
     if not isinstance(header, dict):
         raise FrameError(f"frame header is not a JSON object: {FRAME_HELP}")
     frame_id = _plain(header.get("id"))
-    data = message[4 + n :]
-    if not data:
+    if len(message) == 4 + n:
         raise FrameError("frame has no image after its header", frame_id)
-    return Frame(frame_id, _plain(header.get("t")), bool(header.get("attention", False)), data, time.perf_counter())
+    attention = bool(header.get("attention", False))
+    return Frame(frame_id, _plain(header.get("t")), attention, message, 4 + n, time.perf_counter())
+
+
+def _decode_frame(frame: Frame, max_pixels: int | None) -> np.ndarray:
+    """The frame's image as RGB (H, W, 3), in the decode pool (the copy of its bytes too)."""
+    return decode_upload(frame.data, max_pixels, "frame")
 
 
 def _face_json(face: LiveFace, labels: tuple[str, ...]) -> dict:
@@ -116,7 +134,8 @@ def _face_json(face: LiveFace, labels: tuple[str, ...]) -> dict:
         "probabilities": {name: round(float(p), 4) for name, p in zip(labels, face.probabilities)},
     }
     if face.attention is not None:
-        out["attention"] = face.attention.round(3).tolist()  # (K, h, w) nested lists
+        heads = np.stack([normalize_map(m) for m in face.attention])  # (K, h, w), each head in [0, 1]
+        out["attention"] = heads.round(3).tolist()  # (K, h, w) nested lists
     return out
 
 
@@ -128,7 +147,7 @@ class LiveSession:
         runner: The shared model thread.
         max_bytes: Largest frame message.
         max_pixels: Largest frame, width x height.
-        smoothing: Weight of the past in each track's probabilities (see :class:`IoUTracker`).
+        smoothing: Weight of the past in each track's probabilities (see :class:`LiveStep`).
     """
 
     def __init__(
@@ -138,7 +157,7 @@ class LiveSession:
         self.runner = runner
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
-        self.tracker = IoUTracker(smoothing=smoothing)
+        self.step = LiveStep(runner.predictor, smoothing=smoothing)  # this connection's tracks
         self.labels = runner.predictor.labels
         self.pending: Frame | None = None
         self.wake = asyncio.Event()
@@ -205,34 +224,40 @@ class LiveSession:
         while not self.closed:
             await self.wake.wait()
             self.wake.clear()
-            frame, self.pending = self.pending, None
-            if frame is None or self.closed:
+            if self.pending is None or self.closed:
                 continue
-            try:
-                await self._process(frame)
-            except ApiError as err:
-                await self.send({"type": "error", "id": frame.id, "message": str(err)})
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug must not end the server or other connections: log it, tell the client
-                log.exception("live frame %r failed", frame.id)
-                await self.send({"type": "error", "id": frame.id, "message": "internal error processing the frame"})
+            async with self.runner.slot():  # frames arriving while we wait replace the pending one
+                frame, self.pending = self.pending, None
+                if frame is None or self.closed:
+                    continue
+                reply = await self._reply(frame)
+            await self.send(reply)  # the slot is free before a slow client reads the reply
 
-    async def _process(self, frame: Frame) -> None:
+    async def _reply(self, frame: Frame) -> dict:
+        """The result message of one frame, or the error message to send instead."""
+        try:
+            return await self._process(frame)
+        except ApiError as err:
+            return {"type": "error", "id": frame.id, "message": str(err)}
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not end the server or other connections: log it, tell the client
+            log.exception("live frame %r failed", frame.id)
+            return {"type": "error", "id": frame.id, "message": "internal error processing the frame"}
+
+    async def _process(self, frame: Frame) -> dict:
         waited_ms = (time.perf_counter() - frame.received) * 1e3
-        image = await asyncio.to_thread(decode_upload, frame.data, self.max_pixels, "frame")
-        faces, model_ms = await self.runner.live(image, self.tracker, frame.attention)
+        image = await self.runner.decode(_decode_frame, frame, self.max_pixels)
+        faces, model_ms = await self.runner.live(image, self.step, frame.attention)
         self.processed += 1
-        await self.send(
-            {
-                "type": "result",
-                "id": frame.id,
-                "t": frame.t,
-                "width": int(image.shape[1]),
-                "height": int(image.shape[0]),
-                "faces": [_face_json(f, self.labels) for f in faces],
-                "server_ms": round(model_ms, 2),
-                "queue_ms": round(waited_ms, 2),
-                "dropped": self.dropped,
-            }
-        )
+        return {
+            "type": "result",
+            "id": frame.id,
+            "t": frame.t,
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "faces": [_face_json(f, self.labels) for f in faces],
+            "server_ms": round(model_ms, 2),
+            "queue_ms": round(waited_ms, 2),
+            "dropped": self.dropped,
+        }

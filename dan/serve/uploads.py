@@ -1,7 +1,8 @@
 """Images sent by clients: the body read under a size limit, checked, and decoded under a pixel limit.
 
 Nothing here trusts the client: the body is counted while it streams in (a lying or missing
-``Content-Length`` does not help), the image's width and height are read from its header before it
+``Content-Length`` does not help) and must arrive within a time limit (a client trickling a few bytes
+at a time is cut off), the image's width and height are read from its header before it
 is decoded (a 30000 x 30000 PNG of a few KB is refused in microseconds), only the image types whose
 header :func:`dan.imaging.image_size` understands are decoded, and no file name a client sends is
 ever opened. Every refusal is an :class:`ApiError`: an HTTP status and a one-line message.
@@ -9,7 +10,8 @@ ever opened. Every refusal is an :class:`ApiError`: an HTTP status and a one-lin
 
 from __future__ import annotations
 
-import cv2
+import asyncio
+
 import numpy as np
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -35,12 +37,17 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"request body is larger than the limit of {limit:,} bytes")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
     """Read the request body, refusing it as soon as it is known to exceed ``limit`` bytes.
 
+    Args:
+        request: The request.
+        limit: Largest body accepted, in bytes.
+        timeout: Seconds the whole body may take to arrive (None: no limit).
+
     Raises:
-        ApiError: 413 when ``Content-Length`` or the bytes received pass ``limit``; 400 when the
-            client disconnects or sends a malformed length.
+        ApiError: 413 when ``Content-Length`` or the bytes received pass ``limit``; 408 when the body
+            takes longer than ``timeout``; 400 when the client disconnects or sends a malformed length.
     """
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -49,15 +56,21 @@ async def read_body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise _too_large(limit)
     chunks: list[bytes] = []
-    size = 0
-    try:
+
+    async def read() -> None:
+        size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:  # stop reading: the rest is never buffered
                 raise _too_large(limit)
             chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(read(), timeout)
     except ClientDisconnect:
         raise ApiError(400, "the client disconnected before the body was complete") from None
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout:g} s") from None
     return b"".join(chunks)
 
 
@@ -79,11 +92,16 @@ async def _multipart_file(request: Request, body: bytes) -> bytes:
         await form.close()
 
 
-async def image_from_request(request: Request, limit: int) -> bytes:
+async def image_from_request(request: Request, limit: int, timeout: float | None = None) -> bytes:
     """The image bytes of a request: multipart field ``file``, or the raw body with an image content type.
 
+    Args:
+        request: The request.
+        limit: Largest body accepted, in bytes.
+        timeout: Seconds the body may take to arrive (None: no limit).
+
     Raises:
-        ApiError: 413 (too large), 415 (another content type), 422 (no file, empty).
+        ApiError: 408 (too slow), 413 (too large), 415 (another content type), 422 (no file, empty).
     """
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "multipart/form-data" and not kind.startswith(_RAW_TYPES):
@@ -93,7 +111,7 @@ async def image_from_request(request: Request, limit: int) -> bytes:
             if kind
             else "send the image as multipart field 'file' or as the raw body with an image content type",
         )
-    body = await read_body(request, limit)
+    body = await read_body(request, limit, timeout)
     data = await _multipart_file(request, body) if kind == "multipart/form-data" else body
     if not data:
         raise ApiError(422, "the image is empty")
@@ -101,7 +119,7 @@ async def image_from_request(request: Request, limit: int) -> bytes:
 
 
 def decode_upload(data: bytes, max_pixels: int | None, name: str = "image") -> np.ndarray:
-    """Check the header of client image bytes and decode them to a BGR uint8 array (H, W, 3).
+    """Check the header of client image bytes and decode them to an RGB uint8 array (H, W, 3).
 
     Args:
         data: Encoded image bytes.
@@ -120,4 +138,4 @@ def decode_upload(data: bytes, max_pixels: int | None, name: str = "image") -> n
         raise ApiError(413, str(err)) from None
     except ImageReadError as err:
         raise ApiError(422, str(err)) from None
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    return rgb

@@ -8,7 +8,7 @@ const LONG_SIDE = 640;  // frames are sent at most this large (the detector runs
 // is long next to the model's time, so the next frame travels while this one is processed.
 const MAX_IN_FLIGHT = 2;
 const STALL_MS = 3000;  // no reply for this long: stop waiting for the frames in flight
-// one colour per class index, as dan demo draws them (dan/inference/overlay.py, here in RGB)
+// one colour per class index, as dan demo draws them (dan/demo/overlay.py, here in RGB)
 const PALETTE = ["rgb(0,191,255)", "rgb(255,105,180)", "rgb(0,128,0)", "rgb(255,215,0)",
   "rgb(0,0,255)", "rgb(255,0,0)", "rgb(200,200,200)", "rgb(128,0,128)"];
 

@@ -1,4 +1,4 @@
-"""``torch.export`` programs (``.pt2``): write one, check it holds no pickle, run it.
+"""``torch.export`` programs (``.pt2``): check one holds no pickle, load it, run it.
 
 ``torch.export`` replaces TorchScript (deprecated in current PyTorch) for a PyTorch-only deployment:
 a ``.pt2`` file holds the re-parameterised network as an ATen graph with its weights, a dynamic
@@ -7,8 +7,8 @@ batch axis, and the same two outputs and ``dan`` metadata as an ONNX export.
 ``torch.export.load`` unpickles some parts of an archive (pickled weights, custom and opaque
 objects, sample inputs) and would run code from a crafted file. :func:`check_pt2_archive` reads the
 archive's JSON configs first and refuses any file with a pickled payload, and loads every other
-``.pt`` entry with the weights-only unpickler; only then is the program loaded. Files this module
-writes never contain pickled objects.
+``.pt`` entry with the weights-only unpickler; only then is the program loaded. Files
+:func:`dan.export.pt2.export_pt2` writes never contain pickled objects.
 """
 
 from __future__ import annotations
@@ -25,34 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dan.common import DanError, Preprocessing, one_line, resolve_labels
-from dan.models.metadata import ModelMetadata, tensor_checksum
+from dan.common import DanError, Preprocessing, one_line
+from dan.models.metadata import ModelMetadata
+from dan.runtime.torch import cuda_math
+from dan.system import torch_device
 
-__all__ = ["Pt2Backend", "check_pt2_archive", "export_pt2", "load_pt2"]
+__all__ = ["PT2_METADATA", "Pt2Backend", "check_pt2_archive", "load_pt2"]
 
-_META = "dan.json"
-
-
-def export_pt2(net: torch.nn.Module, example: torch.Tensor, output: Path, metadata: str) -> Path:
-    """Write ``net`` (returning ``(logits, attention)``) as a ``torch.export`` program with a dynamic batch.
-
-    Args:
-        net: The module to export, in eval mode.
-        example: An example input (N >= 2, 3, S, S).
-        output: Destination file (written by the caller's atomic-write helper to a temporary name).
-        metadata: The ``dan`` metadata as a JSON string.
-
-    Returns:
-        ``output``.
-    """
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        program = torch.export.export(net.eval(), (example,), dynamic_shapes={"x": {0: batch}})
-    meta = json.loads(metadata)
-    meta["checksum"] = tensor_checksum(program.state_dict)  # the program's own weights, verified on load
-    torch.export.save(program, str(output), extra_files={_META: json.dumps(meta)})
-    return output
+PT2_METADATA = "dan.json"
+"""The archive's extra file holding the ``dan`` metadata (JSON)."""
 
 
 def check_pt2_archive(path: Path) -> None:
@@ -105,17 +86,25 @@ def _read_entry(archive: zipfile.ZipFile, path: Path, name: str) -> bytes:
         raise DanError(f"{path}: damaged archive entry {name}: {one_line(err, 120)}") from None
 
 
-def load_pt2(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
-    """Check and load a ``.pt2`` file: the runnable module and its ``dan`` metadata.
+def load_pt2(
+    path: str | os.PathLike, device: torch.device | None = None
+) -> tuple[torch.nn.Module, ModelMetadata | None]:
+    """Check and load a ``.pt2`` file: the runnable module and its ``dan`` record (None when it has none).
+
+    Args:
+        path: The file.
+        device: Where the program runs (None: where it was exported, the CPU); moved there by
+            ``torch.export``'s own pass, which also moves the device arguments inside the graph.
 
     Raises:
-        DanError: Missing, unsafe or unreadable file.
+        DanError: Missing, unsafe or unreadable file, damaged metadata, or weights that do not match the
+            checksum written with them.
     """
     path = Path(path)
     if not path.is_file():
         raise DanError(f"{path}: no such file")
     check_pt2_archive(path)
-    extra = {_META: ""}
+    extra = {PT2_METADATA: ""}
     try:
         export_log = logging.getLogger("torch.export")  # logs a traceback before it raises: keep it quiet
         level, export_log.level = export_log.level, logging.CRITICAL
@@ -127,27 +116,31 @@ def load_pt2(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
             export_log.setLevel(level)
     except Exception as err:
         raise DanError(f"{path}: not a loadable torch.export program: {one_line(err)}") from None
-    try:
-        meta = json.loads(extra.get(_META) or "{}")
-    except json.JSONDecodeError:
-        meta = {}
-    if not isinstance(meta, dict):
-        meta = {}
-    if meta:
-        ModelMetadata.from_dict(meta, f"{path}: ").verify(program.state_dict, f"{path}: ")
-    return program.module(), meta
+    record = ModelMetadata.read(extra.get(PT2_METADATA), f"{path}: ")
+    if record is not None:
+        record.verify(program.state_dict, f"{path}: ")
+    if device is not None and device.type != "cpu":
+        from torch.export.passes import move_to_device_pass
+
+        program = move_to_device_pass(program, device)
+    return program.module(), record
 
 
 class Pt2Backend:
-    """Run an exported ``.pt2`` program with the backend interface (see :mod:`dan.inference.backends`).
+    """Run an exported ``.pt2`` program with the backend interface (see :mod:`dan.runtime.backend`).
 
     Args:
         path: The ``.pt2`` file (from ``dan export --format pt2``).
         labels: Label set name or class names, overriding the file's.
         threads: Intra-op CPU threads for torch (None leaves torch's setting alone).
+        device: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto`` (:func:`dan.system.pick_device`);
+            ``device_reason`` says what was picked and why.
+        tf32: On a CUDA GPU, let float32 use TF32 math (False: full float32,
+            :func:`dan.runtime.torch.cuda_math`).
 
     Raises:
-        DanError: The file is missing, unsafe, unreadable, or carries no class names.
+        DanError: The file is missing, unsafe, unreadable, or carries no class names, or a GPU is asked
+            for where there is none.
     """
 
     def __init__(
@@ -155,36 +148,31 @@ class Pt2Backend:
         path: str | os.PathLike,
         labels: str | Sequence[str] | None = None,
         threads: int | None = None,
+        device: object = "cpu",
+        tf32: bool = True,
     ) -> None:
+        self.device, self.device_reason = torch_device(device)
+        self.tf32 = tf32
         if threads:
             torch.set_num_threads(int(threads))
         self.path = Path(path)
-        self.module, meta = load_pt2(self.path)
-        config = meta.get("model_config", {})
-        num_classes = config.get("num_classes") or (len(meta["labels"]) if meta.get("labels") else None)
-        if not num_classes:
+        self.module, record = load_pt2(self.path, self.device)
+        if record is None or not record.num_classes:
             raise DanError(f"{self.path}: no dan metadata in this .pt2 file (export it with 'dan export --format pt2')")
-        try:
-            self.labels = resolve_labels(labels if labels is not None else meta.get("labels"), int(num_classes))
-        except DanError as err:
-            raise DanError(f"{self.path}: {err}") from None
-        self.preprocessing = Preprocessing.from_dict(meta.get("preprocessing"), f"{self.path}: ")
-        self.model_config = dict(config)
-        self.trained_on = meta.get("trained_on") if isinstance(meta.get("trained_on"), dict) else None
+        self.metadata: ModelMetadata = record.with_labels(labels, f"{self.path}: ")
+        self.labels: tuple[str, ...] = tuple(self.metadata.labels or ())
+        self.preprocessing: Preprocessing = self.metadata.preprocessing
+        self.trained_on = self.metadata.trained_on
         self.name = "pt2"
 
     def predict_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Logits (N, C) and attention maps (N, K, h, w) of a normalised batch (N, 3, S, S)."""
-        with torch.inference_mode():
-            logits, maps = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-        return logits.numpy(), maps.numpy()
+        with torch.inference_mode(), cuda_math(self.device, self.tf32):
+            logits, maps = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
+        return logits.cpu().numpy(), maps.cpu().numpy()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, C) of a normalised batch (N, 3, S, S)."""
         if len(x) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         return self.predict_with_attention(x)[0]
-
-    def attention(self, x: np.ndarray) -> np.ndarray:
-        """The heads' spatial attention maps, float32 (N, K, h, w)."""
-        return self.predict_with_attention(x)[1]

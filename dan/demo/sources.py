@@ -1,10 +1,16 @@
 """Frame sources for the demo: a camera, a video file, an image, a folder of images.
 
-A source is iterable and yields :class:`Frame` objects. Problems that should not stop the run (an
+A source is iterable and yields :class:`Frame` objects, RGB as everywhere inside ``dan``: a camera's or
+a video's BGR frames are converted once, here, as they are read. Problems that should not stop the run (an
 image that is not an image, a frame that fails to decode, a video that ends before its announced
 length) are recorded in ``source.errors`` as one-line messages naming the file, and the rest is
 processed. Problems that leave nothing to process (no camera at the index, a video that cannot be
 opened, a folder with no images) raise :class:`dan.common.DanError`.
+
+A file is a still image when OpenCV would decode it as one (by its content, whatever its name), so it
+goes through :func:`dan.imaging.read_image` and its pixel limit, never through FFmpeg. A video's frame
+size is checked against the same limit before any frame is read. FFmpeg's own log lines are off
+(:mod:`dan.common`); OpenCV's are kept off the terminal while a video opens: the one line says it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,15 @@ import cv2
 import numpy as np
 
 from dan.common import DanError
-from dan.imaging import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageReadError, list_images, quiet_opencv, read_image
+from dan.imaging import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    image_size,
+    list_images,
+    quiet_opencv,
+    read_image,
+)
 
 __all__ = [
     "CameraSource",
@@ -36,7 +50,7 @@ __all__ = [
 
 @dataclass
 class Frame:
-    """One frame: its number, its time in seconds, the BGR pixels (H, W, 3) and where it came from."""
+    """One frame: its number, its time in seconds, the RGB pixels (H, W, 3) and where it came from."""
 
     index: int
     time: float
@@ -67,6 +81,10 @@ class FrameSource:
         """Release the device or file (idempotent)."""
 
 
+def _too_large(name: str, w: int, h: int) -> str:
+    return f"{name}: frames of {w} x {h} pixels are over the limit of {DEFAULT_MAX_PIXELS:,} pixels a frame"
+
+
 class _CaptureSource(FrameSource):
     """Shared reading loop of cameras and video files."""
 
@@ -81,9 +99,7 @@ class _CaptureSource(FrameSource):
         self.size = (w, h) if w > 0 and h > 0 else None
         if self.size is not None and w * h > DEFAULT_MAX_PIXELS:
             cap.release()
-            raise DanError(
-                f"{name}: frames of {w} x {h} pixels are over the limit of {DEFAULT_MAX_PIXELS:,} pixels a frame"
-            )
+            raise DanError(_too_large(name, w, h))
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 else None
 
@@ -108,9 +124,11 @@ class _CaptureSource(FrameSource):
                 which = f"frame {pos - 1}" if failed == 1 else f"frames {pos - failed}..{pos - 1}"
                 self.errors.append(f"{self.name}: {which} failed to decode; skipped")
                 failed = 0
+            if self.size is None and image.shape[0] * image.shape[1] > DEFAULT_MAX_PIXELS:  # size not announced
+                raise DanError(_too_large(self.name, image.shape[1], image.shape[0]))
             pos += 1
             t = time.monotonic() - start if self.live else (pos - 1) / self.fps
-            yield Frame(index, t, image, self.name)
+            yield Frame(index, t, cv2.cvtColor(image, cv2.COLOR_BGR2RGB), self.name)  # OpenCV's BGR, once
             index += 1
         if failed:
             self.errors.append(f"{self.name}: video ended early at frame {pos - failed} of {self.frame_count}")
@@ -148,7 +166,8 @@ class VideoFileSource(_CaptureSource):
         path = Path(path)
         if not path.is_file():
             raise DanError(f"{path}: no such file")
-        cap = cv2.VideoCapture(str(path))
+        with quiet_opencv("SILENT"):  # OpenCV's lines about each backend it tried: the one line below says it
+            cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             cap.release()
             raise DanError(f"{path}: cannot open as a video (not a video, or a codec OpenCV lacks)")
@@ -174,7 +193,7 @@ class ImageSource(FrameSource):
         index = 0
         for path in self.paths:
             try:
-                image = cv2.cvtColor(read_image(path), cv2.COLOR_RGB2BGR)
+                image = read_image(path)
             except ImageReadError as err:
                 self.errors.append(str(err))
                 continue
@@ -260,6 +279,28 @@ def open_source(spec: str | int, image_fps: float = 1.0) -> FrameSource:
         return ImageSource(images, fps=image_fps, name=str(path))
     if not path.exists():
         raise DanError(f"{path}: no such file or folder")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES or _is_still_image(path):
         return ImageSource([path], fps=image_fps, name=str(path))
     return VideoFileSource(path)
+
+
+def _is_still_image(path: Path) -> bool:
+    """Whether OpenCV would decode ``path`` as an image (it looks at the content, not the name).
+
+    A GIF, maybe animated, is left to FFmpeg as a video, once its declared size is within the limit.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as err:
+        raise DanError(f"{path}: cannot read: {err.strerror or err}") from None
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        w, h = image_size(head) or (0, 0)
+        if w * h > DEFAULT_MAX_PIXELS:
+            raise DanError(_too_large(str(path), w, h))
+        return False
+    with quiet_opencv("SILENT"):
+        try:
+            return bool(cv2.haveImageReader(str(path)))
+        except cv2.error:
+            return False

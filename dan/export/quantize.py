@@ -1,25 +1,36 @@
 """int8 quantisation of a float32 ONNX export with onnxruntime, keeping its metadata.
 
-With calibration images: static quantisation in the QDQ format, per-channel int8 weights and uint8
-activations, MinMax ranges; the convolutions are quantised, the heads' small matrix products and the
-classifier stay float32 (with ``head="mha"`` the whole attention head). Without images: dynamic
-quantisation (int8 weights, activations quantised at run time), less accurate and slower.
+``static`` (the default, and what ``dan export --int8`` writes): the QDQ format, per-channel int8
+weights and uint8 activations whose ranges (MinMax) are measured on calibration faces; the
+convolutions are quantised, the heads' small matrix products and the classifier stay float32 (with
+``head="mha"`` the whole attention head). It needs calibration images and refuses to run without.
+``dynamic`` (only when asked: ``--int8-mode dynamic``): int8 weights, activations quantised at run
+time, no calibration; measured on an AVX2 CPU without VNNI it is about 4x slower than float32 and 7x
+slower than static int8 (see the README's speed tables).
+
+The int8 file records how it was made in the metadata entry ``dan_int8`` (JSON: ``mode``, and for
+static ``calibration``, what the faces were, and ``images``, how many).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from dan.common import DanError
+from dan.export.onnx import set_onnx_metadata
+from dan.export.scratch import scratch_folder
 from dan.fileio import atomic_path
-from dan.inference.export.onnx import set_onnx_metadata
+from dan.models.metadata import ModelMetadata
 
-__all__ = ["float_nodes", "quantize_onnx"]
+__all__ = ["INT8_MODES", "float_nodes", "int8_record", "quantize_onnx"]
+
+INT8_MODES = ("static", "dynamic")
+"""``static``: calibrated activation ranges (the default); ``dynamic``: ranges at run time (slow without VNNI)."""
 
 _KEEP_FLOAT = {"MatMul", "Einsum", "Gemm", "Mul", "Div", "Sigmoid", "ReduceSum", "ReduceMean", "LogSoftmax", "Softmax"}
 
@@ -32,9 +43,10 @@ def float_nodes(graph, metadata: dict[str, str]) -> list[str]:
     """
     names = [n.name for n in graph.node if n.op_type in _KEEP_FLOAT]
     try:
-        head = json.loads(metadata.get("dan", "{}")).get("model_config", {}).get("head", "dan")
-    except (json.JSONDecodeError, AttributeError):
-        head = "dan"
+        record = ModelMetadata.read(metadata.get("dan"))
+    except DanError:  # not this project's settings: quantise it as a DAN head
+        record = None
+    head = record.model_config.get("head", "dan") if record is not None else "dan"
     start = next((n for n in graph.node if n.op_type == "LayerNormalization"), None)
     if head != "mha" or start is None:
         return names
@@ -65,21 +77,48 @@ class _Calibration:
         pass
 
 
-def quantize_onnx(src: str | os.PathLike, output: str | os.PathLike, calib: np.ndarray | None = None) -> Path:
+def int8_record(metadata: dict[str, str]) -> dict | None:
+    """The ``dan_int8`` entry of an ONNX file's metadata (how it was quantised), or None (float32 or unknown)."""
+    try:
+        record = json.loads(metadata.get("dan_int8") or "null")
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def quantize_onnx(
+    src: str | os.PathLike,
+    output: str | os.PathLike,
+    calib: np.ndarray | None = None,
+    *,
+    mode: str = "static",
+    source: str = "calibration images",
+) -> Path:
     """Quantise a float32 ONNX export to int8 (see the module docstring), written atomically.
 
     Args:
-        src: The float32 ``.onnx`` file (from :func:`dan.inference.export.onnx.export_onnx`).
+        src: The float32 ``.onnx`` file (from :func:`dan.export.onnx.export_onnx`).
         output: Destination file.
-        calib: Preprocessed calibration images (N, 3, S, S), float32, or None.
+        calib: Preprocessed calibration faces (N, 3, S, S), float32: required for ``static``.
+        mode: ``static`` or ``dynamic`` (:data:`INT8_MODES`).
+        source: What the calibration faces are, for the file's ``dan_int8`` record.
 
     Returns:
         The path written.
+
+    Raises:
+        DanError: An unknown ``mode``, or ``static`` without calibration faces.
     """
     import onnx
 
-    from dan.inference.onnx_backend import import_onnxruntime
+    from dan.runtime.onnx import import_onnxruntime
 
+    if mode not in INT8_MODES:
+        raise DanError(f"unknown int8 mode {mode!r}: choose one of {', '.join(INT8_MODES)}")
+    if mode == "static" and (calib is None or not len(calib)):
+        raise DanError(
+            "static int8 quantisation needs calibration faces (dan export --int8 draws them when --calib is not given)"
+        )
     import_onnxruntime()
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -88,15 +127,17 @@ def quantize_onnx(src: str | os.PathLike, output: str | os.PathLike, calib: np.n
     proto = onnx.load(str(src))
     metadata = {p.key: p.value for p in proto.metadata_props}
     input_name = proto.graph.input[0].name
-    with tempfile.TemporaryDirectory() as work, atomic_path(output, "int8 ONNX file") as tmp:
-        pre = Path(work) / "pre.onnx"
+    # intermediates (and onnxruntime's own temporary files) in a scratch folder a killed run does not leave behind
+    with scratch_folder() as work, atomic_path(output, "int8 ONNX file") as tmp:
+        pre = work / "pre.onnx"
         try:
             quant_pre_process(str(src), str(pre))
         except Exception:  # symbolic shape inference can fail on some graphs
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if calib is not None and len(calib):
+            if mode == "static":
+                assert calib is not None  # checked above
                 # the convolutions (and the residual adds/ReLUs between them) in int8; the heads' small
                 # matrix products, sigmoid and log-softmax stay float32: the same speed, 3x smaller error
                 quantize_static(
@@ -109,7 +150,9 @@ def quantize_onnx(src: str | os.PathLike, output: str | os.PathLike, calib: np.n
                     weight_type=QuantType.QInt8,
                     nodes_to_exclude=float_nodes(onnx.load(str(pre)).graph, metadata),
                 )
+                record = {"mode": "static", "calibration": source, "images": len(calib)}
             else:
                 quantize_dynamic(str(pre), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
-        set_onnx_metadata(tmp, metadata)
+                record = {"mode": "dynamic"}
+        set_onnx_metadata(tmp, {**metadata, "dan_int8": json.dumps(record)})
     return output

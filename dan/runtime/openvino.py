@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dan.common import DanError, one_line
-from dan.inference.onnx_backend import OnnxBackend
+from dan.runtime.onnx import OnnxBackend
 
 __all__ = ["OpenVinoBackend", "openvino_available"]
 

@@ -24,6 +24,7 @@ from dan.fileio import atomic_path
 from dan.models.checkpoint import checkpoint_metadata
 from dan.models.dan import DAN
 from dan.models.reparam import reparameterize
+from dan.runtime.onnx import onnx_weights_checksum
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -31,7 +32,6 @@ __all__ = [
     "ExportOutputs",
     "export_metadata",
     "export_onnx",
-    "onnx_weights_checksum",
     "prepare_for_export",
     "sample_input",
     "set_onnx_metadata",
@@ -80,20 +80,6 @@ def sample_input(model: DAN, batch: int = 2) -> torch.Tensor:
     """A fixed random input (batch, C, S, S) at the model's input size."""
     s = model.preprocessing.input_size
     return torch.randn(batch, model.in_chans, s, s, generator=torch.Generator().manual_seed(0))
-
-
-def onnx_weights_checksum(proto) -> str:
-    """SHA-256 over an ONNX graph's initializers (names, types, dims and bytes), sorted by name."""
-    import hashlib
-
-    from onnx import numpy_helper
-
-    h = hashlib.sha256()
-    for init in sorted(proto.graph.initializer, key=lambda t: t.name):
-        array = numpy_helper.to_array(init)
-        h.update(f"{init.name}|{array.dtype}|{array.shape}|".encode())
-        h.update(array.tobytes())
-    return "sha256:" + h.hexdigest()
 
 
 def set_onnx_metadata(path: Path, metadata: dict[str, str]) -> None:

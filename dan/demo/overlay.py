@@ -1,7 +1,9 @@
-"""Drawing on frames: face boxes, label and confidence, a small bar per class, frames per second.
+"""Drawing on frames: face boxes, label and confidence, a small bar per class, frames per second, and
+each head's attention map under its face.
 
 Everything draws in place on a BGR uint8 frame with plain OpenCV primitives (a few hundred
-microseconds per face).
+microseconds per face): the demo converts each RGB frame to BGR once, for drawing, its video writer and
+its window.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["PALETTE", "color_for", "draw_face", "draw_status"]
+from dan.inference.attention import attention_overlay
+
+__all__ = ["PALETTE", "color_for", "draw_attention", "draw_face", "draw_status"]
 
 # BGR colours, one per class index (cycled when there are more classes)
 PALETTE = (
@@ -105,3 +109,28 @@ def draw_status(frame: np.ndarray, fps: float | None, faces: int, extra: str = "
     scale = max(0.45, min(fw, fh) / 800)
     parts = [f"{fps:.1f} fps" if fps else "", f"{faces} face{'s' if faces != 1 else ''}", extra]
     _text(frame, "  ".join(p for p in parts if p), (8, int(24 * scale / 0.6)), scale, (255, 255, 255))
+
+
+def draw_attention(frame: np.ndarray, box: Sequence[int], maps: np.ndarray, thumb: int | None = None) -> None:
+    """Draw each head's map over the face as a row of thumbnails under the box (above it at the bottom).
+
+    Args:
+        frame: BGR uint8 frame (H, W, 3), drawn on in place.
+        box: ``(x, y, w, h)`` of the face.
+        maps: The face's attention maps (K, h, w).
+        thumb: Thumbnail side in pixels (default: the box width / K, 32..96).
+    """
+    fh, fw = frame.shape[:2]
+    x, y, w, h = (int(v) for v in box[:4])
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(fw, x + w), min(fh, y + h)
+    if x1 - x0 < 2 or y1 - y0 < 2 or len(maps) == 0:
+        return
+    k = len(maps)
+    side = thumb or int(np.clip(w // k, 32, 96))
+    face = cv2.resize(frame[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA)
+    ty = y1 + 2 if y1 + 2 + side <= fh else max(0, y0 - side - 2)
+    for i, amap in enumerate(maps):
+        tx = x0 + i * (side + 2)
+        if tx + side > fw or ty + side > fh:
+            break
+        frame[ty : ty + side, tx : tx + side] = attention_overlay(face, amap)

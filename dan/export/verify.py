@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from dan.common import DanError, Preprocessing
+from dan.export.report import ExportReport
 from dan.imaging import list_images, read_image
-from dan.inference.export.report import ExportReport
 from dan.models.dan import DAN
 from dan.preprocess import prepare_face
 
@@ -76,8 +76,18 @@ def verify_against_torch(
     runner: Callable[[np.ndarray], np.ndarray],
     images: np.ndarray | None,
     tolerance: float,
+    source: str = "real images",
 ) -> None:
-    """Compare an export's logits with the PyTorch model's on random inputs and real images; record in ``report``."""
+    """Compare an export's logits with the PyTorch model's on random inputs and ``images``; record in ``report``.
+
+    Args:
+        report: Where the lines and figures go.
+        model: The PyTorch model the export was made from.
+        runner: The export's logits function.
+        images: Prepared faces (N, 3, S, S), or None.
+        tolerance: Largest logit difference accepted.
+        source: What ``images`` are, for the report.
+    """
     reference = torch_logits(model)
     diffs = [float(np.abs(runner(x) - reference(x)).max()) for x in random_inputs(model.preprocessing)]
     report.max_abs_diff_random = max(diffs)
@@ -88,11 +98,11 @@ def verify_against_torch(
         report.max_abs_diff_images = float(np.abs(a - b).max())
         worst = max(worst, report.max_abs_diff_images)
         report.lines.append(
-            f"verify: max |logit diff| vs PyTorch on {len(images)} real images: {report.max_abs_diff_images:.3g}, "
+            f"verify: max |logit diff| vs PyTorch on {len(images)} {source}: {report.max_abs_diff_images:.3g}, "
             f"top-1 agreement {top1_agreement(a, b):.2%}"
         )
     else:
-        report.lines.append("verify: no --calib folder given, so no real images were compared")
+        report.lines.append("verify: no --calib folder given, so no face images were compared")
     if not worst <= tolerance:
         report.fail(f"difference {worst:.3g} > tolerance {tolerance:g}")
     else:

@@ -3,8 +3,8 @@
 ``.mp4`` is written with the ``mp4v`` codec, ``.avi`` with ``MJPG`` (both in every OpenCV build).
 Frames are encoded in a background thread (OpenCV releases the GIL while encoding, so encoding
 overlaps with the model), into a temporary file beside the target; :meth:`VideoWriter.close` (call
-it in ``finally``) finishes the container, renames it to the target and reads it back to check it
-plays.
+it in ``finally``) finishes the container, reads it back to check it plays, and only then renames it
+to the target: a video that failed is never left under the name asked for.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dan.common import DanError
+from dan.common import DEFAULT_MAX_PIXELS, DanError
 from dan.fileio import check_writable, temp_path_for
+from dan.imaging import quiet_opencv
 
 __all__ = ["CODECS", "VideoWriter", "check_output", "fit_frame", "probe_video"]
 
@@ -40,7 +41,8 @@ def check_output(path: str | os.PathLike) -> Path:
 
 def probe_video(path: str | os.PathLike) -> tuple[int, int, int, float]:
     """Read a video back: ``(frames decoded, width, height, fps)``; (0, 0, 0, 0) when unreadable."""
-    cap = cv2.VideoCapture(str(path))
+    with quiet_opencv("SILENT"):
+        cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
             return 0, 0, 0, 0.0
@@ -81,16 +83,23 @@ class VideoWriter:
         threaded: Encode in a background thread.
 
     Raises:
-        DanError: Unsupported suffix, missing folder, or OpenCV cannot open a writer.
+        DanError: Unsupported suffix, missing folder, a frame size over the pixel limit, or OpenCV cannot
+            open a writer.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], threaded: bool = True) -> None:
         self.path = check_output(path)
         suffix = self.path.suffix.lower()
         self.fps, self.size = float(fps), (int(size[0]), int(size[1]))
+        w, h = self.size
+        if w < 1 or h < 1 or w * h > DEFAULT_MAX_PIXELS:
+            raise DanError(
+                f"{self.path}: cannot write frames of {w} x {h} pixels (limit {DEFAULT_MAX_PIXELS:,} a frame)"
+            )
         self.tmp = temp_path_for(self.path)
         fourcc = cv2.VideoWriter_fourcc(*CODECS[suffix])  # type: ignore[attr-defined]  # in cv2, missing from its stubs
-        writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, self.size)
+        with quiet_opencv("SILENT"):  # OpenCV's lines about each backend it tried: the one line below says it
+            writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, self.size)
         self._writer: cv2.VideoWriter | None = writer  # None once closed or aborted
         if not writer.isOpened():
             writer.release()
@@ -145,27 +154,30 @@ class VideoWriter:
         self._writer = None
 
     def close(self, verify: bool = True) -> tuple[int, int, int, float] | None:
-        """Finish encoding, publish the file, and (``verify``) read it back.
+        """Finish encoding, (``verify``) read the file back, then publish it.
 
         Returns:
             ``(frames, width, height, fps)`` read back from the file, or None when nothing was
             written (no file is created then) or ``verify`` is False.
 
         Raises:
-            DanError: The written file cannot be read back.
+            DanError: Encoding failed or the written file cannot be read back; nothing is published
+                (the target, or its previous content, stays as it was).
         """
         if self._writer is None:
             return None
         self._stop()
-        if self.frames == 0:
+        info = None
+        try:
+            if self.frames == 0:
+                return None
+            if self._error is not None:
+                raise DanError(f"{self.path}: encoding failed: {self._error}; not written")
+            if verify:
+                info = probe_video(self.tmp)  # the same suffix, so the same container reader
+                if info[0] == 0:
+                    raise DanError(f"{self.path}: the written video cannot be read back; not written")
+            os.replace(self.tmp, self.path)
+        finally:
             self.tmp.unlink(missing_ok=True)
-            return None
-        os.replace(self.tmp, self.path)
-        if self._error is not None:
-            raise DanError(f"{self.path}: encoding failed: {self._error}")
-        if not verify:
-            return None
-        info = probe_video(self.path)
-        if info[0] == 0:
-            raise DanError(f"{self.path}: the written video cannot be read back")
         return info

@@ -10,7 +10,7 @@ __all__ = ["ExportReport"]
 
 @dataclass
 class ExportReport:
-    """What :func:`dan.inference.export.export_checkpoint` did and measured.
+    """What :func:`dan.export.export_checkpoint` did and measured.
 
     Attributes:
         output: The file written.

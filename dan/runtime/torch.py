@@ -1,0 +1,127 @@
+"""The PyTorch runtime: a :class:`dan.models.DAN` (or any checkpoint ``load_model`` reads) behind the
+backend interface (:mod:`dan.runtime.backend`), re-parameterised for speed by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from dan.common import Preprocessing
+from dan.models import DAN, load_model
+from dan.models.metadata import ModelMetadata
+from dan.system import torch_device
+
+__all__ = ["TorchBackend", "cuda_math"]
+
+
+@contextlib.contextmanager
+def cuda_math(device: torch.device, tf32: bool = True) -> Iterator[None]:
+    """Run float32 on a CUDA ``device`` in full precision when ``tf32`` is False (TF32 tensor-core math off
+    for cuDNN convolutions and cuBLAS matrix products, put back after); nothing on other devices.
+
+    PyTorch runs float32 convolutions in TF32 on Ampere and later GPUs by default: faster, and about
+    1e-3 relative error, which export verification's tolerance must not absorb.
+    """
+    if tf32 or device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+class TorchBackend:
+    """Run a :class:`dan.models.DAN` with PyTorch under ``torch.inference_mode``.
+
+    By default it runs a re-parameterised copy (BatchNorms folded, each head's three branches merged
+    into one convolution; on the CPU in the channels-last layout): the same function to float32
+    rounding, and faster. The caller's model is not changed.
+
+    Args:
+        model_or_path: A DAN model, or the path of any checkpoint :func:`dan.load_model` reads.
+        labels: Label set name or class names; overrides the model's own (needed for 7-class
+            reference checkpoints, which carry no names).
+        device: Where to run: ``cpu`` (default), ``cuda``, ``cuda:N``, ``auto`` (a CUDA GPU when PyTorch
+            sees one; :func:`dan.system.pick_device`), or a ``torch.device``. ``device_reason`` says
+            what was picked and why.
+        threads: Intra-op CPU threads for torch (None leaves torch's setting alone).
+        reparameterize: Run the re-parameterised copy (False: the model as it is, in eval mode).
+        tf32: On a CUDA GPU, let float32 use TF32 tensor-core math as PyTorch does by default (False:
+            full float32, :func:`cuda_math`).
+
+    Raises:
+        DanError: The checkpoint cannot be read, or the model has no label names, or a GPU is asked for
+            where there is none.
+    """
+
+    auto_reason: str  # set by dan.runtime.auto.race: what --backend auto picked and why
+
+    def __init__(
+        self,
+        model_or_path: DAN | str | os.PathLike,
+        labels: str | Sequence[str] | None = None,
+        device: object = "cpu",
+        threads: int | None = None,
+        reparameterize: bool = True,
+        tf32: bool = True,
+    ) -> None:
+        self.tf32 = tf32
+        self.device, self.device_reason = torch_device(device)  # a GPU asked for where there is none: before any work
+        if threads:
+            torch.set_num_threads(int(threads))
+        model = model_or_path if isinstance(model_or_path, torch.nn.Module) else load_model(model_or_path, labels)
+        record = ModelMetadata(  # the model's own record, without hashing its weights (they are in memory)
+            model.model_config,
+            labels=getattr(model, "labels", None),
+            preprocessing=model.preprocessing,
+            trained_on=getattr(model, "trained_on", None),
+            temperature=getattr(model, "temperature", None),
+        )
+        self.metadata: ModelMetadata = record.with_labels(labels, num_classes=model.num_classes)
+        self.labels: tuple[str, ...] = tuple(self.metadata.labels or ())
+        self.preprocessing: Preprocessing = self.metadata.preprocessing
+        self.trained_on: dict | None = self.metadata.trained_on
+        self.source = model  # the model as given (export reads it)
+        net: DAN
+        if reparameterize:
+            from dan.models.reparam import reparameterize as fold
+
+            net = fold(model, channels_last=self.device.type == "cpu")  # a copy
+        else:
+            net = copy.deepcopy(model)
+        self.model: DAN = net.to(self.device).eval()
+        self.name = "torch"
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected a batch of shape (N, 3, S, S), got {x.shape}")
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Logits for a normalised batch.
+
+        Args:
+            x: float32 array of shape (N, 3, S, S).
+
+        Returns:
+            float32 array of shape (N, C).
+        """
+        if len(x) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        with torch.inference_mode(), cuda_math(self.device, self.tf32):
+            return self.model(self._tensor(x)).logits.float().cpu().numpy()
+
+    def predict_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (N, C) and attention maps (N, K, h, w) from one forward pass."""
+        with torch.inference_mode(), cuda_math(self.device, self.tf32):
+            out = self.model(self._tensor(x), return_attention=True)
+            return out.logits.float().cpu().numpy(), out.attention.float().cpu().numpy()
