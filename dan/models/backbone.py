@@ -1,12 +1,15 @@
 """The Feature Clustering Network: a timm CNN without pooling or classifier, and its weights.
 
 DAN (arXiv 2109.07270, section 3.1) uses ResNet-18 initialised from a face-recognition model trained
-on MS-Celeb-1M (``resnet18_msceleb.pth``: ``{'state_dict': <torchvision resnet18 keys>}``). Any timm
-CNN whose ``forward_features`` returns a (B, C, H, W) map can stand in.
+on MS-Celeb-1M (``resnet18_msceleb.pth``: ``{'state_dict': <torchvision resnet18 keys, fc included>}``).
+``model.backbone_weights: msceleb`` names it: :func:`dan.hub.resolve_backbone` fetches it once into
+the download cache, checked by :func:`check_torchvision_layout` before it enters. Any timm CNN whose
+``forward_features`` returns a (B, C, H, W) map can stand in.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import warnings
@@ -22,16 +25,19 @@ from dan.common import DanError, one_line
 __all__ = [
     "MSCELEB_HELP",
     "FeatureBackbone",
+    "check_torchvision_layout",
     "create_backbone",
     "load_backbone_weights",
     "read_state_dict",
+    "resolve_backbone_weights",
     "state_dict_mismatch",
 ]
 
 MSCELEB_HELP = (
-    "get resnet18_msceleb.pth from the DAN reference implementation's README (github.com/yaoing/DAN, "
-    "'pretrained model on MS-Celeb-1M') and set model.backbone_weights to its path"
+    "set model.backbone_weights: msceleb to download the MS-Celeb-1M ResNet-18 (resnet18_msceleb.pth, the DAN "
+    "reference implementation's file) into the cache, or to the path of a weights file"
 )
+_COUNTER = "num_batches_tracked"  # BatchNorm's step counter: not a weight; torch's strict load fills it in
 
 
 class FeatureBackbone(Protocol):
@@ -128,6 +134,66 @@ def state_dict_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Ten
     return "; ".join(parts) or None
 
 
+def _tensors(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict of a weights file (``{'state_dict': {...}}`` or the bare dict), prefixes stripped."""
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DanError(f"{path}: not a state dict of tensors (expected {{'state_dict': {{name: tensor}}}})")
+    return _strip_prefix(state)
+
+
+def _with_counters(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with BatchNorm counters it lacks taken from ``own`` (as torch's strict load of an old file does)."""
+    missing = {k: own[k] for k in own if k.endswith(_COUNTER) and k not in state}
+    return {**state, **missing} if missing else state
+
+
+def check_torchvision_layout(path: str | os.PathLike, architecture: str = "resnet18") -> None:
+    """Check that a weights file holds every key and shape of a torchvision model (classifier included).
+
+    The model is built on the meta device (no memory, no weights). BatchNorm's ``num_batches_tracked``
+    counters may be absent, as a strict ``load_state_dict`` of an old file allows.
+
+    Args:
+        path: The file (a downloaded temporary file, or a cached file without a pin).
+        architecture: A ``torchvision.models`` builder name.
+
+    Raises:
+        DanError: Unreadable, unsafe, not a state dict, or any key or shape that differs (one line).
+    """
+    import torchvision
+
+    path = Path(path)
+    state = _tensors(read_state_dict(path), path)
+    with torch.device("meta"):
+        own = getattr(torchvision.models, architecture)().state_dict()
+    problem = state_dict_mismatch(own, _with_counters(own, state))
+    if problem:
+        raise DanError(f"{path}: not torchvision's {architecture} layout: {problem}")
+
+
+def resolve_backbone_weights(spec: str | os.PathLike, progress: bool = True) -> Path:
+    """The local file ``model.backbone_weights`` names: a path, or a released backbone's name (``msceleb``).
+
+    A name is fetched once into the download cache (:func:`dan.hub.resolve_backbone`, with its progress
+    bar), checked by :func:`check_torchvision_layout` before it enters, and read from there afterwards.
+
+    Raises:
+        DanError: A missing file (saying where to get the MS-Celeb file), or a failed download: one line
+            naming the URL and the path to save the file as by hand.
+    """
+    from dan.hub import BACKBONES, resolve_backbone
+
+    path = Path(spec)
+    entry = BACKBONES.get(os.fspath(spec))
+    if entry is not None and not path.is_file():
+        check = functools.partial(check_torchvision_layout, architecture=entry.architecture)
+        return resolve_backbone(entry.name, verify=check, progress=progress)
+    if not path.is_file():
+        raise DanError(f"{path}: backbone weights file not found: {MSCELEB_HELP}")
+    return path
+
+
 def _strip_prefix(state: dict, prefixes: tuple[str, ...] = ("module.", "backbone.")) -> dict:
     for p in prefixes:
         if state and all(k.startswith(p) for k in state):
@@ -135,27 +201,26 @@ def _strip_prefix(state: dict, prefixes: tuple[str, ...] = ("module.", "backbone
     return state
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
-    """Load the MS-Celeb ResNet-18 file (or any torchvision/timm-layout state dict) into ``backbone``.
+def load_backbone_weights(backbone: nn.Module, spec: str | os.PathLike) -> None:
+    """Load the MS-Celeb ResNet-18 (or any torchvision/timm-layout state dict) into ``backbone``.
 
-    The classifier (``fc.*``) is dropped; every other tensor must match the backbone exactly.
+    The classifier (``fc.*``) is dropped; every other tensor must match the backbone exactly
+    (BatchNorm counters the file lacks are kept).
 
     Args:
         backbone: A model from :func:`create_backbone`.
-        path: The weights file.
+        spec: The weights file, or a released backbone's name (``msceleb``, fetched once into the cache:
+            :func:`resolve_backbone_weights`).
 
     Raises:
-        DanError: Missing file (with where to get it), unreadable file, or tensors that do not fit.
+        DanError: Missing file (with where to get it), failed download, unreadable file, or tensors that
+            do not fit.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DanError(f"{path}: backbone weights file not found: {MSCELEB_HELP}")
-    obj = read_state_dict(path)
-    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DanError(f"{path}: not a state dict of tensors (expected {{'state_dict': {{name: tensor}}}})")
-    state = {k: v for k, v in _strip_prefix(state).items() if not k.startswith("fc.")}
-    problem = state_dict_mismatch(backbone.state_dict(), state)
+    path = resolve_backbone_weights(spec)
+    state = {k: v for k, v in _tensors(read_state_dict(path), path).items() if not k.startswith("fc.")}
+    own = backbone.state_dict()
+    state = _with_counters(own, state)
+    problem = state_dict_mismatch(own, state)
     if problem:
         raise DanError(f"{path}: does not fit the backbone: {problem}")
     backbone.load_state_dict(state)

@@ -8,7 +8,12 @@ Formats :func:`load_model` reads, all without unpickling arbitrary objects:
 - the same as ``.safetensors``, the ``"dan"`` entry stored as JSON in the file's metadata;
 - the reference implementation's ``.pth`` files (``{'iter', 'model_state_dict', ...}``, keys
   ``features.N.*``, ``cat_headK.*``, ``fc.*``, ``bn.*``), mapped onto this model's layout. They carry
-  no class names: 8 classes default to ``affectnet8``; 7 classes need ``labels``.
+  no class names (8 classes default to ``affectnet8``; 7 classes need ``labels``) and no
+  preprocessing: a released model named by its name (``rafdb``, ``affectnet7``...) gets the
+  catalogue's (:attr:`dan.hub.ReleasedModel.preprocessing`), any other file the defaults.
+
+Every file's ``dan`` entry goes through :meth:`dan.models.metadata.ModelMetadata.read`, the record every
+runtime reads too.
 """
 
 from __future__ import annotations
@@ -18,28 +23,31 @@ import json
 import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from dan.common import LABEL_SETS, DanError, Preprocessing, one_line, resolve_labels
+from dan.common import DanError, Preprocessing, one_line
 from dan.fileio import atomic_path
 from dan.hub import released_model, resolve_checkpoint
 from dan.models.backbone import read_state_dict, state_dict_mismatch
 from dan.models.dan import DAN
 from dan.models.heads import per_head_to_fused
-from dan.models.metadata import FORMAT_VERSION, ModelMetadata
+from dan.models.metadata import FORMAT_VERSION, ModelMetadata, tensor_checksum
+from dan.system import torch_device
 
 __all__ = [
     "FORMAT_VERSION",
+    "StoredWeights",
     "checkpoint_metadata",
     "checkpoint_verifier",
     "convert_reference_state_dict",
     "load_model",
+    "read_checkpoint_file",
+    "read_weights",
     "save_model",
 ]
-
-AFFECTNET_FIRST = LABEL_SETS["affectnet7"]
 
 # reference nn.Sequential index of a torchvision ResNet child -> timm/torchvision attribute name
 _FEATURE_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
@@ -122,6 +130,26 @@ def _is_reference(state: dict) -> bool:
 
 def _read(path: Path) -> tuple[dict | None, dict]:
     """(metadata or None, state dict) from any supported file."""
+    meta, state, _ = read_checkpoint_file(path)
+    return meta, state
+
+
+def read_checkpoint_file(path: str | os.PathLike) -> tuple[dict | None, dict, dict]:
+    """Read a local checkpoint file weights-only, without building a model.
+
+    Args:
+        path: A ``.pt``/``.ckpt``/``.pth``/``.safetensors`` file.
+
+    Returns:
+        ``(metadata, network, rest)``: the stored ``"dan"`` entry (None for files without one, such as
+        the reference's), the network's state dict (a Lightning checkpoint's ``model.`` prefix removed;
+        a reference file's keys as they are) and a Lightning checkpoint's other module entries, such as
+        the affinity loss's ``affinity.centers`` (empty for other files).
+
+    Raises:
+        DanError: Missing, unreadable or unsafe file, or no state dict of tensors in it.
+    """
+    path = Path(path)
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise DanError(f"{path}: no such file")
@@ -133,19 +161,20 @@ def _read(path: Path) -> tuple[dict | None, dict]:
                 state = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as err:
             raise DanError(f"{path}: not a readable safetensors file: {one_line(err)}") from None
-        return meta, state
+        return meta, state, {}
     obj = read_state_dict(path)
     if not isinstance(obj, dict):
         raise DanError(f"{path}: not a checkpoint: it holds a {type(obj).__name__}, not a dict")
     if "dan" in obj:
-        state = obj.get("state_dict", {})
-        if any(k.startswith("model.") for k in state):  # a Lightning checkpoint: keep the network only
+        state, rest = obj.get("state_dict", {}), {}
+        if any(k.startswith("model.") for k in state):  # a Lightning checkpoint: the network, and the rest apart
+            rest = {k: v for k, v in state.items() if not k.startswith("model.")}
             state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
-        return obj["dan"], state
+        return obj["dan"], state, rest
     state = obj.get("model_state_dict", obj.get("state_dict", obj))
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DanError(f"{path}: not a DAN checkpoint: found no state dict of tensors (keys: {list(obj)[:5]})")
-    return None, state
+    return None, state, {}
 
 
 def _infer_reference_config(state: dict[str, torch.Tensor], path: Path) -> dict:
@@ -200,6 +229,9 @@ def _verify_file(path: Path) -> None:
 def checkpoint_verifier(spec: str | os.PathLike) -> Callable[[Path], None]:
     """The check a downloaded file must pass before :func:`dan.hub.resolve_checkpoint` caches it.
 
+    The same check accepts a file found in the cache with no SHA-256 pin (put there by hand) before
+    its hash is recorded; the SHA-256 itself is :mod:`dan.hub`'s to check.
+
     Args:
         spec: What the user named: a released model name, a URL or an ``hf://`` path.
 
@@ -224,47 +256,101 @@ def load_model(
         labels: Label set name (``rafdb``, ``affectnet7``, ``affectnet8``, ``fer2013``) or class
             names. Needed for 7-class reference files (a released name brings its own); overrides the
             names stored in our files.
-        device: Where to put the model.
+        device: Where to put the model: ``cpu`` (default), ``cuda``, ``cuda:N``, ``auto`` (a CUDA GPU
+            when PyTorch sees one, :func:`dan.system.pick_device`), or a ``torch.device``.
 
     Returns:
         The :class:`DAN` model with ``labels`` and ``preprocessing`` set, in eval mode.
 
     Raises:
-        DanError: The file is missing, unreadable, unsafe, not a DAN checkpoint, or does not fit.
+        DanError: The file is missing, unreadable, unsafe, not a DAN checkpoint, or does not fit; or a
+            cached download does not match its SHA-256 pin (:mod:`dan.hub.cache`); or a GPU is asked
+            for where there is none (checked first).
     """
+    target, _ = torch_device(device)
     released = released_model(path)
     if released is not None and labels is None:
         labels = released.labels
     path = resolve_checkpoint(path, verify=checkpoint_verifier(path))
     meta, state = _read(path)
-    if meta is None:
+    where = f"{path}: "
+    record = ModelMetadata.read(meta, where)  # every stored value checked before a model is built
+    if record is None:
         if not _is_reference(state):
             raise DanError(
                 f"{path}: not a DAN checkpoint: no 'dan' settings and not the reference layout (features.*, cat_head*)"
             )
         config = _infer_reference_config(state, path)
         state = convert_reference_state_dict(state)
-        preprocessing = Preprocessing()
-        stored_labels = None
-        trained_on = None
-    else:
-        record = ModelMetadata.from_dict(meta, f"{path}: ")  # every stored value checked before a model is built
-        config, preprocessing = dict(record.model_config), record.preprocessing
-        stored_labels, trained_on = record.labels, record.trained_on
+        # the catalogue says how a released model's faces were cut out (AffectNet's: boxes); others: defaults
+        record = ModelMetadata(config, preprocessing=released.preprocessing if released else Preprocessing())
     try:
-        model = DAN(**config)
+        model = DAN(**record.model_config)
     except (TypeError, ValueError) as err:  # an unknown key, or a value such as head="xyz"
         raise DanError(f"{path}: unknown model setting in checkpoint: {err}") from None
     _load_into(model, state, path)  # names and shapes first: the plainer message for a file of another model
-    if meta is not None:
-        record.verify(state, f"{path}: ")
-    try:
-        model.labels = resolve_labels(labels if labels is not None else stored_labels, model.num_classes)
-    except DanError as err:
-        raise type(err)(f"{path}: {err}") from None
-    if meta is None and model.labels[: len(AFFECTNET_FIRST)] == AFFECTNET_FIRST:
-        # the reference AffectNet models saw the data set's face boxes, not aligned faces
-        preprocessing = Preprocessing(crop="box", margin=0.0)
-    model.preprocessing = preprocessing
-    model.trained_on = trained_on
-    return model.to(device).eval()
+    record.verify(state, where)
+    record.with_labels(labels, where, model.num_classes).apply_to(model)
+    return model.to(target).eval()
+
+
+@dataclass(frozen=True)
+class StoredWeights:
+    """A trained DAN's weights and what they mean, read without building the model (:func:`read_weights`).
+
+    Attributes:
+        path: The local file (the cached download for a remote spec).
+        model_config: Constructor arguments of :class:`DAN` that the weights belong to.
+        labels: Class names, index ``i`` naming classifier row ``i``.
+        state: The network's weights, in :class:`DAN`'s layout (a reference file's converted).
+        rest: A Lightning checkpoint's other module entries (``affinity.centers``, ...); else empty.
+        preprocessing: How the model's inputs were prepared.
+        checksum: :func:`dan.models.metadata.tensor_checksum` of ``state``.
+    """
+
+    path: Path
+    model_config: dict
+    labels: tuple[str, ...]
+    state: dict[str, torch.Tensor]
+    rest: dict[str, torch.Tensor]
+    preprocessing: Preprocessing
+    checksum: str
+
+
+def read_weights(spec: str | os.PathLike, labels: str | Sequence[str] | None = None) -> StoredWeights:
+    """Read any DAN checkpoint :func:`load_model` reads (same cache, pins and checks), without building it.
+
+    Args:
+        spec: A file, a released model name, an https:// URL or an ``hf://`` path.
+        labels: Label set name or class names; needed for a 7-class reference file (a released name
+            brings its own); overrides the names stored in our files.
+
+    Returns:
+        The :class:`StoredWeights`.
+
+    Raises:
+        DanError: What :func:`load_model` refuses (missing, unreadable, unsafe, damaged or not a DAN
+            file), an exported model (no training state), or a 7-class reference file without labels
+            (:class:`dan.common.MissingLabelsError`).
+    """
+    released = released_model(spec)
+    if released is not None and labels is None:
+        labels = released.labels
+    path = resolve_checkpoint(spec, verify=checkpoint_verifier(spec))
+    if path.suffix.lower() in (".onnx", ".pt2"):
+        raise DanError(
+            f"{path}: an exported model has no trainable weights: start from a .ckpt, .pt, .safetensors or .pth"
+        )
+    meta, state, rest = read_checkpoint_file(path)
+    where = f"{path}: "
+    record = ModelMetadata.read(meta, where)
+    if record is None:
+        if not _is_reference(state):
+            raise DanError(f"{path}: not a DAN checkpoint: no 'dan' settings and not the reference layout")
+        config = _infer_reference_config(state, path)
+        state = convert_reference_state_dict(state)
+        record = ModelMetadata(config, preprocessing=released.preprocessing if released else Preprocessing())
+    record.verify(state, where)
+    record = record.with_labels(labels, where, int(record.model_config.get("num_classes", 7)))
+    names, config, preprocessing = tuple(record.labels or ()), dict(record.model_config), record.preprocessing
+    return StoredWeights(path, config, names, state, rest, preprocessing, tensor_checksum(state))

@@ -58,7 +58,8 @@ class DAN(nn.Module):
         in_chans: Input image channels.
         drop_rate: Dropout before the classifier (0 in the paper).
         backbone_weights: None for random initialisation, ``"timm"`` for timm's pretrained weights,
-            or the path of a weights file (the MS-Celeb ResNet-18 ``resnet18_msceleb.pth``).
+            ``"msceleb"`` for the MS-Celeb ResNet-18 (``resnet18_msceleb.pth``, fetched once into the
+            download cache), or the path of a weights file.
         head: ``"dan"``: the paper's spatial-then-channel attention heads; ``"mha"``: textbook
             multi-head dot-product attention from learned queries (:mod:`dan.models.mha`).
 
@@ -67,6 +68,11 @@ class DAN(nn.Module):
             :func:`dan.load_model` and by training.
         preprocessing: How inputs must be prepared (size, mean, std).
         trained_on: What it was trained on (``{"format": ..., "synthetic": bool}``), when known.
+        started_from: What its training started from (``{"spec", "checksum", "labels"}``, see
+            :class:`dan.models.metadata.ModelMetadata`), or None.
+        temperature: The calibrated temperature T (``dan calibrate``; probabilities are softmax(logits / T),
+            applied by the runtimes, never by ``forward``), or None (T = 1).
+        calibration: How ``temperature`` was fitted, or None.
         head_type: ``"dan"`` or ``"mha"`` (the ``head`` argument; ``model_config["head"]``).
     """
 
@@ -100,6 +106,9 @@ class DAN(nn.Module):
         self.labels: tuple[str, ...] | None = None
         self.preprocessing = Preprocessing()
         self.trained_on: dict | None = None
+        self.started_from: dict | None = None
+        self.temperature: float | None = None
+        self.calibration: dict | None = None
 
     @property
     def model_config(self) -> dict:

@@ -15,7 +15,9 @@ with S = C/2 and D = C/16 (256 and 32 for ResNet-18). Instead of K separate modu
 share one 1x1 convolution with K*S outputs, grouped (groups=K) 3x3 / 1x3 / 3x1 convolutions,
 BatchNorms over the concatenated channels and batched per-head linear layers. BatchNorm is per
 channel, so this is the same function with the same parameters; :func:`per_head_to_fused` maps
-the per-head (reference) state-dict layout onto it.
+the per-head (reference) state-dict layout onto it. The grouped convolutions are
+:class:`~dan.models.tapconv.TapConv2d`: on small maps (up to 4 x 4: inputs up to 128 px) they run on
+the CPU as per-tap matrix products (no products with the padding, no slow grouped-convolution backward).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dan.models.tapconv import TapConv2d
 
 __all__ = ["GroupedLinear", "MultiHeadCrossAttention", "per_head_to_fused"]
 
@@ -71,11 +75,11 @@ class MultiHeadCrossAttention(nn.Module):
         # spatial attention
         self.conv1x1 = nn.Conv2d(c, k * s, 1)
         self.bn1x1 = nn.BatchNorm2d(k * s)
-        self.conv3x3 = nn.Conv2d(k * s, k * c, (3, 3), padding=(1, 1), groups=k)
+        self.conv3x3 = TapConv2d(k * s, k * c, (3, 3), padding=(1, 1), groups=k)
         self.bn3x3 = nn.BatchNorm2d(k * c)
-        self.conv1x3 = nn.Conv2d(k * s, k * c, (1, 3), padding=(0, 1), groups=k)
+        self.conv1x3 = TapConv2d(k * s, k * c, (1, 3), padding=(0, 1), groups=k)
         self.bn1x3 = nn.BatchNorm2d(k * c)
-        self.conv3x1 = nn.Conv2d(k * s, k * c, (3, 1), padding=(1, 0), groups=k)
+        self.conv3x1 = TapConv2d(k * s, k * c, (3, 1), padding=(1, 0), groups=k)
         self.bn3x1 = nn.BatchNorm2d(k * c)
         # channel attention
         self.fc1 = GroupedLinear(k, c, d)

@@ -56,16 +56,22 @@ class EpochSummary(Callback):
 
         epoch 3/12  train/loss 0.912  train/acc 0.684  val/loss 0.655  val/acc 0.771 (best 0.771)  lr 1.8e-03  41 s
 
-    It replaces the progress bar where there is no terminal to draw one (logs, CI, ``nohup``).
+    It replaces the progress bar where there is no terminal to draw one (logs, CI, ``nohup``). The
+    seconds of an epoch a run was resumed in count from the resume (``... 12 s since the resume``).
     """
 
     _KEYS = ("train/loss", "train/acc", "val/loss", "val/acc")
 
     def __init__(self) -> None:
-        self._start = 0.0
+        self._start = time.perf_counter()
+        self._resumed = False  # the epoch began before this process (a mid-epoch resume)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # a run resumed mid-epoch never calls on_train_epoch_start for that epoch: time it from here
+        self._start, self._resumed = time.perf_counter(), True
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._start = time.perf_counter()
+        self._start, self._resumed = time.perf_counter(), False
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Lightning runs the epoch's validation before this hook, so its metrics are here too
@@ -82,5 +88,6 @@ class EpochSummary(Callback):
                     parts[-1] += f" (best {float(metrics['val/acc_best']):.3f})"
         if trainer.optimizers:
             parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.1e}")
-        parts.append(f"{time.perf_counter() - self._start:.0f} s")
+        parts.append(f"{time.perf_counter() - self._start:.0f} s" + (" since the resume" if self._resumed else ""))
+        self._resumed = False
         print("  ".join(parts), flush=True)

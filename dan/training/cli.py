@@ -1,10 +1,16 @@
 """LightningCLI over :class:`DANModule` and :class:`FERDataModule`: what ``dan fit|validate|test`` runs.
 
 Every Lightning option works (``--trainer.devices 2 --trainer.strategy ddp``, ``--trainer.precision
-bf16-mixed``, ``--ckpt_path last.ckpt``, ...). The data module's class count, label names and image
-size are linked into the model, and two callbacks are configured under their own keys:
+bf16-mixed``, ``--ckpt_path last.ckpt``, ...). The data module's class count, label names, ``trained_on``
+and its one preprocessing record (``data.image_size``, ``data.mean``, ``data.std``, ``data.resize``
+and the format's face crop: what the loaders apply and the checkpoints store) are linked into the
+model, and callbacks are configured under their own keys:
 ``checkpoint`` (best by ``val/acc``), ``last_checkpoint`` (``last.ckpt`` after every epoch), ``confusion``
-(a CSV per epoch), ``epoch_summary`` (a progress line per epoch) and ``lr_monitor``.
+(a CSV per epoch), ``epoch_summary`` (a progress line per epoch), ``resume`` (SIGTERM / Ctrl-C save a
+resumable ``last.ckpt`` mid-epoch; optional step or time intervals) and ``lr_monitor``. ``--ckpt_path``
+is resolved to a checked local file before Lightning reads it (:mod:`dan.training.ckpt_path`), and
+checkpoints are written atomically (:class:`dan.training.checkpoint_io.AtomicCheckpointIO`). A config
+may say ``extends: other.yaml`` (``dan.cli.train`` reads the chain).
 
 ``trainer.precision: null`` (or left out) means *auto*: ``bf16-mixed`` where the hardware computes
 bfloat16 natively (a CPU with AVX512-BF16 or AMX, a GPU that supports it), ``32-true`` elsewhere,
@@ -22,12 +28,12 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from dan.common import DanError
+from dan.common import Preprocessing
 from dan.data.datamodule import FERDataModule
-from dan.models.backbone import read_state_dict
 from dan.system import resolve_precision
 from dan.training.callbacks import ConfusionMatrixWriter, EpochSummary
 from dan.training.checkpoint_io import AtomicCheckpointIO
+from dan.training.ckpt_path import resolve_ckpt_path
 from dan.training.module import DANModule
 from dan.training.resume import ResumableTraining
 
@@ -40,6 +46,11 @@ def loggers(name: str) -> list[dict]:
         {"class_path": f"pytorch_lightning.loggers.{kind}", "init_args": {"save_dir": "runs", "name": name}}
         for kind in ("CSVLogger", "TensorBoardLogger")
     ]
+
+
+def _record(preprocessing: Preprocessing) -> dict:
+    """The data module's preprocessing record as the model's plain-type init argument."""
+    return preprocessing.to_dict()
 
 
 def _run_name(argv: list[str]) -> str:
@@ -85,9 +96,21 @@ class DANCLI(LightningCLI):
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.label_names", "model.label_names", apply_on="instantiate")
-        parser.link_arguments("data.image_size", "model.image_size")
-        parser.link_arguments("data.face_crop", "model.face_crop", apply_on="instantiate")
+        # one record from data to model: the loaders' transforms and the checkpoint's preprocessing are the same
+        parser.link_arguments("data.preprocessing", "model.preprocessing", _record, apply_on="instantiate")
         parser.link_arguments("data.trained_on", "model.trained_on", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Parse, then turn ``ckpt_path`` (command line or config file) into a checked local file.
+
+        Before Lightning reads the file's hyperparameters and before any logger or run folder exists;
+        Lightning never sees a URL (:mod:`dan.training.ckpt_path`).
+        """
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        if config.get("ckpt_path"):
+            config["ckpt_path"] = resolve_ckpt_path(config["ckpt_path"])
 
     def before_instantiate_classes(self) -> None:
         """Resolve ``trainer.precision: null`` (auto) from the hardware; one ``version_N`` for every logger."""
@@ -130,27 +153,12 @@ class DANCLI(LightningCLI):
             a.version = version
 
 
-def _check_ckpt_path(argv: list[str]) -> None:
-    """Read ``--ckpt_path`` with the weights-only reader first: a bad file is one line, not a traceback."""
-    for i, arg in enumerate(argv):
-        value = None
-        if arg.startswith("--ckpt_path="):
-            value = arg.split("=", 1)[1]
-        elif arg == "--ckpt_path" and i + 1 < len(argv):
-            value = argv[i + 1]
-        if value and value not in ("last", "best", "hpc", "registry") and "://" not in value:
-            state = read_state_dict(value)
-            if not isinstance(state, dict) or "state_dict" not in state or "loops" not in state:
-                raise DanError(f"{value}: not a Lightning training checkpoint (no trainer state to resume from)")
-
-
 def run(argv: list[str]) -> int:
     """Run LightningCLI with ``argv`` (``["fit", "-c", "configs/rafdb.yaml", ...]``).
 
     Returns:
         0; 143 when stopped by SIGTERM and 130 by Ctrl-C, after saving a resumable checkpoint.
     """
-    _check_ckpt_path(argv)
     try:
         cli = DANCLI(
             DANModule,

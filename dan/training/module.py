@@ -5,10 +5,18 @@ loss's class centres are parameters of this module, so the configured optimiser 
 the network. Metric keys: ``train/loss``, ``train/ce``, ``train/af``, ``train/pt``, ``train/acc``,
 ``val/loss``, ``val/acc``, ``val/bacc``, ``val/acc_best``, ``val/recall/<class>``, ``val/f1/<class>``
 and the same under ``test/``.
+
+Fine-tuning (docs/design.md): ``init_from`` starts the network from a trained DAN when training starts
+(:mod:`dan.models.transfer`: every tensor that fits, the classifier and the affinity centres class by
+class name), ``freeze`` freezes the first backbone stages (:mod:`dan.models.freeze`) and
+``backbone_lr_scale`` gives the backbone a fraction of the learning rate (:mod:`dan.training.optim`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -19,11 +27,21 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from dan.common import DanError, Preprocessing
+from dan.common import DanError, MissingLabelsError, Preprocessing
+from dan.data.batch import IMAGE, LABEL, DeviceTransform
 from dan.evaluation.metrics import ClassificationMetrics
 from dan.models import DAN, AffinityLoss, PartitionLoss, checkpoint_metadata
+from dan.models.checkpoint import read_weights
+from dan.models.freeze import freeze_backbone
+from dan.models.tapconv import use_tap_convs
+from dan.models.transfer import TransferReport, transfer_centres, transfer_weights
+from dan.training.optim import build_optimizer, param_groups
 
 __all__ = ["DANModule"]
+
+# DANModule finishes the data module's uint8 batches in its own on_after_batch_transfer, on purpose: Lightning's
+# remark that the module's hook is used although a data module was given is nothing a user can act on
+warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_transfer` in `LightningModule`")
 
 
 def _default_optimizer(params) -> torch.optim.Optimizer:
@@ -37,12 +55,14 @@ class DANModule(LightningModule):
         num_classes: Number of classes (linked from the data module in configs).
         num_heads: Cross attention heads K.
         backbone: timm backbone name.
-        backbone_weights: None, ``"timm"``, or the MS-Celeb ResNet-18 file (``resnet18_msceleb.pth``).
+        backbone_weights: None, ``"timm"``, ``"msceleb"`` (the MS-Celeb ResNet-18, fetched once into the
+            download cache) or a weights file's path.
         drop_rate: Dropout before the classifier.
         label_names: Class names (linked from the data module); stored in checkpoints.
-        image_size: Input size (linked from the data module); stored in checkpoints.
-        face_crop: How the data set's faces were cut out of photos (linked from the data module:
-            ``crop``, ``face_size``, ``margin`` of :class:`dan.common.Preprocessing`); stored in checkpoints.
+        preprocessing: The model-input record (:meth:`dan.common.Preprocessing.to_dict`: input size,
+            mean, std, resize filter and how the data set's faces were cut out of photos), linked from
+            the data module, whose loaders prepare images by the same record; stored in checkpoints.
+            None: the defaults.
         trained_on: The data set's format and whether its faces are generated (linked from the data
             module); stored in checkpoints, so inference can warn about a model of generated faces.
         lambda_af: Weight of the affinity loss.
@@ -58,9 +78,21 @@ class DANModule(LightningModule):
         compile: Wrap the network in ``torch.compile``.
         head: The attention heads: ``dan`` (the paper's) or ``mha`` (textbook multi-head dot-product
             attention, :mod:`dan.models.mha`).
+        init_from: Start from a trained DAN: a released name (``rafdb``, ``affectnet7``, ``affectnet8``),
+            a file, an https:// URL or an ``hf://`` path, read as :func:`dan.load_model` reads it (cache,
+            SHA-256 pins, weights-only). Applied when training starts, not when a run resumes from its
+            checkpoint; only the classes may differ (see :mod:`dan.models.transfer`).
+        init_from_labels: The class names of a 7-class reference file given as a file (a label-set name
+            or a list); released names and this package's files bring their own.
+        freeze: Freeze the backbone's first stages: 0 or None none, ``n`` the first n (timm's coarse
+            groups; ResNet: 1 the stem, 2 the stem and layer1, ... 5 all), ``backbone`` all of it.
+            Frozen BatchNorms stay in eval mode.
+        backbone_lr_scale: The backbone's learning rate as a fraction of the configured one (the
+            heads, classifier and affinity centres keep it); 1.0: one group as before.
     """
 
     _compiled: Callable[..., Any] | None  # torch.compile of the network, set with object.__setattr__
+    _device_transform: DeviceTransform | None = None  # the batches' normalisation, built on first use
 
     def __init__(
         self,
@@ -70,8 +102,7 @@ class DANModule(LightningModule):
         backbone_weights: str | None = None,
         drop_rate: float = 0.0,
         label_names: list[str] | None = None,
-        image_size: int = 224,
-        face_crop: dict | None = None,
+        preprocessing: dict | None = None,
         trained_on: dict | None = None,
         lambda_af: float = 1.0,
         lambda_pt: float = 1.0,
@@ -81,6 +112,10 @@ class DANModule(LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         head: Literal["dan", "mha"] = "dan",
+        init_from: str | None = None,
+        init_from_labels: str | list[str] | None = None,
+        freeze: int | Literal["backbone"] | None = None,
+        backbone_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -90,12 +125,18 @@ class DANModule(LightningModule):
         self.model.labels = tuple(label_names) if label_names else tuple(f"class{i}" for i in range(num_classes))
         if len(self.model.labels) != num_classes:
             raise DanError(f"model.label_names has {len(self.model.labels)} names for {num_classes} classes")
-        self.model.preprocessing = Preprocessing.from_dict({"input_size": image_size, **(face_crop or {})}, "model.")
+        self.model.preprocessing = Preprocessing.from_dict(preprocessing, "model.")
         self.model.trained_on = dict(trained_on) if trained_on else None
         if affinity_centres is not None and affinity_centres < num_classes:
             raise DanError(f"model.affinity_centres={affinity_centres}: needs at least one per class ({num_classes})")
         self.affinity = AffinityLoss(affinity_centres or num_classes, self.model.num_features)
         self.partition = PartitionLoss()
+        if isinstance(backbone_lr_scale, bool) or not math.isfinite(backbone_lr_scale) or backbone_lr_scale < 0:
+            raise DanError(
+                f"model.backbone_lr_scale={backbone_lr_scale!r}: expected a number >= 0 (1.0: the same rate)"
+            )
+        self._frozen_norms = freeze_backbone(self.model.backbone, freeze)  # kept in eval mode while training
+        self._weights_restored = False  # a checkpoint's weights were loaded: init_from does not apply
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.channels_last, self.compile_model = channels_last, compile
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -108,6 +149,7 @@ class DANModule(LightningModule):
 
     def configure_model(self) -> None:
         """Apply memory format and compilation once the module is on its device."""
+        use_tap_convs(self.model.backbone)  # 3x3 convolutions on small CPU maps: per-tap products (faster)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if self.compile_model and self._compiled is None:
@@ -117,7 +159,31 @@ class DANModule(LightningModule):
         """The network's :class:`dan.models.DANOutput`."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return (self._compiled or self.model)(x)
+        # not "self._compiled or self.model": a compiled module's truth value asks for its len(), which it refuses
+        return (self.model if self._compiled is None else self._compiled)(x)
+
+    def _inputs(self, batch: dict | tuple | list, channels_last: bool = False) -> dict:
+        """The batch as a dict with float ``image`` input: uint8 faces normalised and erased where they are."""
+        if not isinstance(batch, dict):  # the all-CPU pipeline's (images, labels) pairs
+            x, y = batch
+            batch = {IMAGE: x, LABEL: y}
+        if batch[IMAGE].dtype != torch.uint8:
+            return batch
+        record = self.model.preprocessing
+        if self._device_transform is None or self._device_transform.pre != record:
+            object.__setattr__(self, "_device_transform", DeviceTransform(record))  # not state: never saved
+        assert self._device_transform is not None
+        return self._device_transform.batch(batch, channels_last)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Finish uint8 batches on the device they were copied to (pinned, non-blocking): normalise, erase.
+
+        The data module's workers ship uint8 faces with their random-erasing rectangles
+        (:mod:`dan.data.batch`); every key but ``erase`` passes through. Other batches are left as they are.
+        """
+        if isinstance(batch, dict) and IMAGE in batch:
+            return self._inputs(batch, self.channels_last)
+        return batch
 
     def _losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         out = self(x)
@@ -128,7 +194,8 @@ class DANModule(LightningModule):
         return {"loss": loss, "ce": ce, "af": af, "pt": pt}, out.logits
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch
+        batch = self._inputs(batch)  # a no-op after on_after_batch_transfer
+        x, y = batch[IMAGE], batch[LABEL]
         losses, logits = self._losses(x, y)
         # the finiteness check reads the loss back from the device: only at logging intervals (a sync)
         try:
@@ -148,7 +215,8 @@ class DANModule(LightningModule):
         return losses["loss"]
 
     def _eval_step(self, batch, stage: str, metrics: ClassificationMetrics) -> None:
-        x, y = batch
+        batch = self._inputs(batch)
+        x, y = batch[IMAGE], batch[LABEL]
         losses, logits = self._losses(x, y)
         metrics.update(logits.argmax(-1), y)
         self.log(f"{stage}/loss", losses["loss"], on_epoch=True, sync_dist=True, prog_bar=stage == "val")
@@ -181,8 +249,78 @@ class DANModule(LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test", self.test_metrics)
 
+    def start_from(self, spec: str, labels: str | list[str] | None = None) -> TransferReport:
+        """Load a trained DAN's weights into this module (``init_from``) and print what was kept.
+
+        Args:
+            spec: A released model name, a file, an https:// URL or an ``hf://`` path.
+            labels: Class names of a 7-class reference file (``init_from_labels``).
+
+        Returns:
+            The :class:`dan.models.transfer.TransferReport`.
+
+        Raises:
+            DanError: The source cannot be had or read, or differs in more than its classes.
+        """
+        from dan.data.folder import canonical_class_name  # the names a class-folder data set gets
+
+        try:
+            source = read_weights(spec, labels)
+        except MissingLabelsError as err:
+            raise err.for_option("--model.init_from_labels") from None
+        report = transfer_weights(self.model, source, canonical_class_name)
+        centres = transfer_centres(self.affinity.centers, source, report.match)
+        report = dataclasses.replace(report, centres=centres)
+        self.model.started_from = {"spec": str(spec), "checksum": source.checksum, "labels": list(source.labels)}
+        if getattr(self._trainer, "global_rank", 0) == 0:
+            config = source.model_config
+            print(
+                f"init_from {spec}: {source.path} ({len(source.labels)} classes, {config.get('backbone')}, "
+                f"{config.get('num_heads')} heads; weights {source.checksum[:23]}...)",
+                flush=True,
+            )
+            for line in report.lines():
+                print(f"  {line}", flush=True)
+            ours, theirs = self.model.preprocessing, source.preprocessing
+            fields = ("input_size", "mean", "std", "crop")
+            changed = [
+                f"{f} {getattr(theirs, f)} -> {getattr(ours, f)}"
+                for f in fields
+                if getattr(ours, f) != getattr(theirs, f)
+            ]
+            if changed:
+                print(f"  note: this run prepares inputs unlike the source: {', '.join(changed)}", flush=True)
+        return report
+
+    def on_fit_start(self) -> None:
+        """Apply ``init_from`` (after a resumed run's checkpoint was restored: then it does not apply)."""
+        spec = self.hparams.get("init_from")
+        if spec and not self._weights_restored:
+            self.start_from(spec, self.hparams.get("init_from_labels"))
+
+    def on_train_start(self) -> None:
+        """Frozen BatchNorms to eval mode (after Lightning's check that every module starts in train mode)."""
+        for module in self._frozen_norms:
+            module.eval()
+
+    def train(self, mode: bool = True):
+        """Train mode, except for frozen BatchNorms, which keep the source's statistics."""
+        super().train(mode)
+        if mode:
+            for module in self._frozen_norms:
+                module.eval()
+        return self
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint's weights win over ``init_from``; keep what the run started from."""
+        self._weights_restored = True
+        started = checkpoint.get("dan", {}).get("started_from") if isinstance(checkpoint.get("dan"), dict) else None
+        if isinstance(started, dict):
+            self.model.started_from = dict(started)
+
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        scale = float(self.hparams.get("backbone_lr_scale", 1.0))
+        optimizer = build_optimizer(self.optimizer_factory, param_groups(self.named_parameters(), scale), scale)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)

@@ -30,6 +30,8 @@ import torch.distributed as dist
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from dan.fileio import remove_stale_temps_in
+
 if TYPE_CHECKING:
     from pytorch_lightning.loops.progress import _ProcessedTracker
 
@@ -108,11 +110,27 @@ class ResumableTraining(Callback):
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._trainer = trainer
         self._last_save = time.monotonic()
+        if trainer.is_global_zero:
+            self._remove_stale_temps(trainer)
         if os.name != "nt" and hasattr(signal, "SIGINT"):
             try:
                 self._old_sigint = signal.signal(signal.SIGINT, self._on_sigint)
             except ValueError:  # not the main thread
                 self._old_sigint = None
+
+    @staticmethod
+    def _remove_stale_temps(trainer: Trainer) -> None:
+        """Remove temporary files of checkpoint saves killed mid-write (``kill -9``) from this run's checkpoint
+        folders and from the folder of the checkpoint it resumes from (which the new run does not write to)."""
+        folders = {
+            str(cb.dirpath) for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.dirpath
+        }
+        if trainer.ckpt_path:  # the local file dan.training.ckpt_path resolved
+            folders.add(str(Path(trainer.ckpt_path).parent))
+        for folder in sorted(f for f in folders if "://" not in f):
+            removed = remove_stale_temps_in(folder)
+            if removed:
+                print(f"removed {len(removed)} temporary file(s) of killed checkpoint saves in {folder}", flush=True)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._put_back_sigint()
