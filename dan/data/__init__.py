@@ -1,5 +1,5 @@
-"""Data layer: readers for every supported layout, transforms, the Dataset, a balanced sampler,
-the Lightning data module, the synthetic data set and the data checker.
+"""Data layer: one record per data-set layout (:mod:`dan.data.formats`), readers for each, transforms,
+the Dataset, a balanced sampler, the Lightning data module, the synthetic data set and the data checker.
 
 Never imports the model, training or inference layers (docs/design.md, layers). Heavy submodules are
 imported on attribute access, so ``import dan.data`` stays cheap.
@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "BalancedSampler",
     "CheckReport",
+    "DataFormat",
     "FERDataModule",
     "FERDataset",
     "FORMATS",
@@ -22,6 +23,7 @@ __all__ = [
     "build_transform",
     "check_dataset",
     "generate",
+    "get_format",
     "read_split",
     "tta_flip",
 ]
@@ -29,6 +31,7 @@ __all__ = [
 _WHERE = {
     "BalancedSampler": "dan.data.sampler",
     "CheckReport": "dan.data.check",
+    "DataFormat": "dan.data.formats",
     "FERDataModule": "dan.data.datamodule",
     "FERDataset": "dan.data.dataset",
     "FORMATS": "dan.data.readers",
@@ -38,6 +41,7 @@ _WHERE = {
     "build_transform": "dan.data.transforms",
     "check_dataset": "dan.data.check",
     "generate": "dan.data.synth",
+    "get_format": "dan.data.formats",
     "read_split": "dan.data.readers",
     "tta_flip": "dan.data.transforms",
 }

@@ -24,9 +24,17 @@ import numpy as np
 
 from dan.common import LABEL_SETS, DanError
 from dan.data.folder import image_files
-from dan.data.samples import Issue, Sample, SplitData, split_role
+from dan.data.formats import DataFormat, FaceCrop, pick_split, register
+from dan.data.samples import Issue, Sample, SplitData
 
-__all__ = ["AFFECTNET_COLUMNS", "affectnet_label_names", "affectnet_layout", "read_affectnet"]
+__all__ = [
+    "AFFECTNET_COLUMNS",
+    "AFFECTNET_ROLES",
+    "AFFECTNET_SPLITS",
+    "affectnet_label_names",
+    "affectnet_layout",
+    "read_affectnet",
+]
 
 AFFECTNET_COLUMNS = (
     "subDirectory_filePath",
@@ -45,8 +53,9 @@ _SPLITS = {
     "train": ("training.csv", "train_set", ("train", "training")),
     "validation": ("validation.csv", "val_set", ("val", "validation", "valid", "test")),
 }
+AFFECTNET_SPLITS = tuple(_SPLITS)
 # AffectNet's test set is not public: its validation set is the benchmark
-_SPLIT_OF_ROLE = {"train": "train", "val": "validation", "test": "validation"}
+AFFECTNET_ROLES = {"train": "train", "val": "validation", "test": "validation"}
 
 
 def affectnet_label_names(num_classes: int | None) -> tuple[str, ...]:
@@ -99,7 +108,7 @@ def _read_csv(root: Path, csv_path: Path, num_labels: int, issues: list[Issue]) 
         raise DanError(f"{image_root}: AffectNet image folder not found")
     samples: list[Sample] = []
     seen: dict[str, int] = {}
-    with open(csv_path, newline="", encoding="utf-8", errors="replace") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.reader(f)
         first = next(reader, None)
         if first is None:
@@ -212,9 +221,7 @@ def read_affectnet(
     root = Path(root)
     names = affectnet_label_names(num_classes)
     layout = affectnet_layout(root)
-    key = _SPLIT_OF_ROLE.get(split_role(split) or "")
-    if key is None:
-        raise DanError(f"{root}: AffectNet has no split {split!r}: use train or validation")
+    key = pick_split(root, split, AFFECTNET_SPLITS, AFFECTNET_ROLES, "AffectNet")
     csv_name, npy_name, folder_names = _SPLITS[key]
     issues: list[Issue] = []
     if layout == "csv":
@@ -230,7 +237,20 @@ def read_affectnet(
         source = found[0]
         samples = _read_class_folders(source, len(names), issues)
     data = SplitData("affectnet", key, names, samples, str(source), None, issues)
-    if strict:
-        data.raise_on_issues()
-    data.require_samples()
-    return data
+    return data.checked(strict)
+
+
+# AffectNet: Manually_Annotated_file_lists/*.csv, train_set/ + val_set/ (npy), or train/0..7/
+register(
+    DataFormat(
+        name="affectnet",
+        title="AffectNet",
+        read=lambda root, split, o: read_affectnet(root, split, o.num_classes, o.strict),
+        labels=lambda root, o: affectnet_label_names(o.num_classes),
+        splits=AFFECTNET_SPLITS,
+        roles=AFFECTNET_ROLES,
+        face_crop=FaceCrop("box", margin=0.0),  # the data set's own face boxes, as they are
+        eval_labels="affectnet7",  # a 7-class file without names; 8 classes are AffectNet-8 anyway
+        check=affectnet_layout,
+    )
+)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dan.common import DanError
 from dan.data.dataset import load_sample_image
-from dan.data.readers import format_label_names, list_splits, read_split
+from dan.data.formats import ReadOptions, get_format
 from dan.data.samples import Issue, Sample, SplitData
 from dan.imaging import ImageReadError
 
@@ -96,7 +96,7 @@ def check_dataset(
     """Read every split of a data set, decode every image, and report counts and problems.
 
     Args:
-        format: ``rafdb``, ``affectnet``, ``fer2013`` or ``folder``.
+        format: A data set layout (:data:`dan.common.FORMAT_NAMES`).
         root: The data set root.
         num_classes: AffectNet: 7 or 8; others None.
         rafdb_images: ``aligned`` or ``original`` (RAF-DB).
@@ -106,13 +106,17 @@ def check_dataset(
     Returns:
         The report; ``report.ok`` is False when anything is wrong.
     """
+    fmt = get_format(format)
     report = CheckReport(format, str(root))
     if not Path(root).exists():
         report.problems.append(Issue(str(root), None, "data set root not found"))
         return report
+    options = ReadOptions(num_classes, rafdb_images, strict=False)
     try:
-        report.label_names = format_label_names(format, root, num_classes)
-        splits = list_splits(format, root)
+        if fmt.check is not None:
+            fmt.check(Path(root))  # not this layout at all: one problem, not one per split
+        report.label_names = fmt.label_names(root, options)
+        splits = fmt.split_names(root, options)
     except DanError as err:
         report.problems.append(Issue("", None, str(err)))
         return report
@@ -122,7 +126,7 @@ def check_dataset(
     first_seen: dict[str, str] = {}
     for split in splits:
         try:
-            data = read_split(format, root, split, num_classes, rafdb_images, strict=False)
+            data = fmt.read_split(root, split, options)
         except DanError as err:
             issue = Issue("", None, str(err))
             if issue not in seen_issue:  # the same missing file named once, not once per split

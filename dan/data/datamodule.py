@@ -1,13 +1,22 @@
 """Lightning data module over every supported data set format.
 
-``num_classes`` and ``label_names`` are known right after ``__init__`` (from the format, the given
-``num_classes`` or a folder listing), so LightningCLI can link ``data.num_classes`` to the model.
+``num_classes``, ``label_names`` and the model-input record ``preprocessing`` are known right after
+``__init__`` (from the format's record, the given ``num_classes`` or a folder listing, and the image
+options), so LightningCLI can link them to the model: the training transforms and the model take the
+one :class:`dan.common.Preprocessing` built here.
 The root is checked in ``__init__``; lists and columns are read and checked in :meth:`setup`, so
 every mistake surfaces as a one-line :class:`dan.common.DanError` before the first step.
+
+Batches are dicts (:mod:`dan.data.batch`): the workers ship uint8 faces, each with its random-erasing
+rectangle, and the model normalises and erases them on its device (``DANModule.on_after_batch_transfer``),
+a quarter of the bytes through shared memory, pinning and the host-to-device copy.
+``device_transforms=False`` keeps the older all-CPU pipeline (float32 ``(images, labels)`` pairs), for
+comparison (``scripts/benchmark_data.py``, ``scripts/gpu_check.py``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -15,9 +24,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from dan.common import DanError, Preprocessing
+from dan.common import IMAGENET_MEAN, IMAGENET_STD, RAFDB_IMAGES, DanError, Preprocessing
+from dan.data.batch import collate
 from dan.data.dataset import FERDataset
-from dan.data.readers import FORMATS, default_splits, format_label_names, read_split
+from dan.data.formats import ReadOptions, get_format
 from dan.data.sampler import EpochSampler
 from dan.data.samples import SplitData
 from dan.data.synth import read_manifest
@@ -43,7 +53,9 @@ class FERDataModule(pl.LightningDataModule):
     """Train/val/test data loaders for RAF-DB, AffectNet, FER2013 or a class-folder tree.
 
     Args:
-        format: ``rafdb`` (also ``dan synth`` output), ``affectnet``, ``fer2013`` or ``folder``.
+        format: A data set layout (:data:`dan.common.FORMAT_NAMES`): ``rafdb`` (also ``dan synth``
+            output), ``affectnet``, ``fer2013`` or ``folder``; its record
+            (:class:`dan.data.formats.DataFormat`) says everything else about it.
         root: The data set's root folder.
         num_classes: AffectNet: 7 or 8 (default 8). Others: None (fixed, or the folder count).
         train_split: Training split name.
@@ -51,26 +63,51 @@ class FERDataModule(pl.LightningDataModule):
             ``PublicTest``, folder ``val``). A data set without one (RAF-DB, a folder tree without
             ``val/``) validates on ``val_fraction`` of its training split instead, never on its test
             split; name a split here to override (``test`` reproduces the reference's RAF-DB protocol,
-            which selects its best epoch on the test split).
+            which selects its best epoch on the test split; ``val`` on RAF-DB is an error).
         val_fraction: Share of the training split held out for validation when there is no
             validation split (stratified by class, seeded by ``seed``).
         test_split: Test split; default the format's (rafdb ``test``, fer2013 ``PrivateTest``,
             affectnet ``validation``, folder ``test`` or else ``val``).
         image_size: Side of the square model input in pixels.
-        augment: Training pipeline: ``rafdb``, ``affectnet``, ``eval`` or ``none``.
+        mean: Per-channel RGB mean in [0, 1] the inputs are normalised with (ImageNet's by default).
+        std: Per-channel RGB standard deviation in [0, 1] (ImageNet's by default).
+        resize: Resize filter (:data:`dan.common.RESIZE_NAMES`; ``bilinear`` is torchvision's
+            ``Resize`` on PIL images).
+        augment: Training pipeline (:data:`dan.common.TRANSFORMS`): ``rafdb``, ``affectnet``, ``flip``,
+            ``eval`` or ``none``.
         batch_size: Training batch size (per device).
         eval_batch_size: Validation/test batch size; default ``batch_size``.
         num_workers: DataLoader worker processes.
         balanced_sampler: Sample training images by inverse class frequency (with replacement).
         skip_bad_files: Skip and count unreadable images instead of stopping.
         rafdb_images: RAF-DB images, ``aligned`` or ``original``.
-        pin_memory: Pin batches in page-locked memory (for GPU training).
+        fold: CK+: the test fold (the next one validates, the others train); run 0 .. folds - 1 and average.
+        folds: CK+: how many subject-independent folds.
+        split_seed: CK+ folds and ExpW's split by photo: the seed of the assignment (not ``seed``, so
+            ``dan evaluate`` finds the same test split).
+        peak_frames: CK+: last frames of each labelled sequence taken with its expression.
+        first_frame_neutral: CK+: also each labelled sequence's first frame, as neutral (8 classes).
+        soft_targets: FERPlus: keep the vote fractions (``SplitData.soft``) for a loss that uses them.
+        pin_memory: Pin batches in page-locked memory, so the copy to the GPU runs asynchronously; None
+            (the default): when the trainer trains on a CUDA device.
+        device_transforms: Normalise and erase on the training device (uint8 batches); False: the whole
+            pipeline in the workers (float32 batches), as before.
+        device_resize: With ``device_transforms``, the side the workers resize training faces to and
+            augment them at (RAF-DB's aligned faces are 100 px: no resize in the workers at all); the
+            device resizes them to ``image_size`` (antialiased, within one level of PIL's resize). Fewer
+            bytes and less worker CPU; the inputs then differ from the exact contract by that level and by
+            augmenting before the last resize. Validation and test batches keep the exact contract. None:
+            off.
         seed: Seed of the training order (shuffled or balanced draws), of every sample's augmentation
             and of the validation hold-out; default the global seed (``seed_everything``).
 
     Attributes:
         num_classes: Number of classes.
         label_names: Class names, index ``i`` naming label ``i``.
+        data_format: The format's record (:class:`dan.data.formats.DataFormat`).
+        preprocessing: The model-input record: the image options above and the format's face crop
+            (how its faces were cut out of photos). Every loader here prepares images by it, and the
+            model stores it (``data.preprocessing`` is linked to ``model.preprocessing``).
     """
 
     def __init__(
@@ -83,6 +120,9 @@ class FERDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         test_split: str | None = None,
         image_size: int = 224,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        resize: str = "bilinear",
         augment: str = "rafdb",
         batch_size: int = 64,
         eval_batch_size: int | None = None,
@@ -90,34 +130,73 @@ class FERDataModule(pl.LightningDataModule):
         balanced_sampler: bool = False,
         skip_bad_files: bool = False,
         rafdb_images: str = "aligned",
-        pin_memory: bool = False,
+        fold: int = 0,
+        folds: int = 10,
+        split_seed: int = 0,
+        peak_frames: int = 3,
+        first_frame_neutral: bool = False,
+        soft_targets: bool = False,
+        pin_memory: bool | None = None,
         seed: int | None = None,
+        device_transforms: bool = True,
+        device_resize: int | None = None,
     ) -> None:
         super().__init__()
-        if format not in FORMATS:
-            raise DanError(f"data.format={format!r}: choose one of {', '.join(FORMATS)}")
+        self.data_format = get_format(format, "data.format")
+        if rafdb_images not in RAFDB_IMAGES:
+            raise DanError(f"data.rafdb_images={rafdb_images!r}: choose one of {', '.join(RAFDB_IMAGES)}")
         if augment not in TRANSFORMS:
             raise DanError(f"data.augment={augment!r}: choose one of {', '.join(TRANSFORMS)}")
         if not Path(root).exists():
             raise DanError(f"{root}: data root not found (data.root)")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise DanError("data.batch_size and data.eval_batch_size must be at least 1")
+        if device_resize is not None and (device_resize < 8 or not device_transforms):
+            raise DanError(
+                f"data.device_resize={device_resize}: needs data.device_transforms: true and a side of 8 px or more"
+            )
         if not 0.0 <= val_fraction < 1.0:
             raise DanError(f"data.val_fraction={val_fraction}: must be at least 0 and below 1")
         self.save_hyperparameters(ignore=["num_classes"])  # the model logs the resolved count
         self.format, self.root = format, str(root)
-        self.label_names: tuple[str, ...] = format_label_names(format, root, num_classes)
+        try:  # the per-format reader options (dan.data.formats.ReadOptions), checked here
+            read = ReadOptions(
+                num_classes,
+                rafdb_images,
+                fold=fold,
+                folds=folds,
+                split_seed=split_seed,
+                peak_frames=peak_frames,
+                first_frame_neutral=first_frame_neutral,
+                soft_targets=soft_targets,
+            )
+        except DanError as err:
+            raise DanError(f"data.{err}") from None
+        self.label_names: tuple[str, ...] = self.data_format.label_names(root, read)
         self.num_classes: int = len(self.label_names)
+        self._options = replace(read, num_classes=self.num_classes)
         self.train_split = train_split
+        for key, split in (("data.val_split", val_split), ("data.test_split", test_split)):
+            if split is not None:  # a role the data set lacks (RAF-DB's val) fails here, naming the key
+                try:
+                    self.data_format.resolve_split(root, split, self._options)
+                except DanError as err:
+                    raise DanError(f"{key}={split!r}: {err}") from None
         self._val_split, self._test_split = val_split, test_split
+        crop = self.data_format.crop(root, self._options)  # how the format's faces were cut out of photos
+        self.preprocessing: Preprocessing = crop.preprocessing(
+            "data.", input_size=image_size, mean=mean, std=std, resize=resize
+        )
         self.val_fraction = val_fraction
         self.image_size, self.augment = image_size, augment
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.device_transforms, self.device_resize = device_transforms, device_resize
         self.balanced_sampler, self.skip_bad_files = balanced_sampler, skip_bad_files
         self.rafdb_images = rafdb_images
         self.seed = int(torch.initial_seed() % 2**31) if seed is None else int(seed)
+        self.hparams["seed"] = self.seed  # the checkpoint records the resolved seed (dan calibrate's hold-out)
         self._resume: tuple[int, int] | None = None
         self.train_dataset: FERDataset | None = None
         self.val_dataset: FERDataset | None = None
@@ -126,28 +205,26 @@ class FERDataModule(pl.LightningDataModule):
     @property
     def val_split(self) -> str | None:
         """The validation split name: as given, else the data set's own; None when it is carved from training."""
-        return self._val_split or default_splits(self.format, self.root)[1]
+        return self._val_split or self.data_format.default_splits(self.root, self._options)[1]
 
     @property
     def test_split(self) -> str:
-        """The test split name: as given, else the format's (see :func:`dan.data.readers.default_splits`).
+        """The test split name: as given, else the format's (:meth:`dan.data.formats.DataFormat.default_splits`).
 
         Raises:
             DanError: The data set has no test split and none was named.
         """
-        split = self._test_split or default_splits(self.format, self.root)[2]
+        split = self._test_split or self.data_format.default_splits(self.root, self._options)[2]
         if split is None:
             raise DanError(f"{self.root}: no test split (no test/ or val/ folder): name one with data.test_split")
         return split
 
     def _read(self, split: str) -> SplitData:
-        data = read_split(self.format, self.root, split, self.num_classes, self.rafdb_images, strict=True)
-        if data.label_names != self.label_names:
-            raise DanError(f"{data.source}: classes {data.label_names} differ from {self.label_names}")
-        return data
+        return self.data_format.read_split(self.root, split, self._options)  # class names checked
 
-    def _dataset(self, data: SplitData, augment: str) -> FERDataset:
-        return FERDataset(data, build_transform(augment, self.image_size), self.skip_bad_files)
+    def _dataset(self, data: SplitData, augment: str, ship_size: int | None = None) -> FERDataset:
+        transform = build_transform(augment, self.preprocessing, ship_size=ship_size)
+        return FERDataset(data, transform, self.skip_bad_files, device_transforms=self.device_transforms)
 
     def _train_and_val(self) -> tuple[SplitData, SplitData]:
         """The training split and the validation split (its own, or held out of training)."""
@@ -172,7 +249,7 @@ class FERDataModule(pl.LightningDataModule):
         if (stage in (None, "fit") and self.train_dataset is None) or (stage == "validate" and not self.val_dataset):
             train, val = self._train_and_val()
             if stage != "validate":
-                self.train_dataset = self._dataset(train, self.augment)
+                self.train_dataset = self._dataset(train, self.augment, self.device_resize)
             self.val_dataset = self._dataset(val, "eval")
         if stage in (None, "test") and self.test_dataset is None:
             same = self.val_dataset is not None and self.test_split == self.val_split
@@ -181,27 +258,9 @@ class FERDataModule(pl.LightningDataModule):
             raise DanError("FERDataModule has no predict split; use 'dan predict'")
 
     @property
-    def face_crop(self) -> dict:
-        """How faces of this data set were cut out of photos, for the model's preprocessing record.
-
-        RAF-DB's aligned images: five-landmark alignment onto a 100 px face (``align``); AffectNet:
-        the data set's face boxes as they are; FER2013: its tight 48 px crops, plus a small margin;
-        anything else (class folders, RAF-DB originals): the detector's box plus 20 %.
-        """
-        if self.format == "rafdb" and self.rafdb_images == "aligned":
-            return {"crop": "align", "face_size": 100, "margin": 0.0}
-        margin = {"affectnet": 0.0, "fer2013": 0.1}.get(self.format, 0.2)
-        return {"crop": "box", "margin": margin}
-
-    @property
     def trained_on(self) -> dict:
         """What a model trained here learns from (for checkpoints): the format and whether the faces are generated."""
         return {"format": self.format, "synthetic": read_manifest(self.root) is not None}
-
-    @property
-    def preprocessing(self) -> Preprocessing:
-        """The model-input preprocessing these loaders apply (input size, ImageNet mean/std, resize, crop)."""
-        return Preprocessing(input_size=self.image_size, **self.face_crop)
 
     @property
     def bad_files(self) -> int:
@@ -216,6 +275,14 @@ class FERDataModule(pl.LightningDataModule):
         if dist.is_available() and dist.is_initialized():
             return dist.get_world_size(), dist.get_rank()
         return 1, 0
+
+    def _pin(self) -> bool:
+        if self.pin_memory is not None:
+            return self.pin_memory and torch.cuda.is_available()
+        trainer = self.trainer
+        if trainer is not None:
+            return trainer.strategy.root_device.type == "cuda"
+        return torch.cuda.is_available()
 
     def resume(self, epoch: int, batches_done: int) -> None:
         """Start the training loader of ``epoch`` after its first ``batches_done`` batches (a resumed run)."""
@@ -239,13 +306,14 @@ class FERDataModule(pl.LightningDataModule):
             shuffle=False,
             sampler=sampler,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            collate_fn=collate if self.device_transforms else None,
+            pin_memory=self._pin(),
             drop_last=train and len(dataset) > batch,  # no size-1 batch for BatchNorm
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled (or class-balanced) training batches of ``(images, labels)``."""
+        """Shuffled (or class-balanced) training batches (:mod:`dan.data.batch` dicts, or ``(images, labels)``)."""
         return self._loader(self.train_dataset, train=True)
 
     def val_dataloader(self) -> DataLoader:

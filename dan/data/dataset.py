@@ -1,7 +1,10 @@
-"""The Dataset: decode (through :mod:`dan.imaging`), crop the face box, transform, return a pair.
+"""The Dataset: decode (through :mod:`dan.imaging`), crop the face box, transform, return a sample.
 
-``dataset[i]`` is ``(image float32 (3, S, S), label int64 scalar tensor)``; the training sampler asks
-for ``dataset[(i, seed)]``, which also seeds that sample's augmentation. A file that cannot be
+``dataset[i]`` is ``(image float32 (3, S, S), label int64 scalar tensor)``, the whole pipeline run on
+the CPU (what ``dan evaluate`` reads); with ``device_transforms=True`` (the training data module) it is
+a :func:`dan.data.batch.sample` dict: the uint8 face (3, S, S) before normalisation, the label, and the
+random-erasing rectangle, for :mod:`dan.data.batch` to collate and finish on the training device. The
+training sampler asks for ``dataset[(i, seed)]``, which also seeds that sample's augmentation. A file that cannot be
 decoded during an epoch raises an error naming it, or with ``skip_bad_files=True`` is replaced by
 another sample and counted in :attr:`FERDataset.bad_files` (shared across DataLoader workers).
 """
@@ -19,6 +22,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from dan.common import Preprocessing
+from dan.data.batch import sample
 from dan.data.readers import read_split
 from dan.data.samples import Sample, SplitData
 from dan.data.transforms import build_transform
@@ -62,6 +66,9 @@ class FERDataset(Dataset):
         data: The split, as a reader returns it.
         transform: Callable from RGB uint8 (H, W, 3) to a float32 tensor; default the ``eval`` pipeline.
         skip_bad_files: Replace unreadable images by other samples (counted) instead of raising.
+        device_transforms: Return :func:`dan.data.batch.sample` dicts (uint8 face, label, erasing
+            rectangle) from the transform's ``prepare`` (a :class:`dan.data.transforms.Transform`), to be
+            normalised on the training device; else ``(float32 image, label)`` pairs.
 
     Attributes:
         data: The :class:`SplitData` read from disk.
@@ -75,10 +82,14 @@ class FERDataset(Dataset):
         data: SplitData,
         transform: Callable[[np.ndarray], torch.Tensor] | None = None,
         skip_bad_files: bool = False,
+        device_transforms: bool = False,
     ) -> None:
         self.data = data
         self.transform = transform if transform is not None else build_transform("eval")
         self.skip_bad_files = skip_bad_files
+        self.device_transforms = device_transforms
+        if device_transforms and not callable(getattr(self.transform, "prepare", None)):
+            raise TypeError("device_transforms needs a transform with a prepare method (dan.data.transforms.Transform)")
         self.label_names: tuple[str, ...] = tuple(data.label_names)
         self.samples: list[tuple[str, int]] = [(s.source, s.label) for s in data.samples]
         self.targets: list[int] = [s.label for s in data.samples]
@@ -113,7 +124,13 @@ class FERDataset(Dataset):
         """The decoded, face-cropped RGB uint8 image of sample ``index`` (no transform)."""
         return load_sample_image(self.data.samples[index], self.data.pixels, index)
 
-    def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _item(self, image: np.ndarray, label: int) -> tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor]:
+        if self.device_transforms:
+            hwc, box = self.transform.prepare(image)  # type: ignore[attr-defined]  # checked in __init__
+            return sample(hwc, label, box)
+        return self.transform(image), torch.tensor(label, dtype=torch.int64)
+
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor]:
         if self._pid != os.getpid():
             self._on_new_process()
         if isinstance(index, tuple):  # (index, seed) from the training sampler: seed this sample's augmentation
@@ -134,8 +151,7 @@ class FERDataset(Dataset):
                     self._bad_count += 1
                     log.warning("skipping unreadable image: %s", err)
                 else:
-                    label = torch.tensor(self.targets[candidate], dtype=torch.int64)
-                    return self.transform(image), label
+                    return self._item(image, self.targets[candidate])
             candidate = (index + (attempt + 1) * 7919) % n  # a deterministic substitute
         raise ImageReadError(f"{self.data.source}: more than {_MAX_SUBSTITUTES} unreadable images in a row")
 
@@ -177,5 +193,5 @@ def build_dataset(
     data = read_split(format, root, split, num_classes, rafdb_images, strict=True)
     default = Preprocessing()
     pre = preprocessing or Preprocessing(input_size=image_size, mean=mean or default.mean, std=std or default.std)
-    transform = build_transform(augment, pre.input_size, pre.mean, pre.std, resize=pre.resize)
+    transform = build_transform(augment, pre)
     return FERDataset(data, transform, skip_bad_files)

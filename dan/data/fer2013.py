@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from dan.common import LABEL_SETS, DanError
-from dan.data.samples import Issue, Sample, SplitData, split_role
+from dan.data.formats import DataFormat, FaceCrop, pick_split, register
+from dan.data.samples import Issue, Sample, SplitData
 
-__all__ = ["FER2013_COLUMNS", "FER2013_SPLITS", "fer2013_csv", "read_fer2013"]
+__all__ = ["FER2013_COLUMNS", "FER2013_ROLES", "FER2013_SPLITS", "fer2013_csv", "parse_pixels", "read_fer2013"]
 
 FER2013_COLUMNS = ("emotion", "pixels", "Usage")
 FER2013_SPLITS = ("Training", "PublicTest", "PrivateTest")
-_SPLIT_OF_ROLE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+FER2013_ROLES = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 
 def fer2013_csv(root: str | Path) -> Path:
@@ -40,6 +41,22 @@ def fer2013_csv(root: str | Path) -> Path:
     return path
 
 
+def parse_pixels(text: str) -> np.ndarray:
+    """A FER2013 ``pixels`` cell (space-separated grey values, row by row) as a square uint8 (S, S) image.
+
+    Raises:
+        ValueError: Not integers, not a square count, or values outside 0..255 (the message says which).
+    """
+    try:
+        values = np.asarray(text.split(), dtype=np.int32)
+    except (ValueError, OverflowError):  # not integers, or past int32
+        raise ValueError("pixels are not space-separated integers") from None
+    side = math.isqrt(values.size)
+    if values.size == 0 or side * side != values.size or values.min() < 0 or values.max() > 255:
+        raise ValueError(f"pixels: {values.size} values, not a square 0..255 image")
+    return values.astype(np.uint8).reshape(side, side)  # (S, S)
+
+
 def read_fer2013(root: str | Path, split: str = "Training", strict: bool = True) -> SplitData:
     """Read one Usage split of ``fer2013.csv``.
 
@@ -56,14 +73,12 @@ def read_fer2013(root: str | Path, split: str = "Training", strict: bool = True)
             outside 0..6 or a pixel string that is not a square grey image (naming file and line).
     """
     path = fer2013_csv(root)
-    usage = _SPLIT_OF_ROLE.get(split_role(split) or "", split)
-    if usage not in FER2013_SPLITS:
-        raise DanError(f"{path}: FER2013 has no split {split!r}: use {', '.join(FER2013_SPLITS)}")
+    usage = pick_split(path, split, FER2013_SPLITS, FER2013_ROLES, "FER2013")
     names = LABEL_SETS["fer2013"]
     samples: list[Sample] = []
     images: list[np.ndarray] = []
     issues: list[Issue] = []
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.reader(f)
         header = [c.strip() for c in next(reader, [])]
         for c in FER2013_COLUMNS:
@@ -71,7 +86,7 @@ def read_fer2013(root: str | Path, split: str = "Training", strict: bool = True)
                 raise DanError(f"{path}:1: missing column {c!r} (header: {', '.join(header) or 'none'})")
         i_emotion, i_pixels, i_usage = (header.index(c) for c in FER2013_COLUMNS)
         width = max(i_emotion, i_pixels, i_usage) + 1
-        shape: tuple[int, int] | None = None
+        shape: tuple[int, ...] | None = None
         for row in reader:
             line = reader.line_num
             if not row:
@@ -89,24 +104,34 @@ def read_fer2013(root: str | Path, split: str = "Training", strict: bool = True)
                 issues.append(Issue(str(path), line, f"emotion {row[i_emotion]!r} outside 0..{len(names) - 1}"))
                 continue
             try:
-                values = np.asarray(row[i_pixels].split(), dtype=np.int32)
-            except (ValueError, OverflowError):  # not integers, or past int32
-                issues.append(Issue(str(path), line, "pixels are not space-separated integers"))
-                continue
-            side = math.isqrt(values.size)
-            if values.size == 0 or side * side != values.size or values.min() < 0 or values.max() > 255:
-                issues.append(Issue(str(path), line, f"pixels: {values.size} values, not a square 0..255 image"))
+                image = parse_pixels(row[i_pixels])
+            except ValueError as err:
+                issues.append(Issue(str(path), line, str(err)))
                 continue
             if shape is None:
-                shape = (side, side)
-            if (side, side) != shape:
+                shape = image.shape
+            if image.shape != shape:
+                side = image.shape[0]
                 issues.append(Issue(str(path), line, f"image is {side}x{side}, others are {shape[0]}x{shape[1]}"))
                 continue
-            images.append(values.astype(np.uint8).reshape(shape))
+            images.append(image)
             samples.append(Sample(f"{path}:{line}", label, None, line))
     pixels = np.stack(images) if images else np.zeros((0, 48, 48), np.uint8)
     data = SplitData("fer2013", usage, names, samples, str(path), pixels, issues)
-    if strict:
-        data.raise_on_issues()
-    data.require_samples()
-    return data
+    return data.checked(strict)
+
+
+# FER2013: fer2013.csv (emotion, pixels, Usage), 48 x 48 grey faces
+register(
+    DataFormat(
+        name="fer2013",
+        title="FER2013",
+        read=lambda root, split, o: read_fer2013(root, split, o.strict),
+        labels=LABEL_SETS["fer2013"],
+        splits=FER2013_SPLITS,
+        roles=FER2013_ROLES,
+        face_crop=FaceCrop("box", margin=0.1),  # its tight 48 px crops, plus a little
+        eval_labels="fer2013",
+        check=fer2013_csv,
+    )
+)

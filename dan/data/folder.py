@@ -4,14 +4,16 @@ Folder names are mapped to canonical class names (``happy`` -> ``happiness``, ``
 and so on, see :data:`CLASS_SYNONYMS`). Known classes are ordered as in the AffectNet-8 label set
 (neutral, happiness, sadness, surprise, fear, disgust, anger, contempt), so a tree with the seven
 basic expressions gets exactly the ``affectnet7`` order; unknown names follow in alphabetical order.
-Folders named by integers (``0``, ``1``, ...) keep their number as the label index.
+Folders named by integers (``0``, ``1``, ...) keep their number as the label index. The split folders
+play the roles their names say (``train``/``training``, ``val``/``validation``/``valid``, ``test``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dan.common import LABEL_SETS, DanError
+from dan.common import LABEL_SETS, SPLIT_ROLES, DanError
+from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.samples import Sample, SplitData, split_role
 from dan.imaging import list_images
 
@@ -19,6 +21,7 @@ __all__ = [
     "CLASS_SYNONYMS",
     "canonical_class_name",
     "folder_label_names",
+    "folder_roles",
     "folder_splits",
     "image_files",
     "read_folder",
@@ -89,6 +92,17 @@ def resolve_folder_split(root: str | Path, split: str) -> str:
     raise DanError(f"{root / split}: split folder not found (split folders here: {have})")
 
 
+def folder_roles(root: str | Path) -> dict[str, str | None]:
+    """``{role: split folder or None}``: for each role the folder of that name, else one named by a synonym."""
+    roles: dict[str, str | None] = {}
+    for role in SPLIT_ROLES:
+        try:
+            roles[role] = resolve_folder_split(root, role)
+        except DanError:
+            roles[role] = None
+    return roles
+
+
 def _class_dirs(split_dir: Path) -> list[Path]:
     return sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
 
@@ -116,7 +130,8 @@ def read_folder(
 
     Args:
         root: The folder holding one sub-folder per split.
-        split: Split folder name (``val`` also finds ``validation``/``valid``, and so on).
+        split: Split folder name (``val`` also finds ``validation``/``valid``, and so on; a role
+            without a folder is an error).
         label_names: Class names to index against; default :func:`folder_label_names` of ``root``.
         strict: Unused (folder trees have no lines to get wrong); kept for a uniform reader API.
 
@@ -128,7 +143,9 @@ def read_folder(
     """
     root = Path(root)
     names = tuple(label_names) if label_names is not None else folder_label_names(root)
-    split_dir = root / resolve_folder_split(root, split)
+    if not root.is_dir():
+        raise DanError(f"{root}: data folder not found")
+    split_dir = root / pick_split(root, split, tuple(folder_splits(root)), folder_roles(root), "class-folder")
     index = {n: i for i, n in enumerate(names)}
     samples: list[Sample] = []
     for class_dir in _class_dirs(split_dir):
@@ -139,3 +156,23 @@ def read_folder(
     data = SplitData("folder", split_dir.name, names, samples, str(split_dir))
     data.require_samples()
     return data
+
+
+def _check(root: Path) -> None:
+    if not folder_splits(root):
+        raise DanError(f"{root}: no SPLIT/CLASS folders found (expected e.g. {root}/train/happy/*.jpg)")
+
+
+# class folders: ROOT/SPLIT/CLASS/*.jpg, class names mapped to the canonical ones
+register(
+    DataFormat(
+        name="folder",
+        title="class-folder",
+        read=lambda root, split, o: read_folder(root, split, None, o.strict),
+        labels=lambda root, o: folder_label_names(root),
+        splits=lambda root, o: tuple(folder_splits(root)),
+        roles=lambda root, o: folder_roles(root),
+        face_crop=FaceCrop("box", margin=0.2),  # unknown: a detector's box plus 20 %
+        check=_check,
+    )
+)

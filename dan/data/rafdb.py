@@ -7,22 +7,23 @@ Layout::
     ROOT/Image/original/train_00001.jpg         (optional, ``rafdb_images="original"``)
 
 The split is the file-name prefix (``train`` or ``test``); labels 1..7 become indices 0..6 in the
-``rafdb`` order of :data:`dan.common.LABEL_SETS`.
+``rafdb`` order of :data:`dan.common.LABEL_SETS`. RAF-DB has no validation split: asking for one is
+an error (training holds one out of ``train``, see :class:`dan.data.datamodule.FERDataModule`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dan.common import LABEL_SETS, DanError
-from dan.data.samples import Issue, Sample, SplitData, split_role
+from dan.common import LABEL_SETS, RAFDB_IMAGES, DanError
+from dan.data.formats import DataFormat, FaceCrop, ReadOptions, pick_split, register
+from dan.data.samples import Issue, Sample, SplitData
 
-__all__ = ["RAFDB_IMAGES", "RAFDB_LIST", "RAFDB_SPLITS", "rafdb_image_path", "read_rafdb"]
+__all__ = ["RAFDB_IMAGES", "RAFDB_LIST", "RAFDB_ROLES", "RAFDB_SPLITS", "rafdb_image_path", "read_rafdb"]
 
 RAFDB_LIST = "EmoLabel/list_patition_label.txt"
 RAFDB_SPLITS = ("train", "test")
-RAFDB_IMAGES = ("aligned", "original")
-_SPLIT_OF_ROLE = {"train": "train", "val": "test", "test": "test"}  # RAF-DB has no validation split
+RAFDB_ROLES = {"train": "train", "val": None, "test": "test"}  # no validation split
 
 
 def rafdb_image_path(root: Path, name: str, images: str = "aligned") -> Path:
@@ -38,7 +39,7 @@ def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "alig
 
     Args:
         root: The folder holding ``EmoLabel/`` and ``Image/``.
-        split: ``train`` or ``test`` (``val``/``validation`` mean ``test``: RAF-DB has no other).
+        split: ``train`` or ``test`` (or another spelling of those roles; RAF-DB has no validation split).
         rafdb_images: ``aligned`` (100x100 aligned crops) or ``original``.
         strict: Raise on the first bad line instead of only recording it in ``issues``.
 
@@ -46,15 +47,13 @@ def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "alig
         The split, its samples in list-file order.
 
     Raises:
-        DanError: Missing root, list file or image folder; unknown split; an empty split; with
+        DanError: Missing root, list file or image folder; unknown split or ``val``; an empty split; with
             ``strict``, a malformed line or a label outside 1..7 (naming the file and line).
     """
     root = Path(root)
     if not root.is_dir():
         raise DanError(f"{root}: RAF-DB root folder not found")
-    key = _SPLIT_OF_ROLE.get(split_role(split) or "")
-    if key is None:
-        raise DanError(f"{root}: RAF-DB has no split {split!r}: use train or test")
+    key = pick_split(root, split, RAFDB_SPLITS, RAFDB_ROLES, "RAF-DB")
     if rafdb_images not in RAFDB_IMAGES:
         raise DanError(f"rafdb_images={rafdb_images!r}: use aligned or original")
     list_file = root / RAFDB_LIST
@@ -68,7 +67,7 @@ def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "alig
     samples: list[Sample] = []
     issues: list[Issue] = []
     seen: dict[str, int] = {}
-    text = list_file.read_text(encoding="utf-8", errors="replace")
+    text = list_file.read_text(encoding="utf-8-sig", errors="replace")  # a BOM, as Windows editors write
     for lineno, raw in enumerate(text.splitlines(), start=1):
         parts = raw.split()
         if not parts:
@@ -98,7 +97,32 @@ def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "alig
         samples.append(Sample(str(rafdb_image_path(root, name, rafdb_images)), label - 1, None, lineno))
 
     data = SplitData("rafdb", key, names, samples, str(list_file), None, issues)
-    if strict:
-        data.raise_on_issues()
-    data.require_samples()
-    return data
+    return data.checked(strict)
+
+
+def _check(root: Path) -> None:
+    if not root.is_dir():
+        raise DanError(f"{root}: RAF-DB root folder not found")
+    if not (root / RAFDB_LIST).is_file():
+        raise DanError(f"{root / RAFDB_LIST}: RAF-DB list file not found (expected {RAFDB_LIST} under {root})")
+
+
+def _face_crop(root: Path, options: ReadOptions) -> FaceCrop:
+    """The aligned images: five-landmark alignment onto a 100 px face; the originals: a detector's box plus 20 %."""
+    return FaceCrop("align", face_size=100) if options.rafdb_images == "aligned" else FaceCrop("box", margin=0.2)
+
+
+# RAF-DB basic: EmoLabel/list_patition_label.txt, Image/aligned/ (also what dan synth writes)
+register(
+    DataFormat(
+        name="rafdb",
+        title="RAF-DB",
+        read=lambda root, split, o: read_rafdb(root, split, o.rafdb_images, o.strict),
+        labels=LABEL_SETS["rafdb"],
+        splits=RAFDB_SPLITS,
+        roles=RAFDB_ROLES,
+        face_crop=_face_crop,
+        eval_labels="rafdb",
+        check=_check,
+    )
+)

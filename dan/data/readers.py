@@ -1,28 +1,22 @@
-"""One entry point over every reader: formats, their splits, label names and default splits.
+"""One entry point over every reader, by format name: class names, splits, default splits, reading.
 
-Formats: ``rafdb`` (also the ``dan synth`` output), ``affectnet`` (csv, npy or class-folder
-layouts), ``fer2013`` and ``folder`` (any ``ROOT/SPLIT/CLASS/*.jpg`` tree).
+Each function looks the format up in the registry (:mod:`dan.data.formats`, one
+:class:`~dan.data.formats.DataFormat` per layout, registered by its reader module) and asks the
+record; no format is named here. Formats: :data:`dan.common.FORMAT_NAMES` (``rafdb``, also the
+``dan synth`` output; ``affectnet`` in its csv, npy or class-folder layouts; ``fer2013``; ``folder``,
+any ``ROOT/SPLIT/CLASS/*.jpg`` tree).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dan.common import LABEL_SETS, DanError
-from dan.data.affectnet import affectnet_label_names, affectnet_layout, read_affectnet
-from dan.data.fer2013 import FER2013_SPLITS, read_fer2013
-from dan.data.folder import folder_label_names, folder_splits, read_folder, resolve_folder_split
-from dan.data.rafdb import RAFDB_SPLITS, read_rafdb
+from dan.data.formats import FORMATS, ReadOptions, get_format, load_formats
 from dan.data.samples import SplitData
 
 __all__ = ["FORMATS", "default_splits", "format_label_names", "list_splits", "read_split"]
 
-FORMATS = ("rafdb", "affectnet", "fer2013", "folder")
-
-
-def _check_format(format: str) -> None:
-    if format not in FORMATS:
-        raise DanError(f"unknown data format {format!r}: choose one of {', '.join(FORMATS)}")
+load_formats()  # every reader module registers itself on import
 
 
 def format_label_names(format: str, root: str | Path, num_classes: int | None = None) -> tuple[str, ...]:
@@ -31,53 +25,24 @@ def format_label_names(format: str, root: str | Path, num_classes: int | None = 
     Raises:
         DanError: Unknown format, a ``num_classes`` the format cannot have, or (folder) a missing root.
     """
-    _check_format(format)
-    if format == "affectnet":
-        names = affectnet_label_names(num_classes)
-    elif format == "folder":
-        names = folder_label_names(root)
-    else:
-        names = LABEL_SETS[format]
-    if num_classes is not None and num_classes != len(names):
-        raise DanError(f"{root}: the {format} data set has {len(names)} classes, not num_classes={num_classes}")
-    return names
+    return get_format(format).label_names(root, ReadOptions(num_classes))
 
 
 def list_splits(format: str, root: str | Path) -> list[str]:
     """Every split a data set has (or, for AffectNet, may have), for ``dan data check``."""
-    _check_format(format)
-    if format == "rafdb":
-        return list(RAFDB_SPLITS)
-    if format == "fer2013":
-        return list(FER2013_SPLITS)
-    if format == "affectnet":
-        return ["train", "validation"]
-    return folder_splits(root)
+    return list(get_format(format).split_names(root))
 
 
-def default_splits(format: str, root: str | Path) -> tuple[str, str | None, str | None]:
+def default_splits(format: str, root: str | Path) -> tuple[str | None, str | None, str | None]:
     """Default ``(train, val, test)`` split names of a format; None where the data set has no such split.
 
     rafdb: train / None / test; affectnet: train / validation / validation; fer2013: Training /
-    PublicTest / PrivateTest; folder: train, ``val`` (or ``validation``/``valid``) if present, and
-    ``test`` if present, else the validation folder. A data set without a validation split gets one
-    carved out of its training split (``FERDataModule(val_fraction=...)``), never its test split. A
-    folder tree with neither folder has no test split (None).
+    PublicTest / PrivateTest; folder: its ``train``, ``val`` (or ``validation``/``valid``) and
+    ``test`` folders, the test split falling back to the validation folder. A data set without a
+    validation split gets one carved out of its training split (``FERDataModule(val_fraction=...)``),
+    never its test split.
     """
-    _check_format(format)
-    if format == "rafdb":
-        return "train", None, "test"
-    if format == "affectnet":
-        return "train", "validation", "validation"
-    if format == "fer2013":
-        return "Training", "PublicTest", "PrivateTest"
-    found: dict[str, str | None] = {}
-    for name in ("val", "test"):
-        try:
-            found[name] = resolve_folder_split(root, name)
-        except DanError:
-            found[name] = None
-    return "train", found["val"], found["test"] or found["val"]
+    return get_format(format).default_splits(root)
 
 
 def read_split(
@@ -91,23 +56,16 @@ def read_split(
     """Read one split of a data set in any supported format.
 
     Args:
-        format: ``rafdb``, ``affectnet``, ``fer2013`` or ``folder``.
+        format: A name of :data:`dan.common.FORMAT_NAMES`.
         root: The data set's root folder (for FER2013 also the CSV file).
-        split: The split name (format-specific; common aliases such as ``val`` work).
+        split: The split name as on disk, or a role in any usual spelling (``train``, ``val``,
+            ``validation``, ``test``, ...); a role the data set has no split for is an error.
         num_classes: AffectNet: 7 or 8; others: None or their fixed/derived count.
-        rafdb_images: RAF-DB image variant, ``aligned`` or ``original``.
+        rafdb_images: RAF-DB image variant (:data:`dan.common.RAFDB_IMAGES`).
         strict: Raise the first bad line as a :class:`DanError` (training); False records them in
             ``issues`` (``dan data check``). Missing files/columns and empty splits always raise.
 
     Returns:
         The split's samples and class names.
     """
-    names = format_label_names(format, root, num_classes)
-    if format == "rafdb":
-        return read_rafdb(root, split, rafdb_images, strict)
-    if format == "affectnet":
-        affectnet_layout(root)
-        return read_affectnet(root, split, len(names), strict)
-    if format == "fer2013":
-        return read_fer2013(root, split, strict)
-    return read_folder(root, split, names, strict)
+    return get_format(format).read_split(root, split, ReadOptions(num_classes, rafdb_images, strict))

@@ -75,13 +75,17 @@ class SplitData:
     """The samples of one split of one data set.
 
     Attributes:
-        format: Reader name (``rafdb``, ``affectnet``, ``fer2013``, ``folder``).
+        format: Reader name (a name of :data:`dan.common.FORMAT_NAMES`).
         split: Split name as stored on disk (e.g. ``train``, ``validation``, ``PublicTest``).
         label_names: Class names; index ``i`` names label ``i``.
         samples: The samples, in a fixed order.
         source: The list file or folder the split was read from.
         pixels: In-memory images, ``pixels[i]`` belonging to ``samples[i]`` (FER2013), else None.
         issues: Problems found while reading (lines that were skipped, duplicates).
+        soft: Soft targets, float32 (N, C): ``soft[i, c]`` is the share of the annotators of
+            ``samples[i]`` who voted for class ``c`` (rows sum to 1); FERPlus read with
+            ``ReadOptions.soft_targets``, else None. For a loss on vote distributions: the Dataset
+            does not return them (yet).
     """
 
     format: str
@@ -91,6 +95,7 @@ class SplitData:
     source: str
     pixels: np.ndarray | None = None
     issues: list[Issue] = field(default_factory=list)
+    soft: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -115,6 +120,14 @@ class SplitData:
         if fatal:
             more = f" (and {len(fatal) - 1} more; run 'dan data check' to list them)" if len(fatal) > 1 else ""
             raise DanError(f"{fatal[0]}{more}")
+
+    def checked(self, strict: bool) -> SplitData:
+        """The split after a reader's final checks: its first fatal issue raised when ``strict``, and an
+        empty split refused either way (:meth:`raise_on_issues`, :meth:`require_samples`); returns ``self``."""
+        if strict:
+            self.raise_on_issues()
+        self.require_samples()
+        return self
 
     def require_samples(self) -> None:
         """Raise a :class:`DanError` when the split has no samples."""
@@ -149,7 +162,7 @@ class SplitData:
             held[rng.choice(members, size=take, replace=False)] = True
         if not held.any():
             raise DanError(f"{self.source}: split {self.split!r} is too small to hold out a validation share")
-        pixels = self.pixels
+        pixels, soft = self.pixels, self.soft
 
         def part(mask: np.ndarray, name: str) -> SplitData:
             index = np.flatnonzero(mask)
@@ -159,6 +172,7 @@ class SplitData:
                 samples=[self.samples[i] for i in index],
                 pixels=pixels[index] if pixels is not None else None,
                 issues=list(self.issues),
+                soft=soft[index] if soft is not None else None,
             )
 
         return part(~held, self.split), part(held, f"{self.split}[holdout {fraction:g}]")

@@ -26,12 +26,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dan.common import LABEL_SETS, DanError
+from dan.common import LABEL_SETS, DanError, Preprocessing
 from dan.data.rafdb import RAFDB_LIST
 from dan.data.synth_face import draw_face
-from dan.fileio import atomic_write
+from dan.fileio import atomic_write, check_writable
+from dan.preprocess import prepare_faces
 
-__all__ = ["MANIFEST", "SynthResult", "generate", "make_preview", "read_manifest", "render_image"]
+__all__ = ["MANIFEST", "SynthResult", "generate", "make_preview", "prepared_faces", "read_manifest", "render_image"]
 
 MANIFEST = "dan-synth.json"
 
@@ -60,6 +61,15 @@ class SynthResult:
 def render_image(seed: int, index: int, label: int, size: int = 100) -> np.ndarray:
     """The RGB image of item ``index`` with RAF-DB label index ``label`` (0..6), deterministic."""
     return draw_face(label, np.random.default_rng([seed, index, label]), size)
+
+
+def prepared_faces(n: int, pre: Preprocessing, seed: int = 0) -> np.ndarray:
+    """``n`` generated 100 px faces (the seven expressions in turn) as a model's input: (n, 3, S, S) float32.
+
+    What ``dan export --int8`` calibrates on without ``--calib`` and ``--backend auto`` checks int8 on;
+    prepared with the model's own record ``pre`` (:func:`dan.preprocess.prepare_faces`).
+    """
+    return prepare_faces([render_image(seed, i, i % 7) for i in range(n)], pre)
 
 
 def _plan(per_class: int, test_fraction: float, seed: int) -> list[tuple[str, int]]:
@@ -136,6 +146,8 @@ def generate(
         (out / "EmoLabel").mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DanError(f"{out}: cannot create the output folder: {err.strerror or err}") from None
+    for probe in (image_dir / "train_00001_aligned.jpg", out / RAFDB_LIST, out / MANIFEST):  # each folder written
+        check_writable(probe, "data set")  # a file can be created there (a read-only mount passes the mkdir)
     entries = _plan(per_class, test_fraction, seed)
     items = [(i, name, label) for i, (name, label) in enumerate(entries)]
     workers = (os.cpu_count() or 1) if workers is None else workers
@@ -163,7 +175,7 @@ def generate(
 def read_manifest(root: str | Path) -> dict | None:
     """The ``dan-synth.json`` of a generated data set (None for any other data set, or a broken file)."""
     try:
-        data = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8"))
+        data = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("generator") == "dan synth" else None

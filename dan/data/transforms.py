@@ -3,9 +3,13 @@
 Every pipeline starts with the resize of :mod:`dan.preprocess` (torchvision's ``Resize`` on PIL
 images: antialiased bilinear) and ends with its normalisation, so training sees inputs prepared
 exactly as every inference path prepares them; ``eval`` is :func:`dan.preprocess.prepare_face`
-itself. This is the only module that imports albumentations (for the training augmentations only,
-imported when a training pipeline is built), so the augmentation backend can change without
-touching anything else. Pipelines (the reference implementation's recipes, see ``docs/design.md``):
+itself. A pipeline runs whole on the CPU (``transform(rgb)``), or split at the normalisation
+(:meth:`Transform.prepare`): the DataLoader workers resize and augment the uint8 image and draw the
+random-erasing rectangle, and :mod:`dan.data.batch` normalises and erases whole batches on the
+training device, with the same arithmetic. This is the only module that imports albumentations
+(for the training augmentations only, imported when a training pipeline is built), so the
+augmentation backend can change without touching anything else. Pipelines (the reference
+implementation's recipes, see ``docs/design.md``):
 
 - ``rafdb``: resize; horizontal flip; with p=0.2 both a rotation of up to 20 degrees and a crop
   after 32 px padding; normalise; random erasing (p 0.5, scale 0.02..0.25).
@@ -15,8 +19,10 @@ touching anything else. Pipelines (the reference implementation's recipes, see `
   ``dan synth`` output).
 - ``eval``: resize and normalise. ``none``: no augmentation, the same as ``eval``.
 
-Pixel amounts of the reference recipes (the 32 px padding of the RAF-DB crop) are for 224 px inputs
-and scale with ``image_size``.
+Every pipeline takes the model's preprocessing record (:class:`dan.common.Preprocessing`: input size,
+mean, std, resize filter), the one the data module builds and the model stores. Pixel amounts of the
+reference recipes (the 32 px padding of the RAF-DB crop) are for 224 px inputs and scale with the
+input size.
 
 Test-time augmentation: :func:`tta_flip` mirrors a batch of ``eval`` tensors; average the model's
 probabilities on ``batch`` and ``tta_flip(batch)``.
@@ -27,47 +33,65 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 import torch
 
-from dan.common import RESIZE_NAMES, DanError, Preprocessing
+from dan.common import RESIZE_NAMES, TRANSFORMS, DanError, Preprocessing
 from dan.preprocess import normalize, resize_face
 
-__all__ = ["TRANSFORMS", "Transform", "build_transform", "tta_flip"]
+__all__ = ["PIPELINES", "TRANSFORMS", "Box", "Transform", "build_transform", "tta_flip"]
 
-TRANSFORMS = ("rafdb", "affectnet", "flip", "eval", "none")
-_PRE = Preprocessing()
-
-
-def _rgb(values: Sequence[float]) -> tuple[float, float, float]:
-    """Three per-channel (R, G, B) values as floats."""
-    r, g, b = (float(v) for v in values)
-    return r, g, b
+Steps = tuple[list, tuple[float, float] | None]
+Box = tuple[int, int, int, int]
+"""A random-erasing rectangle: ``(top, left, height, width)`` in pixels of the model input."""
 
 
-def _pipeline(name: str, size: int) -> tuple[list, tuple[float, float] | None]:
-    """The augmentations (on the resized uint8 image) and the random-erasing scale range (None: no erasing)."""
-    if name in ("eval", "none"):
-        return [], None
+def _plain(size: int) -> Steps:
+    return [], None
+
+
+def _rafdb(size: int) -> Steps:
     import albumentations as A
 
-    const = cv2.BORDER_CONSTANT
-    flip = A.HorizontalFlip(p=0.5)
-    if name == "rafdb":
-        # torchvision's RandomApply([RandomRotation(20), RandomCrop(size, padding=32)]) is a rotation about the
-        # centre followed by an integer shift of -32..32 px per axis with zero fill: one affine warp does both.
-        shift = max(1, round(32 * size / 224))  # 32 px at the reference's 224 px
-        geometric = A.Affine(rotate=(-20, 20), translate_px=(-shift, shift), border_mode=const, fill=0, p=0.2)
-        return [flip, geometric], (0.02, 0.25)
-    if name == "affectnet":
-        affine = A.Affine(
-            rotate=(-20, 20), scale=(0.8, 1.0), translate_percent=(-0.2, 0.2), border_mode=const, fill=0, p=0.7
-        )
-        return [flip, affine], (0.02, 0.33)
-    return [flip], None
+    # torchvision's RandomApply([RandomRotation(20), RandomCrop(size, padding=32)]) is a rotation about the
+    # centre followed by an integer shift of -32..32 px per axis with zero fill: one affine warp does both.
+    shift = max(1, round(32 * size / 224))  # 32 px at the reference's 224 px
+    geometric = A.Affine(rotate=(-20, 20), translate_px=(-shift, shift), border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.2)
+    return [A.HorizontalFlip(p=0.5), geometric], (0.02, 0.25)
+
+
+def _affectnet(size: int) -> Steps:
+    import albumentations as A
+
+    affine = A.Affine(
+        rotate=(-20, 20),
+        scale=(0.8, 1.0),
+        translate_percent=(-0.2, 0.2),
+        border_mode=cv2.BORDER_CONSTANT,
+        fill=0,
+        p=0.7,
+    )
+    return [A.HorizontalFlip(p=0.5), affine], (0.02, 0.33)
+
+
+def _flip(size: int) -> Steps:
+    import albumentations as A
+
+    return [A.HorizontalFlip(p=0.5)], None
+
+
+PIPELINES: dict[str, Callable[[int], Steps]] = {
+    "rafdb": _rafdb,
+    "affectnet": _affectnet,
+    "flip": _flip,
+    "eval": _plain,
+    "none": _plain,
+}
+"""Pipeline name (:data:`dan.common.TRANSFORMS`) -> its builder: input side -> (augmentations on the resized
+uint8 image, random-erasing scale range or None)."""
 
 
 class Transform:
@@ -76,7 +100,9 @@ class Transform:
     The image is resized first (:func:`dan.preprocess.resize_face`); the geometric augmentations run
     in albumentations on the resized uint8 image; then :func:`dan.preprocess.normalize` and random
     erasing (p 0.5, ratio 0.3..3.3, erased to 0 after normalising, exactly as torchvision's
-    ``RandomErasing`` after ``Normalize``).
+    ``RandomErasing`` after ``Normalize``). :meth:`prepare` stops before the normalisation and returns
+    the uint8 image and the rectangle to erase, drawn from the same random numbers in the same order,
+    for :mod:`dan.data.batch` to finish on the device.
 
     Random state: in training every sample comes with its own seed from the sampler
     (:meth:`seed_sample`), so its augmentation does not depend on the worker that draws it, and a
@@ -86,33 +112,37 @@ class Transform:
 
     Args:
         name: One of :data:`TRANSFORMS`.
-        image_size: Output side in pixels.
-        mean: Per-channel RGB mean in [0, 1].
-        std: Per-channel RGB standard deviation in [0, 1].
+        preprocessing: The model-input record (input size, mean, std, resize filter) the data module
+            built and the model stores; default :class:`dan.common.Preprocessing`'s defaults.
         seed: Fixed seed for the augmentations (tests, benchmarks); None derives one per process.
-        resize: Resize filter (:data:`dan.common.RESIZE_NAMES`).
+        ship_size: The side :meth:`prepare` resizes to and augments at (pixel amounts scaled to it),
+            leaving the last resize to the input size to the device (``data.device_resize``); None:
+            the input size (the exact contract). The erasing rectangle is always drawn for the input size.
     """
 
     def __init__(
         self,
         name: str = "eval",
-        image_size: int = _PRE.input_size,
-        mean: Sequence[float] = _PRE.mean,
-        std: Sequence[float] = _PRE.std,
+        preprocessing: Preprocessing | None = None,
         seed: int | None = None,
-        resize: str = "bilinear",
+        ship_size: int | None = None,
     ) -> None:
         if name not in TRANSFORMS:
             raise DanError(f"unknown augmentation {name!r}: choose one of {', '.join(TRANSFORMS)}")
-        if image_size < 8:
-            raise DanError(f"image_size={image_size} is too small")
-        if resize not in RESIZE_NAMES:
-            raise DanError(f"unknown resize filter {resize!r}: choose one of {', '.join(RESIZE_NAMES)}")
-        self.name, self.image_size, self.seed = name, int(image_size), seed
-        self.mean, self.std = _rgb(mean), _rgb(std)
-        self.pre = Preprocessing(input_size=self.image_size, mean=self.mean, std=self.std, resize=resize)
-        self.train = name in ("rafdb", "affectnet", "flip")
-        steps, self.erase_scale = _pipeline(name, self.image_size)
+        pre = Preprocessing() if preprocessing is None else preprocessing
+        if not isinstance(pre, Preprocessing):
+            raise TypeError(f"preprocessing must be a dan.common.Preprocessing, not {type(pre).__name__}")
+        if pre.input_size < 8:
+            raise DanError(f"image_size={pre.input_size} is too small")
+        if pre.resize not in RESIZE_NAMES:
+            raise DanError(f"unknown resize filter {pre.resize!r}: choose one of {', '.join(RESIZE_NAMES)}")
+        if ship_size is not None and ship_size < 8:
+            raise DanError(f"device_resize={ship_size} is too small")
+        self.name, self.pre, self.seed = name, pre, seed
+        self.image_size = pre.input_size
+        self.ship_size = ship_size or pre.input_size
+        steps, self.erase_scale = PIPELINES[name](self.ship_size)
+        self.train = bool(steps) or self.erase_scale is not None
         self.erase_p, self.erase_ratio = 0.5, (0.3, 3.3)
         self._compose = None
         if steps:
@@ -136,9 +166,8 @@ class Transform:
         if self.train:
             self._reseed(seed)
 
-    def _erase(self, x: torch.Tensor) -> None:
+    def _erase_box(self, h: int, w: int) -> Box | None:
         """torchvision's RandomErasing parameters: area share in ``erase_scale``, log-uniform aspect ratio."""
-        _, h, w = x.shape
         assert self.erase_scale is not None  # called only for the pipelines that erase
         rng, (lo, hi) = self._rng, self.erase_scale
         for _ in range(10):
@@ -146,36 +175,52 @@ class Transform:
             aspect = math.exp(rng.uniform(*self._log_ratio))
             eh, ew = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
             if eh < h and ew < w:
-                i, j = rng.randint(0, h - eh), rng.randint(0, w - ew)
-                x[:, i : i + eh, j : j + ew].zero_()
-                return
+                return rng.randint(0, h - eh), rng.randint(0, w - ew), eh, ew
+        return None
 
-    def __call__(self, image: np.ndarray) -> torch.Tensor:
-        """Transform one RGB uint8 image of shape (H, W, 3) into a (3, S, S) float32 tensor."""
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Box | None]:
+        """The CPU part of the pipeline: resize and augment the uint8 image, draw the erasing rectangle.
+
+        Args:
+            image: RGB uint8 (H, W, 3), any size.
+
+        Returns:
+            The uint8 image (S, S, 3) the pipeline would normalise, and the rectangle it would then set to 0
+            (None: no erasing). ``normalize`` of the one and zeroing the other is exactly ``self(image)``.
+            With a ``ship_size`` N the image is (N, N, 3), to be resized to S before the normalisation.
+        """
         if self._pid != os.getpid():
             self._reseed()
-        hwc = resize_face(image, self.image_size, self.pre.resize)  # (S, S, 3) uint8
+        hwc = resize_face(image, self.ship_size, self.pre.resize)  # (N, N, 3) uint8, N = S but with ship_size
         if self._compose is not None:
             hwc = self._compose(image=hwc)["image"]
-        out = torch.from_numpy(normalize(hwc, self.pre))  # (3, S, S) float32
+        box = None
         if self.erase_scale is not None and self._rng.random() < self.erase_p:
-            self._erase(out)
+            box = self._erase_box(self.image_size, self.image_size)
+        return hwc, box
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        """Transform one RGB uint8 image of shape (H, W, 3) into a (3, S, S) float32 tensor (all on the CPU)."""
+        hwc, box = self.prepare(image)
+        hwc = resize_face(hwc, self.image_size, self.pre.resize)  # (S, S, 3): a no-op without a ship_size
+        out = torch.from_numpy(normalize(hwc, self.pre))  # (3, S, S) float32
+        if box is not None:
+            i, j, eh, ew = box
+            out[:, i : i + eh, j : j + ew].zero_()
         return out
 
     def __repr__(self) -> str:
-        return f"Transform(name={self.name!r}, image_size={self.image_size}, mean={self.mean}, std={self.std})"
+        return f"Transform(name={self.name!r}, preprocessing={self.pre!r})"
 
 
 def build_transform(
     name: str = "eval",
-    image_size: int = _PRE.input_size,
-    mean: Sequence[float] = _PRE.mean,
-    std: Sequence[float] = _PRE.std,
+    preprocessing: Preprocessing | None = None,
     seed: int | None = None,
-    resize: str = "bilinear",
+    ship_size: int | None = None,
 ) -> Transform:
-    """Build the named pipeline (see :class:`Transform`)."""
-    return Transform(name, image_size, mean, std, seed, resize)
+    """Build the named pipeline for a preprocessing record (see :class:`Transform`)."""
+    return Transform(name, preprocessing, seed, ship_size)
 
 
 def tta_flip(batch: torch.Tensor) -> torch.Tensor:

@@ -1,33 +1,59 @@
-"""Scoring a model on a labelled data set: accuracy, balanced accuracy, per-class scores, predictions.
+"""Scoring a model on a labelled data set: accuracy, balanced accuracy, per-class scores, calibration.
 
 Any backend runs the model (a PyTorch checkpoint, an ONNX file, a ``.pt2`` program), fed by the data
 set's evaluation transform, which is :func:`dan.preprocess.prepare_face` with the model's own
-preprocessing record. Model classes are matched to the data set's classes by name, so a model
-trained with one label order (say RAF-DB's) is scored correctly on a data set with another (say
-FER2013's). A prediction of a class the data set does not have (AffectNet's ``contempt`` on 7-class
-data) counts as wrong. Scores come from :class:`dan.evaluation.metrics.ClassificationMetrics`, the
-same definitions training logs.
+preprocessing record. Probabilities are softmax(logits / T) with the model file's calibrated
+temperature T (:func:`dan.runtime.backend.probabilities`; T = 1 for a model never calibrated).
+
+Model classes are matched to the data set's classes by name (:class:`ClassMatch`), so a model trained
+with one label order (say RAF-DB's) is scored correctly on a data set with another (say FER2013's),
+and a model scored on a data set with another label set is scored on the classes both have:
+
+- the data set's images of a class the model lacks (CK+'s ``contempt`` for the RAF-DB model) are
+  left out (the model cannot predict it) and counted in the report;
+- a prediction of a class the data set lacks (AffectNet-8's ``contempt`` on 7-class data) counts as
+  wrong, as before;
+- the calibration scores (ECE, NLL, Brier: :mod:`dan.evaluation.calibration`) use the probabilities
+  renormalised over the shared classes (the model's other classes dropped, the rest divided by their
+  sum, which is the softmax of the shared logits over T), so their top-1 is the most probable shared
+  class.
+
+Accuracy and the per-class scores come from :class:`dan.evaluation.metrics.ClassificationMetrics`,
+the same definitions training logs.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
-from dan.common import DanError
+from dan.evaluation.calibration import calibration_scores, log_softmax
+from dan.evaluation.classes import ClassMatch, match_classes
 from dan.evaluation.metrics import ClassificationMetrics
-from dan.inference.predictor import softmax
+from dan.runtime.backend import probabilities, temperature_of
 
 if TYPE_CHECKING:
     from dan.data.dataset import FERDataset
-    from dan.inference.backends import Backend
+    from dan.runtime.backend import Backend
 
-__all__ = ["EvaluationResult", "evaluate_backend", "match_classes"]
+__all__ = ["ClassMatch", "EvaluationResult", "collect_logits", "evaluate_backend", "match_classes", "prefetched"]
+
+T = TypeVar("T")
+
+CALIBRATION_DEFINITIONS = {
+    "ece": "top-1 expected calibration error, 15 equal-width confidence bins (lo, hi], count-weighted |acc - conf|",
+    "nll": "mean over samples of -ln p(true class), natural log",
+    "brier": "mean over samples of the sum over classes of (p_c - [c = true])^2 (multi-class, in [0, 2])",
+    "probabilities": "softmax(logits / T) with the model's calibrated temperature T (1 when not calibrated)",
+}
 
 
 @dataclass
@@ -35,12 +61,19 @@ class EvaluationResult:
     """Scores of one evaluation.
 
     Attributes:
-        label_names: The data set's class names (rows/columns of ``confusion``).
+        label_names: The data set's classes that were scored (rows/columns of ``confusion``): all of
+            them, or those the model has too.
         model_labels: The model's class names (columns of ``probabilities``).
-        targets: True class index of every sample, shape (N,).
-        predictions: Predicted data-set class index of every sample, -1 for a class the data set lacks.
-        probabilities: Softmax over the model's classes, shape (N, C_model).
+        targets: True class index (into ``label_names``) of every scored sample, shape (N,).
+        predictions: Predicted class index (into ``label_names``) of every sample, -1 for a class the
+            data set lacks.
+        probabilities: softmax(logits / T) over the model's classes, shape (N, C_model) (with TTA, the
+            mean of the image's and its mirror's).
         sources: Path (or ``FILE:LINE``) of every sample.
+        logits: The raw logits (N, C_model), or None (with TTA, or when not kept).
+        temperature: T the probabilities were computed with.
+        left_out: Images left out per data set class the model lacks (``{"contempt": 18}``).
+        data_labels: All of the data set's classes (default ``label_names``).
     """
 
     label_names: tuple[str, ...]
@@ -49,6 +82,10 @@ class EvaluationResult:
     predictions: np.ndarray
     probabilities: np.ndarray
     sources: list[str] = field(default_factory=list)
+    logits: np.ndarray | None = None
+    temperature: float = 1.0
+    left_out: dict[str, int] = field(default_factory=dict)
+    data_labels: tuple[str, ...] | None = None
 
     @cached_property
     def scores(self) -> dict[str, np.ndarray]:
@@ -93,6 +130,51 @@ class EvaluationResult:
         """Per-class F1 (C,)."""
         return self.scores["f1"]
 
+    @property
+    def match(self) -> ClassMatch:
+        """The model's classes against the data set's."""
+        return ClassMatch(tuple(self.model_labels), tuple(self.data_labels or self.label_names))
+
+    @property
+    def renormalised(self) -> bool:
+        """Whether the calibration scores use probabilities renormalised over the shared classes."""
+        return set(self.model_labels) != set(self.label_names)
+
+    def shared_log_probabilities(self) -> np.ndarray | None:
+        """Log-probabilities over ``label_names`` (N, C), renormalised over them; None when the model lacks one.
+
+        From the logits (log-softmax of the shared logits over T) when they are known, else from
+        ``probabilities``.
+        """
+        if any(name not in self.model_labels for name in self.label_names):
+            return None
+        columns = np.array([self.model_labels.index(n) for n in self.label_names], np.int64)
+        if self.logits is not None and len(self.logits) == len(self.targets):
+            return log_softmax(np.asarray(self.logits)[:, columns], self.temperature)  # (N, C_shared)
+        p = np.asarray(self.probabilities, np.float64).reshape(len(self.targets), -1)[:, columns]  # (N, C_shared)
+        total = p.sum(axis=1, keepdims=True)
+        uniform = np.full_like(p, 1.0 / max(1, p.shape[1]))
+        p = np.divide(p, total, out=uniform, where=total > 0)
+        return np.log(np.maximum(p, np.finfo(np.float64).tiny))
+
+    @cached_property
+    def calibration(self) -> dict | None:
+        """ECE, NLL, Brier score and the reliability bins (:func:`calibration_scores`), or None."""
+        lp = self.shared_log_probabilities()
+        if lp is None:
+            return None
+        scores = calibration_scores(lp, self.targets)
+        return {"temperature": float(self.temperature), "renormalised": self.renormalised, **scores}
+
+    def left_out_lines(self) -> list[str]:
+        """What was left out on each side, one line per class (empty when the label sets agree)."""
+        lines = [f"{name}: 0 predictions possible, {n} images left out" for name, n in self.left_out.items()]
+        argmax = np.asarray(self.probabilities).argmax(axis=1) if len(self.targets) else np.zeros(0, np.int64)
+        for name in self.match.model_only:
+            n = int((argmax == self.model_labels.index(name)).sum())
+            lines.append(f"{name} (model only): predicted for {n} images, each counted wrong")
+        return lines
+
     def summary(self) -> dict:
         """Plain-type dict of every score (what ``metrics.json`` holds)."""
         per_class = {
@@ -104,7 +186,9 @@ class EvaluationResult:
             }
             for i, name in enumerate(self.label_names)
         }
-        return {
+        match = self.match
+        argmax = np.asarray(self.probabilities).argmax(axis=1) if len(self.targets) else np.zeros(0, np.int64)
+        out = {
             "samples": int(len(self.targets)),
             "accuracy": self.accuracy,
             "balanced_accuracy": self.balanced_accuracy,
@@ -113,21 +197,57 @@ class EvaluationResult:
             "confusion": self.confusion.tolist(),
             "labels": list(self.label_names),
         }
+        if match.data_only or match.model_only:
+            out["classes"] = {
+                "scored": list(self.label_names),
+                "data_only": {name: {"images_left_out": int(self.left_out.get(name, 0))} for name in match.data_only},
+                "model_only": {
+                    name: {"predictions": int((argmax == self.model_labels.index(name)).sum())}
+                    for name in match.model_only
+                },
+            }
+        if self.calibration is not None:
+            out["calibration"] = {**self.calibration, "definitions": dict(CALIBRATION_DEFINITIONS)}
+        return out
 
 
-def match_classes(model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -> np.ndarray:
-    """For each model output, the data set's class index of the same name (-1 where the data set lacks it).
+def collect_logits(
+    backend: Backend, dataset, batch_size: int = 64, num_workers: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The raw logits (N, C_model) and labels (N,) of every sample of ``dataset``, in order.
 
-    Raises:
-        DanError: A class of the data set that the model does not have.
+    Args:
+        backend: Anything with the backend interface (:mod:`dan.runtime.backend`).
+        dataset: Yields ``(image (3, S, S), label)`` prepared with the backend's preprocessing.
+        batch_size: Images per model call.
+        num_workers: DataLoader worker processes.
     """
-    missing = [name for name in data_labels if name not in model_labels]
-    if missing:
-        raise DanError(
-            f"the model's classes ({', '.join(model_labels)}) lack the data set's {', '.join(missing)}: "
-            "pass --labels to name the model's classes"
-        )
-    return np.array([data_labels.index(n) if n in data_labels else -1 for n in model_labels])
+    return _run(backend, dataset, batch_size, num_workers, tta=False)
+
+
+def _run(backend: Backend, dataset, batch_size: int, num_workers: int, tta: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N, C) (with ``tta``: probabilities, the mean of each image's and its mirror's) and labels (N,)."""
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
+    batches: Iterable = loader if num_workers > 0 else prefetched(loader)  # worker processes already load ahead
+    outs, labels = [], []
+    try:
+        for x, y in batches:
+            batch = x.numpy()  # (B, 3, S, S)
+            z = np.asarray(backend(batch), np.float32)  # (B, C)
+            if tta:
+                mirrored = np.asarray(backend(np.ascontiguousarray(batch[..., ::-1])), np.float32)  # (B, C)
+                z = (probabilities(backend, z) + probabilities(backend, mirrored)) / 2
+            outs.append(z)
+            labels.append(y.numpy())
+    finally:  # a model error: the loading thread stops now, not when the generator is collected
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    n = len(backend.labels)
+    return (
+        np.concatenate(outs) if outs else np.zeros((0, n), np.float32),
+        np.concatenate(labels) if labels else np.zeros(0, np.int64),
+    )
 
 
 def evaluate_backend(
@@ -137,34 +257,96 @@ def evaluate_backend(
     num_workers: int = 0,
     tta: bool = False,
 ) -> EvaluationResult:
-    """Run a backend over ``dataset`` and score it.
+    """Run a backend over ``dataset`` and score it on the classes both have (see the module docstring).
 
     Args:
-        backend: Anything with the backend interface (:mod:`dan.inference.backends`): ``labels`` and
-            ``__call__(x (N, 3, S, S) float32) -> logits (N, C)``.
+        backend: Anything with the backend interface (:mod:`dan.runtime.backend`): ``labels`` and
+            ``__call__(x (N, 3, S, S) float32) -> logits (N, C)``; its ``metadata.temperature``, if
+            any, turns logits into probabilities.
         dataset: A :class:`dan.data.dataset.FERDataset`: yields ``(image (3, S, S), label)`` prepared with
             the backend's preprocessing; has ``label_names`` and ``samples``.
         batch_size: Images per model call.
-        num_workers: DataLoader worker processes (decoding and resizing in parallel).
+        num_workers: DataLoader worker processes (decoding and resizing in parallel, ahead of the
+            model). 0: one background thread loads the next batches while the model runs
+            (:func:`prefetched`), so loading and the model still overlap.
         tta: Average the softmax of each image and its horizontal mirror.
 
     Returns:
         The :class:`EvaluationResult`.
+
+    Raises:
+        DanError: The model and the data set share no class.
     """
     data_labels = tuple(dataset.label_names)
     model_labels = tuple(backend.labels)
-    mapping = match_classes(model_labels, data_labels)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
-    probs, targets = [], []
-    for x, y in loader:
-        batch = x.numpy()  # (B, 3, S, S)
-        p = softmax(np.asarray(backend(batch)))
-        if tta:
-            p = (p + softmax(np.asarray(backend(np.ascontiguousarray(batch[..., ::-1]))))) / 2  # mirrored
-        probs.append(p)
-        targets.append(y.numpy())
-    probabilities = np.concatenate(probs) if probs else np.zeros((0, len(mapping)), np.float32)
-    target = np.concatenate(targets) if targets else np.zeros(0, np.int64)
-    predictions = mapping[probabilities.argmax(1)] if len(target) else np.zeros(0, np.int64)
-    sources = [str(s) for s, _ in getattr(dataset, "samples", [])] or [str(i) for i in range(len(target))]
-    return EvaluationResult(data_labels, model_labels, target, predictions, probabilities, sources)
+    match = ClassMatch(model_labels, data_labels)
+    match.check()
+    samples = [(str(s), int(label)) for s, label in getattr(dataset, "samples", [])]
+    labels = np.array([label for _, label in samples], np.int64)
+    scored = match.data_to_scored
+    keep = np.flatnonzero(scored[labels] >= 0) if len(labels) else np.zeros(0, np.int64)
+    left_out = {name: int((labels == data_labels.index(name)).sum()) for name in match.data_only}
+    subset = dataset if len(keep) == len(samples) else Subset(dataset, keep.tolist())
+    out, y = _run(backend, subset, batch_size, num_workers, tta)
+    t = temperature_of(backend)
+    probs = out if tta else probabilities(backend, out)
+    target = scored[y] if len(y) else np.zeros(0, np.int64)
+    predictions = match.model_to_scored[probs.argmax(1)] if len(y) else np.zeros(0, np.int64)
+    sources = [samples[i][0] for i in keep] if samples else [str(i) for i in range(len(y))]
+    return EvaluationResult(
+        match.shared,
+        model_labels,
+        target,
+        predictions,
+        probs,
+        sources,
+        logits=None if tta else out,
+        temperature=t,
+        left_out=left_out,
+        data_labels=data_labels,
+    )
+
+
+def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """The items of ``items`` in order, produced by a background thread at most ``depth`` ahead of the consumer.
+
+    Loading (decoding, resizing: OpenCV, PIL and torch release the GIL) overlaps with the consumer's
+    work (the model); memory is bounded by ``depth`` items. An error while producing is raised in the
+    consumer at that item; when the consumer stops early, the thread stops after its current item.
+    """
+    done = object()
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as err:  # handed to the consumer, raised there
+            put((None, err))
+            return
+        put((done, None))
+
+    thread = threading.Thread(target=produce, name="dan-eval-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = ready.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

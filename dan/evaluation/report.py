@@ -1,4 +1,7 @@
-"""Writing an evaluation report: ``metrics.json``, ``predictions.csv``, ``confusion.png`` and ``report.md``.
+"""Writing an evaluation report: ``metrics.json``, ``predictions.csv``, ``confusion.png``,
+``reliability.png`` and ``report.md``.
+
+Both figures are drawn with OpenCV and numpy (matplotlib is not a runtime dependency).
 
 Each file is written under a temporary name and renamed into place, so an interrupted run never
 leaves a half-written report behind.
@@ -18,7 +21,7 @@ import numpy as np
 from dan.evaluation.evaluate import EvaluationResult
 from dan.fileio import atomic_write
 
-__all__ = ["draw_confusion", "write_report"]
+__all__ = ["draw_confusion", "draw_reliability", "write_report"]
 
 
 def draw_confusion(confusion: np.ndarray, names: tuple[str, ...], title: str = "") -> np.ndarray:
@@ -57,8 +60,79 @@ def draw_confusion(confusion: np.ndarray, names: tuple[str, ...], title: str = "
     return img
 
 
+def draw_reliability(calibration: dict, title: str = "") -> np.ndarray:
+    """Render a reliability diagram as a BGR image: per confidence bin, the accuracy (bar) against the
+    mean confidence (the diagonal is perfect calibration), the gap shaded, each bin's sample count below.
+
+    Args:
+        calibration: What :func:`dan.evaluation.calibration.calibration_scores` returned (its
+            ``reliability`` bins, ``ece``).
+        title: Line drawn above the plot.
+
+    Returns:
+        uint8 BGR image.
+    """
+    rel = calibration["reliability"]
+    counts, conf, acc = rel["counts"], rel["confidence"], rel["accuracy"]
+    bins = len(counts)
+    side, left, top, bottom = 450, 70, 60, 90
+    img = np.full((top + side + bottom, left + side + 30, 3), 255, np.uint8)
+    font, ink, grey = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0), (160, 160, 160)
+
+    def xy(fx: float, fy: float) -> tuple[int, int]:
+        return left + round(fx * side), top + side - round(fy * side)
+
+    cv2.putText(img, title, (10, 24), font, 0.5, ink, 1, cv2.LINE_AA)
+    for k in range(6):  # grid and axis ticks at 0, 0.2, ..., 1
+        f = k / 5
+        cv2.line(img, xy(0, f), xy(1, f), (230, 230, 230), 1)
+        cv2.putText(img, f"{f:.1f}", (left - 34, xy(0, f)[1] + 4), font, 0.4, ink, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{f:.1f}", (xy(f, 0)[0] - 10, top + side + 16), font, 0.4, ink, 1, cv2.LINE_AA)
+    width = side / bins
+    for b in range(bins):
+        x0, x1 = left + round(b * width) + 1, left + round((b + 1) * width) - 1
+        if counts[b] == 0:
+            continue
+        y_acc, y_conf = xy(0, acc[b])[1], xy(0, conf[b])[1]
+        cv2.rectangle(img, (x0, y_acc), (x1, top + side), (200, 120, 40), -1)  # accuracy: blue bar
+        lo, hi = sorted((y_acc, y_conf))
+        if hi > lo:  # the gap to the bin's mean confidence: red
+            cv2.rectangle(img, (x0, lo), (x1, hi), (80, 80, 230), -1)
+        label = str(counts[b])
+        scale = 0.33 if len(label) < 4 else 0.28
+        cv2.putText(img, label, (x0, top + side + 34 + 12 * (b % 2)), font, scale, ink, 1, cv2.LINE_AA)
+    cv2.line(img, xy(0, 0), xy(1, 1), grey, 1, cv2.LINE_AA)  # perfect calibration
+    cv2.rectangle(img, xy(0, 1), xy(1, 0), ink, 1)
+    cv2.putText(img, "confidence (top-1); samples per bin below", (left + 40, top + side + 70), font, 0.45, ink, 1)
+    axis = np.full((30, side, 3), 255, np.uint8)
+    cv2.putText(axis, "accuracy", (side // 2 - 35, 20), font, 0.45, ink, 1, cv2.LINE_AA)
+    img[top : top + side, 6:36] = cv2.rotate(axis, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    cv2.putText(img, "accuracy", (left + 10, top + 20), font, 0.4, (200, 120, 40), 1, cv2.LINE_AA)
+    cv2.putText(img, "gap to confidence", (left + 10, top + 38), font, 0.4, (80, 80, 230), 1, cv2.LINE_AA)
+    return img
+
+
+def _calibration_lines(result: EvaluationResult) -> list[str]:
+    """report.md's calibration section (empty when it could not be computed)."""
+    cal = result.calibration
+    if cal is None:
+        return []
+    lines = [
+        "",
+        "## Calibration",
+        "",
+        f"- temperature T: {cal['temperature']:.4g} (probabilities are softmax(logits / T); 1: not calibrated)",
+        f"- **ECE: {cal['ece']:.4f}** (top-1 expected calibration error, {cal['bins']} equal-width confidence bins)",
+        f"- NLL: {cal['nll']:.4f} (mean negative log likelihood of the true class, natural log)",
+        f"- Brier score: {cal['brier']:.4f} (multi-class: sum over classes of squared errors, mean over samples)",
+    ]
+    if cal["renormalised"]:
+        lines.append("- the probabilities are renormalised over the scored (shared) classes for these three scores")
+    return [*lines, "", "![reliability diagram](reliability.png)"]
+
+
 def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dict | None = None) -> dict[str, Path]:
-    """Write the four report files into ``out_dir``.
+    """Write the report files into ``out_dir``.
 
     Args:
         result: What :func:`dan.evaluation.evaluate.evaluate_backend` returned.
@@ -66,7 +140,8 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
         meta: Extra facts for the JSON and Markdown (checkpoint, data set, split, TTA).
 
     Returns:
-        Paths of ``metrics``, ``predictions``, ``confusion`` and ``report``.
+        Paths of ``metrics``, ``predictions``, ``confusion``, ``reliability`` (when the calibration
+        scores could be computed) and ``report``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,6 +153,8 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
         "confusion": out / "confusion.png",
         "report": out / "report.md",
     }
+    if result.calibration is not None:
+        paths["reliability"] = out / "reliability.png"
     atomic_write(paths["metrics"], json.dumps(summary, indent=2).encode())
 
     buf = io.StringIO()
@@ -95,6 +172,11 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
     title = f"acc {result.accuracy:.4f}  bacc {result.balanced_accuracy:.4f}  n={len(result.targets)}"
     ok, png = cv2.imencode(".png", draw_confusion(result.confusion, result.label_names, title))
     atomic_write(paths["confusion"], png.tobytes())
+    if result.calibration is not None:
+        cal = result.calibration
+        head = f"ECE {cal['ece']:.4f}  NLL {cal['nll']:.4f}  T {cal['temperature']:.3g}  n={len(result.targets)}"
+        ok, png = cv2.imencode(".png", draw_reliability(cal, head))
+        atomic_write(paths["reliability"], png.tobytes())
 
     lines = ["# Evaluation report", ""]
     lines += [f"- {k}: `{v}`" for k, v in meta.items()]
@@ -108,6 +190,15 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
     ]
     for name, row in summary["per_class"].items():
         lines.append(f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
-    lines += ["", "![confusion matrix](confusion.png)", ""]
+    left_out = result.left_out_lines()
+    if left_out:
+        lines += ["", "## Classes left out", ""]
+        lines.append(
+            f"Scored on the {len(result.label_names)} classes the model and the data set share "
+            f"({', '.join(result.label_names)}); accuracy is over their images."
+        )
+        lines += ["", *(f"- {line}" for line in left_out)]
+    lines += ["", "![confusion matrix](confusion.png)"]
+    lines += [*_calibration_lines(result), ""]
     atomic_write(paths["report"], "\n".join(lines).encode())
     return paths
