@@ -14,7 +14,7 @@ Each ablation is a small YAML delta in ``configs/ablation/`` applied on top of a
 The table goes to ``OUT/ablation.md`` (and the numbers to ``OUT/ablation.json``) and is printed; its
 caption says what data it ran on. Usage::
 
-    python scripts/ablation.py --configs k1 k2 k4 k8 no_affinity no_partition mha \\
+    python -m scripts.ablation --configs k1 k2 k4 k8 no_affinity no_partition mha \\
         --base configs/synthetic.yaml --data data/synth --out runs/ablation --epochs 20 [--dry-run]
 
 A name is a file of ``configs/ablation/`` (``k1`` -> ``configs/ablation/k1.yaml``) or a YAML path.
@@ -24,11 +24,11 @@ A name is a file of ``configs/ablation/`` (``k1`` -> ``configs/ablation/k1.yaml`
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -36,8 +36,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from dan.system import cpu_model
+from scripts._common import REPO as ROOT
+from scripts._common import interleaved, markdown_table
 
 ABLATIONS = ROOT / "configs" / "ablation"
 
@@ -132,28 +133,9 @@ def time_per_face(models: dict, threads: int, runs: int, warmup: int = 5) -> dic
     for name, model in models.items():
         s = model.cpu().float().eval().preprocessing.input_size
         inputs[name] = torch.randn(1, model.in_chans, s, s)
-    times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
-        for i in range(warmup + runs):
-            for name, model in models.items():
-                start = time.perf_counter()
-                model(inputs[name])
-                if i >= warmup:
-                    times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what the platform module says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
+        calls = {name: functools.partial(model, inputs[name]) for name, model in models.items()}
+        return {name: seconds * 1e3 for name, seconds in interleaved(calls, runs, warmup).items()}
 
 
 def caption(args: argparse.Namespace, fmt: str, base: Path, rows: list[dict]) -> str:
@@ -172,7 +154,7 @@ def caption(args: argparse.Namespace, fmt: str, base: Path, rows: list[dict]) ->
         f"checkpoint by `val/acc` on {val_text}. Each row is `dan fit -c {_rel(base)} -c configs/ablation/"
         f"NAME.yaml` for {epochs}. Parameters: the network without the affinity loss's class centres. "
         f"ms/face: PyTorch {torch.__version__} eager float32, batch 1, {args.threads} threads, median of "
-        f"{args.timing_runs} runs (the models taking turns) on {cpu_name()}."
+        f"{args.timing_runs} runs (the models taking turns) on {cpu_model()}."
     )
 
 
@@ -185,17 +167,21 @@ def _rel(path: Path) -> str:
 
 def markdown(rows: list[dict], text: str) -> str:
     """The table (config, setting, accuracy, balanced accuracy, parameters, ms/face) under its caption."""
-    lines = [text, "", "| config | setting | accuracy | balanced accuracy | parameters | ms/face |"]
-    lines.append("| --- | --- | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        if r.get("error"):
-            lines.append(f"| {r['config']} | {r['setting']} | failed: {r['error']} | | | |")
-            continue
-        lines.append(
-            f"| {r['config']} | {r['setting']} | {r['accuracy']:.4f} | {r['balanced_accuracy']:.4f} "
-            f"| {r['parameters']:,} | {r['ms_per_face']:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
+    cells = [
+        [r["config"], r["setting"], f"failed: {r['error']}", "", "", ""]
+        if r.get("error")
+        else [
+            r["config"],
+            r["setting"],
+            f"{r['accuracy']:.4f}",
+            f"{r['balanced_accuracy']:.4f}",
+            f"{r['parameters']:,}",
+            f"{r['ms_per_face']:.1f}",
+        ]
+        for r in rows
+    ]
+    header = ["config", "setting", "accuracy", "balanced accuracy", "parameters", "ms/face"]
+    return f"{text}\n\n{markdown_table(header, cells, right=(2, 3, 4, 5))}\n"
 
 
 def run_one(name: str, delta: Path, base: Path, fmt: str, args: argparse.Namespace, base_cfg: dict) -> dict:

@@ -13,4 +13,4 @@ $PY -m dan fit -c configs/synthetic.yaml --data.root $D --data.image_size $SIZE 
 BEST=$(ls $CK/best*.ckpt | head -1); echo "best: $BEST"
 $PY -m dan evaluate --checkpoint $BEST --root $D --split test --format rafdb 2>&1 | grep -iE "accuracy|rror" | head -3
 FACES=$(awk '$1 ~ /^test/ && !seen[$2]++ {sub(/\.jpg$/, "", $1); print "'$D'/Image/aligned/" $1 "_aligned.jpg"}' $D/EmoLabel/list_patition_label.txt | head -7)
-$PY scripts/make_attention_figure.py --checkpoint $BEST --out ${OUT:-runs/attn}/attention.png $FACES
+$PY -m scripts.make_attention_figure --checkpoint $BEST --out ${OUT:-runs/attn}/attention.png $FACES

@@ -2,14 +2,14 @@
 
 Usage::
 
-    python scripts/benchmark_demo.py [--checkpoint CKPT] [--frames 300] [--detect-every 1 2 3]
+    python -m scripts.benchmark_demo [--checkpoint CKPT] [--frames 300] [--detect-every 1 2 3]
         [--threads 1 2] [--backends torch onnx] [--memory-frames 3000]
 
 Without ``--checkpoint`` a DAN of the paper's size (ResNet-18, 4 heads, 224 px, 7 classes, random
 weights: speed does not depend on the weights) is built. A 640x480 video with one face (the
 astronaut of ``skimage.data``, moving) is generated, then the demo loop runs on it headless, writing
 the annotated video and the CSV, for each setting. The ONNX backend is timed too when
-``dan.inference.onnx_backend`` and ``dan.inference.export`` are available. Stage times are per
+``dan.runtime.onnx`` and ``dan.export`` are available. Stage times are per
 frame; ``read`` is time spent waiting for decoded frames (decoding runs ahead in a thread) and
 ``write`` the time to hand frames to the encoder thread. The memory check streams
 ``--memory-frames`` generated frames through the same loop and prints the resident set size at the
@@ -26,33 +26,23 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 import dan
-from dan.inference.backends import TorchBackend
-from dan.inference.demo import STAGES, run_demo
+from dan.demo.loop import STAGES, run_demo
+from dan.demo.sources import Frame, FrameSource
 from dan.inference.predictor import Predictor
-from dan.inference.video import Frame, FrameSource
-from dan.system import describe_machine
+from dan.runtime.torch import TorchBackend
+from scripts._common import machine_header, median_ms, rss_mib
 
 HAAR = {"scale_factor": 1.2, "min_face": 48}  # what `dan demo` uses
 
 
-def rss_mib() -> float:
-    """Resident set size of this process in MiB (Linux /proc; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096 / 2**20
-    except OSError:
-        return 0.0
-
-
 def face_frames(n: int, size: tuple[int, int] = (640, 480)) -> FrameSource:
-    """A generated source: the astronaut's head sliding over a background, ``n`` frames."""
+    """A generated source: the astronaut's head sliding over a background, ``n`` RGB frames."""
     import skimage.data
 
     w, h = size
-    head = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)[20:260, 110:350]
+    head = skimage.data.astronaut()[20:260, 110:350]  # frames are RGB inside dan
     tile = cv2.resize(head, (200, 200), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(0)
     bg = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 8)
@@ -81,7 +71,7 @@ def face_frames(n: int, size: tuple[int, int] = (640, 480)) -> FrameSource:
 def write_video(path: Path, n: int) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 480))
     for frame in face_frames(n):
-        writer.write(frame.image)
+        writer.write(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))  # OpenCV writes BGR
     writer.release()
     return path
 
@@ -133,8 +123,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         model = dan.DAN(num_classes=7, num_heads=4).eval()
         model.labels = dan.LABEL_SETS["rafdb"]
     video = write_video(work / "in.mp4", args.frames)
-    print(describe_machine())
-    print(f"cpu cores {torch.get_num_threads()} | opencv {cv2.__version__} | torch {torch.__version__}")
+    print(machine_header(libraries=("cv2", "onnxruntime")))
     print(f"video {video} ({args.frames} frames 640x480), model input {model.preprocessing.input_size} px")
     decode_ms, encode_ms = io_costs(video, work)
     print(f"decode alone {decode_ms:.1f} ms/frame, mp4v encode alone {encode_ms:.1f} ms/frame (threads in the loop)")
@@ -143,8 +132,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         backends["torch"] = lambda threads: TorchBackend(model, threads=threads)
     if "onnx" in args.backends:
         try:
-            from dan.inference.export import export_onnx
-            from dan.inference.onnx_backend import OnnxBackend
+            from dan.export import export_onnx
+            from dan.runtime.onnx import OnnxBackend
 
             onnx_path = export_onnx(model, work / "model.onnx")
             backends["onnx"] = lambda threads: OnnxBackend(onnx_path, threads=threads)
@@ -155,12 +144,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         for threads in args.threads:
             backend = make(threads)
             x = np.zeros((1, 3, model.preprocessing.input_size, model.preprocessing.input_size), np.float32)
-            for _ in range(3):
-                backend(x)
-            t = time.perf_counter()
-            for _ in range(20):
-                backend(x)
-            model_ms = (time.perf_counter() - t) / 20 * 1000
+            model_ms = median_ms(lambda: backend(x), runs=20, warmup=3)  # noqa: B023 (called at once)
             print(f"-- {name}, {threads} thread(s): model alone {model_ms:.1f} ms per face")
             predictor = Predictor(backend, detector="haar", detect_size=args.detect_size, detector_options=HAAR)
             for every in args.detect_every:

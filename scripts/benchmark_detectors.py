@@ -7,7 +7,7 @@ letterboxed into a 640x480 frame; a group picture of all three faces side by sid
 without faces, where every box is an extra one. A detection counts as a face when its centre lies in
 a true face box and the true box's centre lies in it. Run::
 
-    python scripts/benchmark_detectors.py [--repeat 10]
+    python -m scripts.benchmark_detectors [--repeat 10]
 """
 
 from __future__ import annotations
@@ -16,18 +16,14 @@ import argparse
 import os
 import statistics
 import sys
-import time
-from pathlib import Path
 
 import cv2
 import matplotlib
 import numpy as np
 import skimage.data
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dan.inference.detectors import create_detector  # noqa: E402
-from dan.system import describe_machine  # noqa: E402
+from dan.inference.detectors import create_detector
+from scripts._common import machine_header, markdown_table, median_ms
 
 # (x, y, w, h) of the face in each photograph (checked by eye)
 FACES = {"astronaut": (178, 63, 90, 113), "camera": (196, 113, 60, 81), "grace_hopper": (183, 120, 170, 213)}
@@ -44,19 +40,20 @@ NO_FACE = (
 )
 
 
-def _bgr(image: np.ndarray) -> np.ndarray:
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3), what the detectors take, from any scikit-image picture."""
     if image.dtype != np.uint8:  # bool masks, float images
         image = (image.astype(np.float64) / max(float(image.max()), 1e-9) * 255).astype(np.uint8)
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2BGR)
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(image[..., :3])
 
 
 def _photos() -> dict[str, np.ndarray]:
     photos = {"astronaut": skimage.data.astronaut(), "camera": skimage.data.camera()}
     photos["grace_hopper"] = cv2.imread(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"))
     photos["grace_hopper"] = cv2.cvtColor(photos["grace_hopper"], cv2.COLOR_BGR2RGB)
-    return {k: _bgr(v) for k, v in photos.items()}
+    return {k: _rgb(v) for k, v in photos.items()}
 
 
 def _warp_box(box, m: np.ndarray) -> tuple[int, int, int, int]:
@@ -67,7 +64,7 @@ def _warp_box(box, m: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def test_set() -> list[tuple[str, np.ndarray, list[tuple[int, int, int, int]]]]:
-    """``(name, BGR image, true face boxes)`` for every test picture."""
+    """``(name, RGB image, true face boxes)`` for every test picture."""
     items = []
     photos = _photos()
     for name, img in photos.items():
@@ -90,7 +87,7 @@ def test_set() -> list[tuple[str, np.ndarray, list[tuple[int, int, int, int]]]]:
         x += row[-1].shape[1]
     items.append(("group of three", np.hstack(row), boxes))
     for name in NO_FACE:
-        items.append((name, _bgr(getattr(skimage.data, name)()), []))
+        items.append((name, _rgb(getattr(skimage.data, name)()), []))
     return items
 
 
@@ -118,12 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detect-size", type=int, default=640, help="longest side detection runs at")
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
-    print(describe_machine(threads=1) + f"; OpenCV {cv2.__version__}")
+    print(machine_header(threads=1, libraries=("cv2",)))
     items = test_set()
     n_faces = sum(len(t) for _, _, t in items)
     print(f"{len(items)} pictures ({sum(bool(t) for _, _, t in items)} with faces), {n_faces} faces\n")
-    print("| detector | faces found | extra boxes | missed | ms per picture (median) | ms per 640x480 frame |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    rows: list[list[object]] = []
     for name in ("haar", "yunet"):
         det = create_detector(name, detect_size=args.detect_size)
         totals, times, frame_times, notes = [0, 0, 0], [], [], []
@@ -133,18 +129,13 @@ def main(argv: list[str] | None = None) -> int:
             totals = [a + b for a, b in zip(totals, (hit, extra, missed))]
             if extra or missed:
                 notes.append(f"{label}: {extra} extra, {missed} missed")
-            runs = []
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                det.detect(image)
-                runs.append((time.perf_counter() - start) * 1000)
-            (frame_times if label.endswith("640x480") else times).append(statistics.median(runs))
-        print(
-            f"| {name} | {totals[0]} of {n_faces} | {totals[1]} | {totals[2]} | {statistics.median(times):.1f} | "
-            f"{statistics.median(frame_times):.1f} |"
-        )
-        for note in notes:
-            print(f"|   | {note} | | | | |")
+            ms = median_ms(lambda: det.detect(image), args.repeat, warmup=0)  # noqa: B023 (called at once)
+            (frame_times if label.endswith("640x480") else times).append(ms)
+        median, frame = statistics.median(times), statistics.median(frame_times)
+        rows.append([name, f"{totals[0]} of {n_faces}", totals[1], totals[2], f"{median:.1f}", f"{frame:.1f}"])
+        rows += [["", note, "", "", "", ""] for note in notes]
+    header = ["detector", "faces found", "extra boxes", "missed", "ms per picture (median)", "ms per 640x480 frame"]
+    print(markdown_table(header, rows, right=range(1, 6)))
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/benchmark_serve.py [--checkpoint CKPT] [--threads 2] [--clients 1 4 16] [--seconds 10]
+    python -m scripts.benchmark_serve [--checkpoint CKPT] [--threads 2] [--clients 1 4 16] [--seconds 10]
         [--live-seconds 10] [--requests 10000]
 
 Without ``--checkpoint`` a DAN of the paper's size (ResNet-18, 4 heads, 224 px, 7 classes, random
@@ -26,7 +26,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import re
 import struct
 import subprocess
@@ -40,25 +39,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cpu_model() -> str:
-    """``lscpu``'s model name (or the platform's processor string)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        found = re.search(r"Model name:\s*(.+)", out)
-        if found:
-            return found.group(1).strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of process ``pid`` in MiB (Linux /proc)."""
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+from scripts._common import REPO, machine_header, rss_mib
 
 
 def percentiles(ms: list[float]) -> str:
@@ -94,7 +75,7 @@ def paper_model(folder: Path) -> Path:
 
 def batch_gain(checkpoint: Path, threads: int) -> str:
     """Model time per face at batch 1 and 4: what batching concurrent requests could save at most."""
-    from dan.inference.backends import load_backend
+    from dan.runtime.loader import load_backend
 
     backend = load_backend(checkpoint, threads=threads)
     size = backend.preprocessing.input_size
@@ -222,16 +203,10 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=10_000, help="POSTs for the memory measurement")
     args = p.parse_args()
 
-    import onnxruntime
-    import torch
-
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(args.checkpoint) if args.checkpoint else paper_model(Path(tmp))
-        capability = torch.backends.cpu.get_cpu_capability()
-        print(f"CPU: {cpu_model()} ({os.cpu_count()} cores), torch {torch.__version__} (CPU capability {capability}), "
-              f"onnxruntime {onnxruntime.__version__}")  # fmt: skip
-        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-        print(f"server model threads: {args.threads}; load average before: {load}; model: {checkpoint.name}")
+        print(machine_header(args.threads, libraries=("onnxruntime",)) + f" ({os.cpu_count()} cores)")
+        print(f"server model threads: {args.threads}; model: {checkpoint.name}")
         print(f"batching: {batch_gain(checkpoint, args.threads)}")
         jpeg = camera_jpeg()
         proc, url = start_server(checkpoint, args.threads, [])

@@ -1,6 +1,6 @@
 """A figure of faces and their heads' attention maps, one row per face (what docs/attention.png shows).
 
-    python scripts/make_attention_figure.py --checkpoint CKPT --out docs/attention.png face1.jpg face2.jpg ...
+    python -m scripts.make_attention_figure --checkpoint CKPT --out docs/attention.png face1.jpg face2.jpg ...
 
 Each row: the face with the model's prediction, then one overlay per head of its spatial attention map
 (``dan.inference.attention.save_attention_figure``, the same preparation as every other path).
@@ -16,11 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dan.fileio import atomic_write  # noqa: E402
-from dan.inference.attention import save_attention_figure  # noqa: E402
-from dan.inference.backends import TorchBackend  # noqa: E402
+from dan.fileio import atomic_write
+from dan.inference.attention import save_attention_figure
+from dan.runtime.torch import TorchBackend
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     figure = np.vstack([r for row in rows for r in (row, gap)][:-1])  # (rows * tile + gaps, width, 3)
     ok, png = cv2.imencode(".png", figure)
     atomic_write(args.out, png.tobytes(), "figure")
-    maps = backend.attention(np.zeros((1, 3, backend.preprocessing.input_size, backend.preprocessing.input_size)))
+    size = backend.preprocessing.input_size
+    _, maps = backend.predict_with_attention(np.zeros((1, 3, size, size), np.float32))
     print(f"wrote {args.out}: {len(rows)} faces, {maps.shape[1]} heads, maps of {maps.shape[2]}x{maps.shape[3]}")
     return 0
 

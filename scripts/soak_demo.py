@@ -1,6 +1,6 @@
 """Soak test of the demo loop: many frames, resident memory and per-frame latency sampled all along.
 
-    python scripts/soak_demo.py --frames 50000 [--checkpoint CKPT] [--csv]
+    python -m scripts.soak_demo --frames 50000 [--checkpoint CKPT] [--csv]
 
 A generated 640x480 stream (the astronaut's head moving over a background; no decoding) goes through
 the real demo loop (YuNet detection, alignment, the model, tracking, drawing, and with ``--csv`` the
@@ -24,16 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchmark_demo import face_frames, rss_mib  # noqa: E402
-
-import dan  # noqa: E402
-from dan.inference.backends import TorchBackend, load_backend  # noqa: E402
-from dan.inference.demo import run_demo  # noqa: E402
-from dan.inference.predictor import Predictor  # noqa: E402
-from dan.inference.video import FrameSource  # noqa: E402
-from dan.system import describe_machine  # noqa: E402
+import dan
+from dan.demo.loop import run_demo
+from dan.demo.sources import FrameSource
+from dan.inference.predictor import Predictor
+from dan.runtime.loader import load_backend
+from dan.runtime.torch import TorchBackend
+from scripts._common import machine_header, rss_mib
+from scripts.benchmark_demo import face_frames
 
 
 class _Probe(FrameSource):
@@ -73,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-p95-ratio", type=float, default=1.5, help="last tenth's p95 over the first's")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(describe_machine(args.threads))
+    print(machine_header(args.threads))
     if args.checkpoint:
         backend = load_backend(args.checkpoint, threads=args.threads)
     else:
