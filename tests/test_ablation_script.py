@@ -1,4 +1,4 @@
-"""The research scripts on tiny inputs: ablation.py (two ablations, one epoch, a Markdown table) and
+"""The research scripts on tiny inputs: scripts.ablation (two ablations, one epoch, a Markdown table) and
 gpu_check.sh (the prepared GPU throughput check) as a CPU smoke run of a few steps."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import yaml
 from dan.cli.main import main as dan_main
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "ablation.py"
 TINY = ROOT / "tests" / "conf" / "tiny.yaml"
 FAST = "--data.num_workers 0 --data.batch_size 8 --trainer.limit_train_batches 2"
 
@@ -29,7 +28,7 @@ def test_ablation_configs_are_small_deltas() -> None:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(SCRIPT), *args]
+    cmd = [sys.executable, "-m", "scripts.ablation", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
@@ -62,16 +61,23 @@ def test_ablation_script_trains_scores_times_and_writes_the_table(tmp_path: Path
 
 @pytest.mark.slow
 def test_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
-    env = {**os.environ, "STEPS": "3", "DEVICE": "cpu", "BATCH": "4", "WORKERS": "0", "PER_CLASS": "3"}
-    env.update(HEAD="mha", WORK=str(tmp_path / "work"), RESULTS=str(tmp_path / "results.json"))
+    """Its one command, tiny: the input pipelines side by side (old float32, new uint8, and 100 px faces resized on
+    the device), the mha head under bf16 autocast and in 32-true."""
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env.update(STEPS="3", DEVICE="cpu", BATCH="4", WORKERS="0", PER_CLASS="2", SIZE="32", HEAD="mha")
+    env.update(ROWS="old new resize100 fp32", EXTRA="--data.image_size 32", PY=sys.executable)
+    env.update(WORK=str(tmp_path / "work"), RESULTS=str(tmp_path / "results.json"))
     done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "gpu_check.sh")], env=env, capture_output=True, text=True, timeout=300
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh")], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "| precision | head | batch | images/s | step ms | data wait ms | compute ms |" in done.stdout
+    assert "| row | what | precision | images/s | step ms | data wait ms (median) | compute ms |" in done.stdout
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
-    assert [r["precision"] for r in runs] == ["bf16-mixed", "32-true"]  # the mha head under bf16 autocast too
+    rows = [(r["row"], r["precision"]) for r in runs]
+    assert rows == [("old", "bf16-mixed"), ("new", "bf16-mixed"), ("resize100", "bf16-mixed"), ("fp32", "32-true")]
     for r in runs:
         assert r["head"] == "mha" and r["timed_steps"] == 2 and r["images_per_s"] > 0
-        assert r["compute_ms"] > 0 and r["data_wait_ms"] >= 0 and r["peak_gpu_mib"] is None
-    assert (tmp_path / "work" / "data-224px-3" / "EmoLabel" / "list_patition_label.txt").is_file()
+        assert r["compute_ms"] > 0 and r["data_wait_ms"] > 0 and r["peak_gpu_mib"] is None
+    for side in (32, 100):  # the faces, and the same drawn at 100 px for resize100
+        assert (tmp_path / "work" / f"data-{side}px-2" / "EmoLabel" / "list_patition_label.txt").is_file()
+    assert (tmp_path / "work" / "gpu_check.log").is_file()

@@ -11,8 +11,7 @@ import torchvision
 
 import dan
 from dan import DAN, DanError, Preprocessing, load_model, save_model
-
-from reference_dan import PlainDAN, randomize
+from dan.models.reference import PlainDAN, randomize
 
 # A few entries of the reference checkpoints' layout (the facts file), for the tests' own check.
 REFERENCE_SHAPES = {

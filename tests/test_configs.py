@@ -26,7 +26,7 @@ def test_recipes_resolve_to_the_papers_numbers(capsys) -> None:
     rafdb = _resolved(capsys, "rafdb.yaml")
     assert rafdb["model"]["optimizer"]["init_args"]["lr"] == 0.1 and rafdb["trainer"]["max_epochs"] == 40
     assert rafdb["model"]["affinity_centres"] == 8 and rafdb["data"]["batch_size"] == 256
-    assert rafdb["model"]["backbone_weights"] == "models/resnet18_msceleb.pth"  # from base.yaml
+    assert rafdb["model"]["backbone_weights"] == "msceleb"  # from base.yaml: fetched by name into the cache
     assert rafdb["trainer"]["logger"][0]["init_args"]["name"] == "rafdb"
     a7, a8 = _resolved(capsys, "affectnet7.yaml"), _resolved(capsys, "affectnet8.yaml")
     assert (a7["data"]["num_classes"], a8["data"]["num_classes"]) == (7, 8)

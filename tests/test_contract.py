@@ -19,7 +19,7 @@ import torch
 import dan
 from dan.cli.main import main
 from dan.inference.attention import face_attention
-from dan.inference.onnx_backend import OnnxBackend
+from dan.runtime.onnx import OnnxBackend
 
 SIZE = 64
 RAFDB = dan.LABEL_SETS["rafdb"]
@@ -106,7 +106,7 @@ def test_evaluate_predict_attention_and_onnx_agree(setup, tmp_path: Path, capsys
         Path(r["path"]).stem.replace("_aligned", ""): r["faces"][0]["probabilities"]
         for r in json.loads(onnx_json.read_text())["images"]
     }
-    backend = dan.inference.TorchBackend(dan.load_model(ckpt))
+    backend = dan.runtime.TorchBackend(dan.load_model(ckpt))
     onnx_backend = OnnxBackend(onnx_path)
     for face in faces:
         key = face.stem.replace("_aligned", "")
@@ -119,3 +119,37 @@ def test_evaluate_predict_attention_and_onnx_agree(setup, tmp_path: Path, capsys
         for other in (p_pred, p_fig, p_onnx, p_fig_onnx):
             np.testing.assert_allclose(other, p_eval, atol=1e-5, err_msg=key)
         assert p_eval.max() - p_eval.min() > 1e-3  # the check is not trivially equal uniform outputs
+
+
+def test_predict_the_figure_and_the_predictor_cut_the_same_rgb_face(setup, tmp_path: Path) -> None:
+    """One colour order (RGB) and one face crop: ``dan predict``, the attention figure and the Predictor
+    (given the file or its RGB pixels) take the same central square of a photo and give the same answer."""
+    from dan.imaging import read_image
+    from dan.inference.attention import save_attention_figure
+    from dan.inference.predictor import Predictor
+
+    ckpt, _, _ = setup
+    rgb = np.ascontiguousarray(skimage.data.astronaut()[:300, 60:460])  # (300, 400, 3): not square
+    square = rgb[:, 50:350]  # the central square, what --detector none takes as the face
+    path = tmp_path / "photo.png"  # lossless: the same pixels everywhere
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    predictor = Predictor(ckpt, detector="none")
+    (from_file,) = predictor.predict(path)
+    (from_pixels,) = predictor.predict(rgb)
+    _, faces = predictor.faces(rgb, predictor.detect(rgb))
+    np.testing.assert_array_equal(faces[0], square)
+    face, p_figure, _ = face_attention(ckpt, path)
+    np.testing.assert_array_equal(face, square)
+    result = tmp_path / "predict.json"
+    assert main(["predict", str(path), "--checkpoint", str(ckpt), "--detector", "none", "--output", str(result)]) == 0
+    (record,) = json.loads(result.read_text())["images"]
+    p_cli = np.array([record["faces"][0]["probabilities"][n] for n in RAFDB])
+    for other in (from_pixels.probabilities, p_figure, p_cli):
+        np.testing.assert_allclose(other, from_file.probabilities, atol=1e-5)
+    (swapped,) = predictor.predict(np.ascontiguousarray(rgb[..., ::-1]))  # BGR pixels: another answer
+    assert np.abs(swapped.probabilities - from_file.probabilities).max() > 1e-4
+    figure = read_image(save_attention_figure(ckpt, path, tmp_path / "figure.png", tile=SIZE))
+    panel = cv2.resize(square, (SIZE, SIZE), interpolation=cv2.INTER_AREA).astype(int)
+    top = slice(0, SIZE * 3 // 4)  # above the caption
+    assert np.abs(figure[top, :SIZE] - panel[top]).mean() < 2  # the face panel in its own colours
+    assert np.abs(figure[top, :SIZE] - panel[top, :, ::-1]).mean() > 10

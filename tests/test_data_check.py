@@ -19,6 +19,10 @@ import fakedata as fd
         ("affectnet", fd.make_affectnet_csv, ["--num-classes", "7"]),
         ("fer2013", fd.make_fer2013, []),
         ("folder", fd.make_folder, []),
+        ("sfew", fd.make_sfew, []),
+        ("ferplus", fd.make_ferplus, []),
+        ("expw", fd.make_expw, []),
+        ("ckplus", fd.make_ckplus, []),
     ],
 )
 def test_clean_data_sets_pass(tmp_path: Path, capsys, fmt, build, extra) -> None:

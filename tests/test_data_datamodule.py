@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dan.common import LABEL_SETS, DanError
+from dan.common import LABEL_SETS, DanError, Preprocessing
+from dan.data.batch import DeviceTransform
 from dan.data.datamodule import FERDataModule
 from dan.data.sampler import EpochSampler
+from dan.preprocess import prepare_face
 
 import fakedata as fd
 
@@ -34,12 +36,20 @@ def test_batches_shapes_and_dtypes(tmp_path: Path) -> None:
     fd.make_rafdb(tmp_path, train_per_class=3, test_per_class=1)
     dm = FERDataModule(format="rafdb", root=str(tmp_path), image_size=32, batch_size=8, num_workers=0)
     dm.setup("fit")
-    images, labels = next(iter(dm.train_dataloader()))
-    assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32
-    assert labels.shape == (8,) and labels.dtype == torch.int64
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (8, 3, 32, 32) and batch["image"].dtype == torch.uint8  # normalised on the device
+    assert batch["image"].is_contiguous(memory_format=torch.channels_last)  # the workers' (S, S, 3) layout
+    assert batch["label"].shape == (8,) and batch["label"].dtype == torch.int64
+    assert batch["erase"].shape == (8, 4) and batch["erase"].dtype == torch.int32
     assert len(dm.train_dataloader()) == 1  # 21 images - 7 held out = 14, batch 8, last partial batch dropped
-    val_images, val_labels = next(iter(dm.val_dataloader()))
-    assert val_images.shape == (7, 3, 32, 32) and sorted(val_labels.tolist()) == list(range(7))
+    val = next(iter(dm.val_dataloader()))
+    assert val["image"].shape == (7, 3, 32, 32) and sorted(val["label"].tolist()) == list(range(7))
+    assert val["image"].dtype == torch.uint8 and (val["erase"] == -1).all()  # evaluation erases nothing
+    old = FERDataModule(format="rafdb", root=str(tmp_path), image_size=32, batch_size=8, num_workers=0)
+    old.device_transforms = False  # the all-CPU pipeline, kept for comparison
+    old.setup("fit")
+    images, labels = next(iter(old.train_dataloader()))
+    assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32 and labels.dtype == torch.int64
     dm.setup("test")
     assert dm.test_dataset is not dm.val_dataset and len(dm.test_dataset) == 7 and dm.bad_files == 0
 
@@ -79,9 +89,9 @@ def test_fer2013_defaults_and_balanced_sampler(tmp_path: Path) -> None:
     assert len(dm.val_dataset) == 7 and len(dm.test_dataset) == 14
     loader = dm.train_dataloader()
     assert isinstance(loader.sampler, EpochSampler) and loader.sampler.balanced and len(loader.sampler) == 21
-    images, labels = next(iter(loader))
-    assert images.shape == (4, 3, 24, 24) and labels.dtype == torch.int64
-    assert next(iter(dm.test_dataloader()))[0].shape == (5, 3, 24, 24)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (4, 3, 24, 24) and batch["label"].dtype == torch.int64
+    assert next(iter(dm.test_dataloader()))["image"].shape == (5, 3, 24, 24)
 
 
 def test_early_errors(tmp_path: Path) -> None:
@@ -102,3 +112,28 @@ def test_a_class_without_training_images_stops_before_training(tmp_path: Path) -
     dm = FERDataModule(format="folder", root=str(tmp_path), image_size=16, num_workers=0)
     with pytest.raises(DanError, match=r"class 'anger' has no training images"):
         dm.setup("fit")
+
+
+def test_one_preprocessing_record_for_every_loader(tmp_path: Path) -> None:
+    fd.make_rafdb(tmp_path, train_per_class=3, test_per_class=1, original=True)
+    dm = FERDataModule(
+        format="rafdb",
+        root=str(tmp_path),
+        image_size=24,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        resize="bicubic",
+        num_workers=0,
+    )
+    record = Preprocessing(input_size=24, mean=(0.5,) * 3, std=(0.25,) * 3, resize="bicubic", crop="align")
+    assert dm.preprocessing == record  # the format's face crop (aligned RAF-DB faces) and the image options
+    dm.setup()
+    for ds in (dm.train_dataset, dm.val_dataset, dm.test_dataset):
+        assert ds.transform.pre is dm.preprocessing
+    image = dm.test_dataset.load(0)
+    finished = DeviceTransform(record)(dm.test_dataset[0]["image"][None])[0]  # (1, 3, S, S) -> (3, S, S)
+    assert torch.equal(finished, torch.from_numpy(prepare_face(image, record)))
+    original = FERDataModule(format="rafdb", root=str(tmp_path), rafdb_images="original")
+    assert (original.preprocessing.crop, original.preprocessing.margin) == ("box", 0.2)
+    with pytest.raises(DanError, match=r"data\.preprocessing\.std=0: must be between"):
+        FERDataModule(format="rafdb", root=str(tmp_path), std=(1, 0, 1))

@@ -88,27 +88,28 @@ def test_truncated_image_raises_with_path_or_is_skipped_and_counted(tmp_path: Pa
 
 
 def test_transform_pipelines(tmp_path: Path) -> None:
-    pre = Preprocessing()
+    pre, p48 = Preprocessing(), Preprocessing(input_size=48)
     mean_colour = np.full((50, 70, 3), np.round(np.array(pre.mean) * 255), np.uint8)
     for name in TRANSFORMS:
-        out = build_transform(name, image_size=48, seed=1)(mean_colour)
+        out = build_transform(name, p48, seed=1)(mean_colour)
         assert out.shape == (3, 48, 48) and out.dtype == torch.float32 and out.is_contiguous()
-    ev = build_transform("eval", image_size=48)(mean_colour)
+    ev = build_transform("eval", p48)(mean_colour)
     assert ev.abs().max() < 0.02  # normalised with the ImageNet mean/std
-    custom = build_transform("eval", 16, mean=(0, 0, 0), std=(1, 1, 1))(np.full((8, 8, 3), 255, np.uint8))
+    unit = Preprocessing(input_size=16, mean=(0, 0, 0), std=(1, 1, 1))
+    custom = build_transform("eval", unit)(np.full((8, 8, 3), 255, np.uint8))
     assert torch.allclose(custom, torch.ones(3, 16, 16))
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (60, 60, 3), dtype=np.uint8)
-    a = torch.stack([build_transform("rafdb", 48, seed=5)(img) for _ in range(2)])
+    a = torch.stack([build_transform("rafdb", p48, seed=5)(img) for _ in range(2)])
     assert torch.equal(a[0], a[1])  # same seed, same augmentation
-    t = build_transform("rafdb", 48, seed=5)
+    t = build_transform("rafdb", p48, seed=5)
     outs = torch.stack([t(img) for _ in range(40)])
     erased = [(o == 0).all(0).float().mean().item() > 0.015 for o in outs]
     assert 5 < sum(erased) < 35  # random erasing at p=0.5
-    flipped = [torch.allclose(o, ev_img.flip(-1)) for o, ev_img in zip(outs, [build_transform("eval", 48)(img)] * 40)]
+    flipped = [torch.allclose(o, ev_img.flip(-1)) for o, ev_img in zip(outs, [build_transform("eval", p48)(img)] * 40)]
     assert sum(flipped) > 3  # some outputs are exactly the mirrored eval image
-    aff = build_transform("affectnet", 48, seed=3)
+    aff = build_transform("affectnet", p48, seed=3)
     changed = sum(not torch.equal(aff(img), aff(img)) for _ in range(10))
     assert changed >= 8
     with pytest.raises(DanError, match="unknown augmentation"):
@@ -123,17 +124,17 @@ def test_tta_flip() -> None:
 
 def test_flip_pipeline_only_mirrors() -> None:
     img = np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)
-    plain = build_transform("eval", 32)(img)
-    outs = [build_transform("flip", 32, seed=s)(img) for s in range(12)]
+    plain = build_transform("eval", Preprocessing(input_size=32))(img)
+    outs = [build_transform("flip", Preprocessing(input_size=32), seed=s)(img) for s in range(12)]
     mirrored = sum(torch.allclose(o, plain.flip(-1)) for o in outs)
     same = sum(torch.allclose(o, plain) for o in outs)
     assert mirrored + same == 12 and 0 < mirrored < 12
 
 
 def test_rafdb_crop_shift_scales_with_image_size() -> None:
-    from dan.data.transforms import _pipeline
+    from dan.data.transforms import PIPELINES
 
     for size, expected in ((224, 32), (112, 16), (48, 7)):
-        steps, _ = _pipeline("rafdb", size)
+        steps, _ = PIPELINES["rafdb"](size)
         affine = next(s for s in steps if type(s).__name__ == "Affine")
         assert max(abs(v) for v in affine.translate_px["x"]) == expected

@@ -23,8 +23,10 @@ def test_rafdb_reads_labels_counts_and_image_variants(tmp_path: Path) -> None:
         (n.replace(".jpg", "_aligned.jpg"), lab) for n, lab in truth["train"]
     ]
     assert train.class_counts() == dict.fromkeys(LABEL_SETS["rafdb"], 2)
-    test = read_split("rafdb", tmp_path, "val")  # RAF-DB's only held-out split
+    test = read_split("rafdb", tmp_path, "testing")
     assert test.split == "test" and len(test) == 7 and test.samples[0].line == 15
+    with pytest.raises(DanError, match=r"the RAF-DB data set has no validation split \(its splits: train, test\)"):
+        read_split("rafdb", tmp_path, "val")  # never the test split in its place
     original = read_split("rafdb", tmp_path, "train", rafdb_images="original")
     assert all("/Image/original/train_" in s.source for s in original.samples)
     image = FERDataset(original).load(0)
@@ -91,7 +93,7 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
-@pytest.mark.parametrize("fmt", ["rafdb", "affectnet", "fer2013", "folder"])
+@pytest.mark.parametrize("fmt", ["rafdb", "affectnet", "fer2013", "folder", "sfew", "ferplus", "expw", "ckplus"])
 def test_missing_root(tmp_path: Path, fmt: str) -> None:
     with pytest.raises(DanError, match="nowhere"):
         read_split(fmt, tmp_path / "nowhere", "train")
@@ -157,8 +159,10 @@ def test_fer2013_bad_inputs(tmp_path: Path) -> None:
 
 def test_folder_bad_inputs(tmp_path: Path) -> None:
     fd.make_folder(tmp_path, splits=("train",))
-    with pytest.raises(DanError, match="split folder not found"):
+    with pytest.raises(DanError, match=r"class-folder data set has no validation split \(its splits: train\)"):
         read_split("folder", tmp_path, "val")
+    with pytest.raises(DanError, match="has no split 'dev': use train"):
+        read_split("folder", tmp_path, "dev")
     (tmp_path / "test" / "happy").mkdir(parents=True)
     with pytest.raises(DanError, match="split 'test' of the folder data set is empty"):
         read_split("folder", tmp_path, "test")

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import skimage.data
-import torch
 
 import dan
 from dan.cli.main import main
+from dan.demo.sources import FrameSource, VideoFileSource
+from dan.demo.writer import probe_video
 from dan.inference.tracking import iou
-from dan.inference.video import FrameSource, VideoFileSource
-from dan.inference.writer import probe_video
 
 RAFDB = dan.LABEL_SETS["rafdb"]
 HEADER = ["frame", "time", "track", "x", "y", "w", "h", "label", "confidence", *RAFDB]
 N_FRAMES, W, H = 24, 320, 240
-REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The tiny test model gains nothing from 2 threads, and on a busy 2-core machine they spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _face_tile() -> np.ndarray:
-    """The astronaut's head, 160 px square, BGR; the face is at about (44, 31, 63, 63) in it."""
-    astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    return cv2.resize(astronaut[20:260, 110:350], (160, 160), interpolation=cv2.INTER_AREA)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float = 12.0) -> Path:
@@ -49,14 +33,10 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float = 12.0) -> Pat
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, rafdb_checkpoint, face_tile, astronaut):
     root = tmp_path_factory.mktemp("demo")
-    torch.manual_seed(0)
-    model = dan.DAN(num_classes=7, num_heads=2)
-    model.labels = RAFDB
-    model.preprocessing = dan.Preprocessing(input_size=96)
-    ckpt = dan.save_model(model, root / "model.pt")
-    tile = _face_tile()
+    ckpt = rafdb_checkpoint
+    tile = cv2.cvtColor(face_tile, cv2.COLOR_RGB2BGR)  # the video is written by OpenCV
     frames = []
     for i in range(N_FRAMES):  # the head slides right 4 px a frame over a grey background
         frame = np.full((H, W, 3), 90, np.uint8)
@@ -65,11 +45,11 @@ def files(tmp_path_factory):
     video = _write_video(root / "moving.avi", frames)
     photos = root / "photos"
     photos.mkdir()
-    astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    cv2.imwrite(str(photos / "a_astronaut.jpg"), astronaut)
+    bgr = cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(photos / "a_astronaut.jpg"), bgr)
     cv2.imwrite(str(photos / "b_bad.jpg"), np.zeros((4, 4, 3), np.uint8))
     (photos / "b_bad.jpg").write_bytes((photos / "b_bad.jpg").read_bytes()[:40])  # truncated JPEG
-    cv2.imwrite(str(photos / "c_two.png"), np.hstack([astronaut, astronaut[:, ::-1]]))
+    cv2.imwrite(str(photos / "c_two.png"), np.hstack([bgr, bgr[:, ::-1]]))
     return root, ckpt, video, photos
 
 
@@ -165,7 +145,7 @@ class _Interrupting(FrameSource):
         self.frames, self.n, self.fps, self.size, self.name = frames, n, 10.0, (W, H), "fake"
 
     def __iter__(self):
-        from dan.inference.video import Frame
+        from dan.demo.sources import Frame
 
         for i, image in enumerate(self.frames):
             if i == self.n:
@@ -176,7 +156,7 @@ class _Interrupting(FrameSource):
 def test_ctrl_c_leaves_whole_outputs(files, tmp_path, monkeypatch, capsys) -> None:
     _, ckpt, video, _ = files
     frames = [f.image for f in VideoFileSource(video)]
-    monkeypatch.setattr("dan.inference.video.open_source", lambda *a, **k: _Interrupting(frames, 5))
+    monkeypatch.setattr("dan.demo.sources.open_source", lambda *a, **k: _Interrupting(frames, 5))
     out, table = tmp_path / "cut.mp4", tmp_path / "cut.csv"
     assert _demo(ckpt, "fake", "--output", str(out), "--csv", str(table), "--no-display", "--detector", "none") == 130
     assert "interrupted at frame 5" in capsys.readouterr().err
@@ -211,9 +191,8 @@ def test_make_demo_video_script_and_none_detector(files, tmp_path) -> None:
         cv2.circle(img, (62, 45), 5, (40, 40, 40), -1)
         cv2.ellipse(img, (50, 75), (14, 6 + 3 * i), 0, 0, 180, (60, 60, 160), -1)
         cv2.imwrite(str(faces / f"train_{i:05d}_aligned.jpg"), img)
-    spec = importlib.util.spec_from_file_location("make_demo_video", REPO / "scripts" / "make_demo_video.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from scripts import make_demo_video as script
+
     video = tmp_path / "demo_in.mp4"
     assert script.main([str(faces), str(video), "--seconds", "1", "--fps", "10", "--size", "160x120"]) == 0
     assert probe_video(video)[:3] == (10, 160, 120)

@@ -64,7 +64,7 @@ def test_demo_csv_and_video_on_a_full_disk(tmp_path: Path, monkeypatch, capsys) 
         if len(written) == 4:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("dan.inference.outputs.CsvStream.write", write_then_fill)
+    monkeypatch.setattr("dan.demo.outputs.CsvStream.write", write_then_fill)
     args = ["demo", "--checkpoint", str(ckpt), "--source", str(frames), "--detector", "none", "--no-display"]
     assert main([*args, "--csv", str(csv), "--output", str(video)]) == 1
     err = capsys.readouterr().err

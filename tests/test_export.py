@@ -15,17 +15,17 @@ from torch import nn
 from dan import DAN
 from dan.cli.main import main as dan_main
 from dan.common import DanError, Preprocessing
-from dan.inference.backends import load_backend
-from dan.inference.export import (
+from dan.export import (
     export_checkpoint,
     export_onnx,
     load_images,
     quantize_onnx,
     top1_agreement,
 )
-from dan.inference.onnx_backend import OnnxBackend
-from dan.inference.pt2 import Pt2Backend, check_pt2_archive
 from dan.models.checkpoint import save_model
+from dan.runtime.loader import load_backend
+from dan.runtime.onnx import OnnxBackend
+from dan.runtime.pt2 import Pt2Backend, check_pt2_archive
 
 torch.set_num_threads(2)
 SIZE = 64
@@ -106,7 +106,7 @@ def test_onnx_matches_pytorch_with_dynamic_batch_and_metadata(setup) -> None:
         assert got.shape == (n, 7) and got.dtype == np.float32
         assert _close(got, logits)
         got2, att = backend.predict_with_attention(x)
-        assert np.array_equal(got2, got) and np.array_equal(backend.attention(x), att)
+        assert np.array_equal(got2, got) and np.array_equal(backend.predict_with_attention(x)[1], att)
         assert np.abs(att - attention).max() <= 1e-5 * np.abs(attention).max() + 1e-5
     x = load_images(faces, model.preprocessing)  # real inputs
     assert _close(backend(x), _torch(model, x)[0])
@@ -131,6 +131,40 @@ def test_int8_static_quantisation_agrees_with_float32(setup, tmp_path) -> None:
     assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.9
     assert top1_agreement(got, ref) >= 0.5
     assert len(set(ref.argmax(1))) > 1  # agreement is not trivial
+
+
+def test_cli_int8_without_calib_is_static_on_generated_faces_and_dynamic_only_when_asked(
+    setup, tmp_path, capsys, monkeypatch
+) -> None:
+    from dan.cli import export as cli_export
+
+    monkeypatch.setattr(cli_export, "GENERATED_FACES", 32)  # 256 by default: fewer for a quick test
+    model, ckpt, _, _ = setup
+    static = tmp_path / "static.onnx"
+    assert dan_main(["export", "--checkpoint", str(ckpt), "--output", str(static), "--int8"]) == 0
+    out, err = capsys.readouterr()
+    assert "calibrated on 16 generated faces (dan synth, seed 0)" in out and "on 16 held-out generated" in out
+    assert "kept a copy for --backend auto" in out and "VNNI" not in err
+    proto = onnx.load(str(static))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["dan_int8"]) == {
+        "mode": "static",
+        "calibration": "generated faces (dan synth, seed 0)",
+        "images": 16,
+    }
+    ops = {n.op_type for n in proto.graph.node}
+    assert "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops  # activations ranges calibrated
+    dynamic = tmp_path / "dynamic.onnx"
+    assert dan_main(["export", "--checkpoint", str(ckpt), "--output", str(dynamic), "--int8-mode", "dynamic"]) == 0
+    assert "slower than float32" in capsys.readouterr().err
+    proto = onnx.load(str(dynamic))
+    assert json.loads({p.key: p.value for p in proto.metadata_props}["dan_int8"]) == {"mode": "dynamic"}
+    assert "DynamicQuantizeLinear" in {n.op_type for n in proto.graph.node}
+    with pytest.raises(DanError, match="static int8 needs calibration faces"):
+        export_checkpoint(model, tmp_path / "x.onnx", int8=True)
+    with pytest.raises(DanError, match=r"expected an array \(N, 3, 64, 64\)"):
+        export_checkpoint(model, tmp_path / "x.onnx", int8=True, calib=np.zeros((2, 3, 8, 8), np.float32))
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_pt2_export_matches_carries_metadata_and_is_read_by_load_backend(setup, tmp_path) -> None:
@@ -182,7 +216,7 @@ def test_cli_export_verify_and_errors(setup, tmp_path, capsys) -> None:
     args = ["export", "--checkpoint", str(ckpt), "--output", str(out), "--calib", str(faces)]
     assert dan_main([*args, "--format", "onnx", "--int8", "--verify", "--min-agreement", "0.3"]) == 0
     text = capsys.readouterr().out
-    assert "real images" in text and "OK" in text and "int8 (static quantisation): top-1 agreement" in text
+    assert f"images of {faces}" in text and "OK" in text and "int8 (static quantisation): top-1 agreement" in text
     assert sorted(p.name for p in out.parent.iterdir()) == ["cli.onnx"]  # no temporary file left
     assert OnnxBackend(out).labels == RAFDB
     # a verification that cannot pass: exit 1, nothing under the name asked for, the export kept under a name saying so
@@ -219,3 +253,22 @@ def test_missing_inputs_are_one_line_errors(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     with pytest.raises(DanError, match=r"pip install 'dan\[export\]'"):
         OnnxBackend(junk)
+
+
+def test_a_seven_class_reference_file_asks_for_the_labels_option(tmp_path, capsys) -> None:
+    """The command line names its option (--labels); Python callers keep the keyword (labels=)."""
+    from dan.models.reference import PlainDAN
+
+    ref = tmp_path / "ref7.pth"
+    torch.save({"iter": 1, "model_state_dict": PlainDAN(7, 2).state_dict(), "optimizer_state_dict": {}}, ref)
+    wanted = "a 7-class model needs a label set: pass --labels one of: rafdb, affectnet7, fer2013, sfew, expw, ckplus7"
+    for argv in (
+        ["export", "--checkpoint", str(ref), "--output", str(tmp_path / "x.onnx")],
+        ["predict", str(tmp_path), "--checkpoint", str(ref), "--backend", "torch"],
+    ):
+        assert dan_main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"dan {argv[0]}: error: {ref}: {wanted}", err
+    assert not (tmp_path / "x.onnx").exists()
+    with pytest.raises(DanError, match="pass labels= one of: rafdb, affectnet7, fer2013"):
+        load_backend(ref, "torch")

@@ -3,121 +3,39 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import socket
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 
 import dan
 from dan import DanError, hub
 from dan.cli.main import main as dan_main
-from dan.inference.backends import load_backend
 from dan.models.checkpoint import checkpoint_verifier
+from dan.runtime.loader import load_backend
 
-from reference_dan import PlainDAN
-
+pytest_plugins = ["hubserver"]  # the loopback server and the private cache: fixtures
 RAFDB = hub.RELEASED["rafdb"]
 
 
-def _saved(obj: object) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def payloads() -> dict[str, bytes]:
-    """The files the loopback server serves: reference-layout DANs (7 and 8 classes) and wrong ones."""
-    state = PlainDAN(7, 4).state_dict()
-    good7 = _saved({"iter": 21, "model_state_dict": state, "optimizer_state_dict": {}})
-    state8 = dict(state)
-    for key in ("fc.weight", "fc.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"):
-        state8[key] = torch.ones((8, *state[key].shape[1:]))
-    good8 = _saved({"iter": 5, "model_state_dict": state8, "optimizer_state_dict": {}})
-    resnet = _saved({"iter": 1, "model_state_dict": torchvision.models.resnet18().state_dict()})
-    html = b"<!DOCTYPE html>\n<html><head><title>Error</title></head><body>Something went wrong</body></html>"
-    return {"good7": good7, "good8": good8, "resnet": resnet, "html": html, "fc": state["fc.weight"]}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
-@pytest.fixture(scope="module")
-def server(payloads: dict):
-    """A loopback HTTP server; ``server.hits[path]`` counts the GET requests per path."""
-    routes = {
-        "/good7.pth": (200, payloads["good7"], None, 0.0),
-        "/other/good7.pth": (200, payloads["good7"], None, 0.0),
-        "/slow7.pth": (200, payloads["good7"], None, 0.05),
-        "/good8.pth": (200, payloads["good8"], None, 0.0),
-        "/resnet.pth": (200, payloads["resnet"], None, 0.0),
-        "/html.pth": (200, payloads["html"], None, 0.0),
-        "/truncated.pth": (200, payloads["good7"][: 1 << 20], len(payloads["good7"]), 0.0),
-        "/bad.onnx": (200, b"this is not an onnx graph" * 10, None, 0.0),
-    }
-    hits: dict[str, int] = {}
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            with lock:
-                hits[self.path] = hits.get(self.path, 0) + 1
-            if self.path not in routes:
-                self.send_error(404, "Not Found")
-                return
-            status, body, length, pause = routes[self.path]
-            self.send_response(status)
-            self.send_header("Content-Type", "text/html" if body.startswith(b"<!") else "application/octet-stream")
-            self.send_header("Content-Length", str(length or len(body)))
-            self.end_headers()
-            try:
-                for i in range(0, len(body), 4 << 20):
-                    self.wfile.write(body[i : i + (4 << 20)])
-                    time.sleep(pause)
-            except OSError:
-                pass
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = _Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    httpd.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.hits = hits
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server) -> Path:
-    """DAN_HOME in tmp_path, every released name pointed at the loopback server; returns the models folder."""
-    monkeypatch.setenv("DAN_HOME", str(tmp_path / "home"))
-    for name, route in (("rafdb", "/good7.pth"), ("affectnet7", "/good7.pth"), ("affectnet8", "/good8.pth")):
-        monkeypatch.setitem(hub.RELEASED, name, dataclasses.replace(hub.RELEASED[name], url=server.base + route))
-    server.hits.clear()
-    return tmp_path / "home" / "models"
-
-
-def _point(monkeypatch: pytest.MonkeyPatch, name: str, url: str) -> str:
-    monkeypatch.setitem(hub.RELEASED, name, dataclasses.replace(hub.RELEASED[name], url=url))
+def point(monkeypatch: pytest.MonkeyPatch, name: str, url: str, **changes: object) -> str:
+    """Point the released entry ``name`` at ``url`` (and change other fields, such as ``sha256``)."""
+    monkeypatch.setitem(hub.RELEASED, name, dataclasses.replace(hub.RELEASED[name], url=url, **changes))
     return url
 
 
 def _leftovers(folder: Path) -> list[str]:
-    """Everything in the cache folder except lock files."""
-    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) if folder.exists() else []
+    """Everything in the cache folder, lock files too (none may be left behind)."""
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def _entry(name: str) -> list[str]:
+    """A cache entry: the file and its SHA-256 sidecar."""
+    return [name, f"{name}.sha256"]
 
 
 def _fetch(spec: str) -> Path:
@@ -138,10 +56,21 @@ def test_released_download_is_cached_and_reused_without_network(home: Path, serv
     assert path == home / RAFDB.filename
     assert path.read_bytes() == payloads["good7"]
     assert server.hits == {"/good7.pth": 1}
-    assert _leftovers(home) == [RAFDB.filename]
+    assert _leftovers(home) == _entry(RAFDB.filename)
     assert _fetch("rafdb") == path and server.hits == {"/good7.pth": 1}  # second use: no request
     cached = {row["name"]: row["cached"] for row in hub.list_released()}
     assert cached == {"rafdb": path, "affectnet7": None, "affectnet8": None}
+
+
+def test_released_models_bring_their_preprocessing(home: Path) -> None:
+    """The catalogue says how each release's faces were cut out (RAF-DB's aligned, AffectNet's boxes with no
+    margin): loaders use it for a model named by its name, and never guess it from a label order."""
+    assert dan.load_model("rafdb").preprocessing == hub.RELEASED["rafdb"].preprocessing
+    boxes = dan.load_model("affectnet7").preprocessing
+    assert (boxes.crop, boxes.margin, boxes.input_size) == ("box", 0.0, 224)
+    assert load_backend("affectnet8").preprocessing == hub.RELEASED["affectnet8"].preprocessing == boxes
+    local = _fetch("affectnet7")  # the same reference file by its path: nothing says how its faces were cut
+    assert dan.load_model(local, labels="affectnet7").preprocessing == dan.Preprocessing()
 
 
 BAD = {  # route -> (reason through requests, reason through gdown)
@@ -160,7 +89,7 @@ def test_bad_download_is_one_line_and_leaves_nothing(
 ) -> None:
     if transport == "gdown":  # route the loopback URL through gdown, as a Drive URL is
         monkeypatch.setattr(hub, "_DRIVE_HOSTS", ("127.0.0.1",))
-    url = _point(monkeypatch, "rafdb", server.base + route)
+    url = point(monkeypatch, "rafdb", server.base + route)
     with pytest.raises(DanError) as err:
         _fetch("rafdb")
     msg = str(err.value)
@@ -176,7 +105,7 @@ def test_offline_message(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    url = _point(monkeypatch, "rafdb", f"http://127.0.0.1:{port}/rafdb.pth")
+    url = point(monkeypatch, "rafdb", f"http://127.0.0.1:{port}/rafdb.pth")
     with pytest.raises(DanError) as err:
         dan.load_model("rafdb")
     msg = str(err.value)
@@ -188,17 +117,20 @@ def test_offline_message(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_stale_part_files_of_the_entry_are_removed(home: Path, payloads: dict) -> None:
     home.mkdir(parents=True)
-    stale = home / f".{RAFDB.filename}.k1ll3d.part.pth"
+    stem = Path(RAFDB.filename).stem
+    stale = home / f".{RAFDB.filename}.k1ll3d.part.pth"  # an older version's temporary name
+    dead = home / f".{stem}.{2**31 - 1}.tmp.pth"  # dan.fileio's, of a process that is gone
     other = home / ".affecnet7_epoch6_acc0.6569.pth.x.part.pth"  # another entry's: not ours to touch
-    stale.write_bytes(b"half a file")
-    other.write_bytes(b"half a file")
+    for p in (stale, dead, other):
+        p.write_bytes(b"half a file")
     assert _fetch("rafdb").read_bytes() == payloads["good7"]
-    assert not stale.exists() and other.exists()
+    assert not stale.exists() and not dead.exists() and other.exists()
 
 
 def test_interrupt_during_download_leaves_nothing(home: Path) -> None:
     def interrupted(tmp: Path) -> None:
-        assert tmp.parent == home and tmp.name.startswith(f".{RAFDB.filename}.")  # in the destination folder
+        assert tmp.parent == home and tmp.name.startswith(f".{Path(RAFDB.filename).stem}.")  # in the destination
+        assert tmp.suffix == ".pth"
         raise KeyboardInterrupt
 
     with pytest.raises(DanError, match=r"cannot download rafdb from .*: interrupted; download it yourself"):
@@ -219,7 +151,7 @@ def test_two_processes_fill_one_entry(home: Path, server, payloads: dict, tmp_pa
     assert [p.returncode for p in procs] == [0, 0]
     assert outs == [str(home / RAFDB.filename)] * 2
     assert server.hits["/slow7.pth"] in (1, 2)
-    assert _leftovers(home) == [RAFDB.filename]
+    assert _leftovers(home) == _entry(RAFDB.filename)
     assert (home / RAFDB.filename).read_bytes() == payloads["good7"]
 
 
@@ -267,7 +199,7 @@ def test_hf_spec_goes_through_huggingface_hub(home: Path, tmp_path: Path, monkey
         _fetch("hf://owner/repo/model.pth")
     msg = str(err.value)
     assert "https://huggingface.co/owner/repo/resolve/main/model.pth" in msg and "LocalEntryNotFoundError" in msg
-    assert "\n" not in msg and _leftovers(home) == [path.name]
+    assert "\n" not in msg and _leftovers(home) == _entry(path.name)
     with pytest.raises(DanError, match="hf://owner/repo: not an hf:// path"):
         hub.resolve_checkpoint("hf://owner/repo")
 
@@ -324,13 +256,14 @@ def test_cli_models_list_and_download(home: Path, server, monkeypatch, capsys: p
     out = capsys.readouterr().out
     for name in ("rafdb", "affectnet7", "affectnet8", "89.70%", "82.75%", "65.69%", "62.09%"):
         assert name in out
-    assert out.count("  no\n") == 3 and str(home) in out
+    assert out.count("  not cached\n") == 4 and str(home) in out  # the three models and the msceleb backbone
     assert dan_main(["models", "download", "rafdb", "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == f"rafdb: {home / RAFDB.filename}"
     assert dan_main(["models", "list"]) == 0
     out = capsys.readouterr().out
-    assert f"yes: {home / RAFDB.filename}" in out and out.count("  no\n") == 2
-    url = _point(monkeypatch, "affectnet8", server.base + "/missing.pth")
+    assert f"cached {home / RAFDB.filename}\n" in out and out.count("  not cached\n") == 3
+    assert "  verified (recorded at its first download)\n" in out
+    url = point(monkeypatch, "affectnet8", server.base + "/missing.pth")
     assert dan_main(["models", "download", "affectnet8", "bogus", "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and url in err[0] and "HTTP 404" in err[0] and "bogus: not a released model name" in err[1]

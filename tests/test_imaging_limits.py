@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
 import time
 import zlib
 
@@ -133,3 +136,111 @@ def test_no_limit_still_decodes_small_bombs() -> None:
     assert decode_image(small, max_pixels=None).shape == (200, 300, 3)
     with pytest.raises(ImageTooLargeError):
         decode_image(small, max_pixels=300 * 200 - 1)
+
+
+# Files that declare 30000 x 30000 pixels in a form the header reader used to miss (it returned None,
+# and the limit let them through to OpenCV, which decodes them: gigabytes and tens of seconds).
+
+
+def stray_byte_jpeg(side: int = 30000) -> bytes:
+    """A tiny valid JPEG whose frame header says ``side`` x ``side``, with one stray byte before the frame
+    header (libjpeg skips it with a warning and decodes the whole declared size, grey-filled)."""
+    data = _encode(".jpg", np.full((16, 16, 3), 128, np.uint8))
+    sof = data.find(b"\xff\xc0")
+    data = data[: sof + 5] + struct.pack(">HH", side, side) + data[sof + 9 :]  # height, width after the precision
+    return data[:sof] + b"\x00" + data[sof:]
+
+
+def slong_tiff(side: int = 30000) -> bytes:
+    """A small TIFF whose width and height tags have the type SLONG (libtiff reads any integer type)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(buf, "TIFF")
+    data = bytearray(buf.getvalue())
+    assert data[:2] == b"II"
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, ifd)
+    for k in range(count):
+        at = ifd + 2 + 12 * k
+        tag = struct.unpack_from("<H", data, at)[0]
+        if tag in (256, 257, 278):  # width, height, rows per strip
+            struct.pack_into("<HHIi", data, at, tag, 9 if tag != 278 else 4, 1, side)
+    return bytes(data)
+
+
+def jpeg2000_named_png(side: int = 30000) -> bytes:
+    """A 244-byte JPEG 2000 file (OpenCV picks the decoder by content, not by the .png name) declaring
+    ``side`` x ``side`` pixels in one tile: decoded, it fills the whole picture."""
+    ok, encoded = cv2.imencode(".jp2", np.full((64, 64, 3), 128, np.uint8))
+    assert ok
+    data = bytearray(encoded.tobytes())
+    siz = data.find(b"\xff\x51")  # SIZ: Xsiz, Ysiz, XOsiz, YOsiz, XTsiz, YTsiz after marker, length, Rsiz
+    struct.pack_into(">IIIIII", data, siz + 6, side, side, 0, 0, side, side)
+    ihdr = data.find(b"ihdr")
+    struct.pack_into(">II", data, ihdr + 4, side, side)
+    return bytes(data)
+
+
+BOMBS = {"stray.jpg": stray_byte_jpeg, "slong.tif": slong_tiff, "j2k.png": jpeg2000_named_png}
+
+
+def test_image_size_reads_what_the_decoders_read() -> None:
+    assert image_size(stray_byte_jpeg()) == (30000, 30000)  # libjpeg skips bytes before a marker: so do we
+    assert image_size(stray_byte_jpeg(40)) == (40, 40)
+    assert image_size(slong_tiff()) == (30000, 30000)
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 3) + struct.pack("<HHII", 256, 3, 1, 100)
+    tiff += struct.pack("<HHII", 257, 4, 1, 100) + struct.pack("<HHII", 256, 4, 1, 70000)  # a second width
+    assert image_size(tiff) == (70000, 100)  # the larger of the two: whichever libtiff keeps is within it
+    tiff = b"MM\x00*" + struct.pack(">IH", 8, 2) + struct.pack(">HHII", 256, 16, 1, 34)  # LONG8: 8 bytes at 34
+    tiff += struct.pack(">HHIB3x", 257, 1, 1, 9) + struct.pack(">Q", 90000)  # BYTE 9, then the LONG8 value
+    assert image_size(tiff) == (90000, 9)
+    negative = b"II*\x00" + struct.pack("<IH", 8, 2) + struct.pack("<HHIi", 256, 9, 1, -5)
+    negative += struct.pack("<HHII", 257, 3, 1, 10)
+    assert image_size(negative) is None
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_every_crafted_bomb_is_refused_before_decoding(name) -> None:
+    data = BOMBS[name]()
+    assert len(data) < 2000
+    start = time.perf_counter()
+    with pytest.raises(ImageReadError) as info:
+        decode_image(data, name)
+    assert time.perf_counter() - start < 0.05
+    message = str(info.value)
+    assert message.startswith(f"{name}: ") and "\n" not in message
+    if name == "j2k.png":  # a type whose header dan does not read: refused, as dan serve does
+        assert "not a decodable image" in message and "size cannot be read" in message
+    else:
+        assert isinstance(info.value, ImageTooLargeError) and "30000x30000" in message
+
+
+def test_unknown_size_is_decoded_only_without_a_limit(picture) -> None:
+    ppm = b"P6 53 37 255\n" + cv2.cvtColor(picture, cv2.COLOR_BGR2RGB).tobytes()
+    assert image_size(ppm) is None
+    with pytest.raises(ImageReadError, match="size cannot be read"):
+        decode_image(ppm, "x.ppm")
+    assert decode_image(ppm, max_pixels=None).shape == (37, 53, 3)
+
+
+def test_opencv_enforces_the_limit_itself_once_dan_is_imported(tmp_path) -> None:
+    """The second line of defence: dan sets OpenCV's own cap before cv2 loads, so even a decode that
+    skipped dan's header check stops at the limit (an exception, at once, no memory touched)."""
+    path = tmp_path / "stray.jpg"
+    path.write_bytes(stray_byte_jpeg())
+    code = (
+        "import sys, time, resource, dan.imaging, cv2, numpy as np\n"
+        "data = np.fromfile(sys.argv[1], np.uint8)\n"
+        "start, peak = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    cv2.imdecode(data, cv2.IMREAD_COLOR)\n"
+        "    print('decoded')\n"
+        "except cv2.error as err:\n"
+        "    print('refused' if 'CV_IO_MAX_IMAGE_PIXELS' in str(err) else err)\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak\n"
+        "print(round(time.perf_counter() - start, 2), grown // 1024)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, timeout=120)
+    lines = out.stdout.split()
+    assert lines[0] == "refused", out.stdout + out.stderr
+    assert float(lines[1]) < 1 and int(lines[2]) < 100  # seconds, MB more than before the call (2.7 GB decoded)

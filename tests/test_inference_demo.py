@@ -7,11 +7,11 @@ import csv
 import numpy as np
 
 from dan.common import Preprocessing
-from dan.inference.demo import csv_header, run_demo
+from dan.demo.loop import csv_header, run_demo
+from dan.demo.sources import Frame, FrameSource
+from dan.demo.writer import probe_video
 from dan.inference.detectors import Detector
 from dan.inference.predictor import Predictor
-from dan.inference.video import Frame, FrameSource
-from dan.inference.writer import probe_video
 
 LABELS = ("a", "b", "c")
 
@@ -40,9 +40,9 @@ class ScriptedDetector(Detector):
         super().__init__(None)
         self.calls, self.miss, self.frame = 0, miss, 0
 
-    def _detect(self, frame_bgr: np.ndarray):
+    def _detect(self, frame_rgb: np.ndarray):
         self.calls += 1
-        i = int(frame_bgr[0, 0, 0])  # the frame number is painted into the top-left pixel
+        i = int(frame_rgb[0, 0, 0])  # the frame number is painted into the top-left pixel
         return [] if i in self.miss else [(20 + 3 * i, 30, 40, 40, 0.9)]
 
 
@@ -97,3 +97,32 @@ def test_missed_detection_is_held_and_probabilities_are_smoothed(tmp_path) -> No
     )
     assert unsmoothed.frames == 4
     assert [r["label"] for r in _rows(tmp_path / "r.csv")] == ["a", "b", "a", "b"]
+
+
+class ChannelMeans:
+    """Logits = 10 x each input channel's mean: any change in how a face is cut out changes them."""
+
+    labels = LABELS
+    preprocessing = Preprocessing(input_size=32, crop="align")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return 10 * x.mean(axis=(2, 3))  # (N, 3)
+
+
+def test_the_demo_cuts_faces_out_as_the_predictor_does(astronaut, tmp_path) -> None:
+    """A photo through the demo's live step gets the Predictor's answer: aligned by YuNet's landmarks."""
+    import cv2
+
+    from dan.demo.sources import ImageSource
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    predictor = Predictor(ChannelMeans())  # YuNet, faces aligned as the record says
+    (face,) = predictor.predict(photo)
+    boxed = Predictor(ChannelMeans(), align=False).predict(photo)[0].probabilities
+    assert np.abs(boxed - face.probabilities).max() > 1e-3  # a box crop would give another answer
+    stats = run_demo(predictor, ImageSource([photo]), csv_path=tmp_path / "f.csv", display=False)
+    assert stats.frames == 1 and stats.errors == []
+    (row,) = _rows(tmp_path / "f.csv")
+    assert [int(row[k]) for k in "xywh"] == list(face.box)
+    np.testing.assert_allclose([float(row[n]) for n in LABELS], face.probabilities, atol=1e-4)

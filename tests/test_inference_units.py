@@ -5,43 +5,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import skimage.data
-import torch
 
 import dan
 from dan.common import DanError, Preprocessing
-from dan.inference.backends import TorchBackend, load_backend
+from dan.demo.outputs import CsvStream, write_csv
+from dan.demo.window import window_support
 from dan.inference.crops import crop_face, expand_box, prepare_batch
 from dan.inference.detectors import HaarDetector, NoneDetector, create_detector
-from dan.inference.outputs import CsvStream, write_csv
 from dan.inference.predictor import Predictor
 from dan.inference.tracking import IoUTracker, iou
-from dan.inference.window import window_support
+from dan.runtime.loader import load_backend
+from dan.runtime.torch import TorchBackend
 
-ASTRONAUT_FACE = (177, 66, 95, 95)  # where the face is in skimage.data.astronaut()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The tiny test model gains nothing from 2 threads, and on a busy 2-core machine they spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def model() -> dan.DAN:
-    torch.manual_seed(0)
-    m = dan.DAN(num_classes=7, num_heads=2).eval()
-    m.labels = dan.LABEL_SETS["rafdb"]
-    m.preprocessing = dan.Preprocessing(input_size=96)
-    return m
-
-
-@pytest.fixture(scope="module")
-def astronaut_bgr() -> np.ndarray:
-    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_expand_box_is_square_with_margin() -> None:
@@ -60,11 +36,11 @@ def test_crop_face_pads_at_the_border_with_edge_pixels() -> None:
     assert crop_face(frame, (100, 100, 120, 120)).sum() == 0  # entirely outside
 
 
-def test_prepare_batch_stacks_every_face(astronaut_bgr: np.ndarray) -> None:
+def test_prepare_batch_stacks_every_face(astronaut: np.ndarray) -> None:
     pre = Preprocessing(input_size=32, crop="box", margin=0.0)
-    batch, faces = prepare_batch(astronaut_bgr, [(10, 10, 50, 50), (400, 400, 200, 200)], pre)
+    batch, faces = prepare_batch(astronaut, [(10, 10, 50, 50), (400, 400, 200, 200)], pre)
     assert batch.shape == (2, 3, 32, 32) and [f.shape for f in faces] == [(50, 50, 3), (200, 200, 3)]
-    np.testing.assert_array_equal(faces[0], astronaut_bgr[10:60, 10:60, ::-1])  # RGB face images
+    np.testing.assert_array_equal(faces[0], astronaut[10:60, 10:60])  # RGB in, RGB face images out
 
 
 def test_tracker_keeps_ids_for_a_moving_box_and_smooths() -> None:
@@ -90,18 +66,18 @@ def test_tracker_keeps_ids_for_a_moving_box_and_smooths() -> None:
     assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
 
 
-def test_haar_finds_the_astronaut_and_two_side_by_side(astronaut_bgr: np.ndarray) -> None:
+def test_haar_finds_the_astronaut_and_two_side_by_side(astronaut_face: tuple, astronaut: np.ndarray) -> None:
     det = HaarDetector()
-    (box,) = det.detect(astronaut_bgr)
-    assert iou(box, ASTRONAUT_FACE) > 0.6
-    both = np.hstack([astronaut_bgr, astronaut_bgr[:, ::-1]])  # 1024 wide: detection runs at 640
+    (box,) = det.detect(astronaut)
+    assert iou(box, astronaut_face) > 0.6
+    both = np.hstack([astronaut, astronaut[:, ::-1]])  # 1024 wide: detection runs at 640
     boxes = sorted(det.detect(both))
     assert len(boxes) == 2
     mirrored = (1024 - 177 - 95, 66, 95, 95)
-    assert iou(boxes[0], ASTRONAUT_FACE) > 0.5 and iou(boxes[1], mirrored) > 0.5
-    big = cv2.resize(astronaut_bgr, (1536, 1536))  # boxes come back in full-frame pixels
+    assert iou(boxes[0], astronaut_face) > 0.5 and iou(boxes[1], mirrored) > 0.5
+    big = cv2.resize(astronaut, (1536, 1536))  # boxes come back in full-frame pixels
     (big_box,) = HaarDetector(detect_size=512).detect(big)
-    assert iou(big_box, tuple(3 * v for v in ASTRONAUT_FACE)) > 0.5
+    assert iou(big_box, tuple(3 * v for v in astronaut_face)) > 0.5
     assert det.detect(np.full((200, 200, 3), 127, np.uint8)) == []
 
 
@@ -114,30 +90,30 @@ def test_none_detector_and_factory_errors(tmp_path) -> None:
         create_detector("dlib")
 
 
-def test_yunet_is_shipped_and_gives_boxes_and_landmarks(astronaut_bgr: np.ndarray) -> None:
+def test_yunet_is_shipped_and_gives_boxes_and_landmarks(astronaut_face: tuple, astronaut: np.ndarray) -> None:
     det = create_detector()  # the default: YuNet, from the package's own copy of the model
     assert det.name == "yunet"
-    (face,) = det.detect(astronaut_bgr)
-    assert iou(face, ASTRONAUT_FACE) > 0.5 and face.score > 0.8
+    (face,) = det.detect(astronaut)
+    assert iou(face, astronaut_face) > 0.5 and face.score > 0.8
     eyes, nose, mouth = face.landmarks[:2], face.landmarks[2], face.landmarks[3:]
     assert eyes[0, 0] < eyes[1, 0] and mouth[0, 0] < mouth[1, 0]  # image-left first
     assert eyes[:, 1].max() < nose[1] < mouth[:, 1].min()  # eyes above the nose above the mouth
     x, y, w, h = face[:4]
     assert (face.landmarks[:, 0] > x).all() and (face.landmarks[:, 0] < x + w).all()
-    big = cv2.resize(astronaut_bgr, (1536, 1536))  # detection runs at 640; results in full-frame pixels
+    big = cv2.resize(astronaut, (1536, 1536))  # detection runs at 640; results in full-frame pixels
     (big_face,) = det.detect(big)
     np.testing.assert_allclose(big_face.landmarks, face.landmarks * 3, atol=0.07 * big_face.w)  # detector noise
     assert det.detect(np.full((200, 200, 3), 127, np.uint8)) == []
 
 
-def test_torch_backend_interface_and_load_backend(model: dan.DAN, tmp_path) -> None:
-    backend = TorchBackend(model)
+def test_torch_backend_interface_and_load_backend(rafdb_model: dan.DAN, tmp_path) -> None:
+    backend = TorchBackend(rafdb_model)
     x = np.zeros((3, 3, 96, 96), np.float32)
-    logits, maps = backend(x), backend.attention(x)
+    logits, maps = backend(x), backend.predict_with_attention(x)[1]
     assert logits.shape == (3, 7) and logits.dtype == np.float32
     assert maps.shape[:2] == (3, 2) and maps.ndim == 4
     assert backend.labels == dan.LABEL_SETS["rafdb"] and backend.preprocessing.input_size == 96
-    path = dan.save_model(model, tmp_path / "m.pt")
+    path = dan.save_model(rafdb_model, tmp_path / "m.pt")
     loaded = load_backend(path)
     np.testing.assert_allclose(loaded(x), logits, atol=1e-5)
     with pytest.raises(DanError, match="not found"):
@@ -149,17 +125,19 @@ def test_torch_backend_interface_and_load_backend(model: dan.DAN, tmp_path) -> N
         load_backend(tmp_path / "m.onnx", backend="torch")
 
 
-def test_predictor_api_on_a_real_photo(model: dan.DAN, astronaut_bgr: np.ndarray, tmp_path) -> None:
+def test_predictor_api_on_a_real_photo(
+    astronaut_face: tuple, rafdb_checkpoint, astronaut: np.ndarray, tmp_path
+) -> None:
     path = tmp_path / "astronaut.jpg"
-    cv2.imwrite(str(path), astronaut_bgr)
-    p = Predictor(dan.save_model(model, tmp_path / "m.pt"))
+    cv2.imwrite(str(path), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    p = Predictor(rafdb_checkpoint)
     (face,) = p.predict(path, attention=True)
-    assert iou(face.box, ASTRONAUT_FACE) > 0.6
+    assert iou(face.box, astronaut_face) > 0.6
     assert face.label in dan.LABEL_SETS["rafdb"] and face.label == max(face.probs, key=face.probs.get)
     assert face.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
     assert face.attention is not None and face.attention.shape[0] == 2
     assert set(face.to_dict()) == {"face", "box", "label", "confidence", "probabilities"}
-    same = p.predict(astronaut_bgr)  # an array in BGR gives the same answer as the file
+    same = p.predict(astronaut)  # an RGB array gives the same answer as the file (a JPEG of it)
     np.testing.assert_allclose(same[0].probabilities, face.probabilities, atol=0.05)
 
 
@@ -197,31 +175,31 @@ def test_window_support_says_why_not(monkeypatch) -> None:
     assert not ok and "opencv-python-headless" in message and "opencv-python<5" in message
 
 
-def test_onnx_backend_missing_gives_a_clear_error(model: dan.DAN, tmp_path, monkeypatch) -> None:
+def test_onnx_backend_missing_gives_a_clear_error(rafdb_model: dan.DAN, tmp_path, monkeypatch) -> None:
     path = tmp_path / "m.onnx"
     path.write_bytes(b"not really onnx")
-    monkeypatch.setitem(__import__("sys").modules, "dan.inference.onnx_backend", None)  # import fails
+    monkeypatch.setitem(__import__("sys").modules, "dan.runtime.onnx", None)  # import fails
     with pytest.raises(DanError, match="onnx backend is not available.*--backend torch"):
         load_backend(path)  # auto picks onnx for a .onnx file
 
 
-def test_predictor_honours_labels_for_a_ready_backend(model: dan.DAN, astronaut_bgr: np.ndarray) -> None:
-    backend = TorchBackend(model)
+def test_predictor_honours_labels_for_a_ready_backend(rafdb_model: dan.DAN, astronaut: np.ndarray) -> None:
+    backend = TorchBackend(rafdb_model)
     p = Predictor(backend, detector="none", labels="fer2013")
     assert p.labels == dan.LABEL_SETS["fer2013"] and backend.labels == dan.LABEL_SETS["rafdb"]  # not changed
-    (face,) = p.predict(astronaut_bgr)
+    (face,) = p.predict(astronaut)
     assert face.label in dan.LABEL_SETS["fer2013"] and set(face.probs) == set(dan.LABEL_SETS["fer2013"])
     with pytest.raises(DanError, match="5 names but the model has 7"):
         Predictor(backend, detector="none", labels=["a", "b", "c", "d", "e"])
 
 
-def test_an_export_without_attention_says_so(model: dan.DAN, tmp_path) -> None:
+def test_an_export_without_attention_says_so(rafdb_model: dan.DAN, tmp_path) -> None:
     import onnx
 
-    from dan.inference.export import export_onnx
-    from dan.inference.onnx_backend import OnnxBackend
+    from dan.export import export_onnx
+    from dan.runtime.onnx import OnnxBackend
 
-    path = export_onnx(model, tmp_path / "m.onnx")
+    path = export_onnx(rafdb_model, tmp_path / "m.onnx")
     assert OnnxBackend(path).supports_attention
     proto = onnx.load(str(path))
     kept = [o for o in proto.graph.output if o.name == "logits"]

@@ -19,11 +19,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import dan
 from dan import DAN, DanError, Preprocessing, load_model, save_model
-from dan.inference.export import export_checkpoint, quantize_onnx
-from dan.inference.onnx_backend import OnnxBackend
+from dan.export import export_checkpoint, quantize_onnx
 from dan.models.checkpoint import checkpoint_metadata
 from dan.models.mha import MultiHeadDotProductAttention
 from dan.models.reparam import reparameterize
+from dan.runtime.onnx import OnnxBackend
 from dan.training.module import DANModule
 
 torch.set_num_threads(2)
@@ -148,7 +148,7 @@ def test_onnx_float32_and_int8_match_pytorch(mha: DAN, tmp_path) -> None:
     report = export_checkpoint(mha, path, "onnx", verify=True)
     assert report.ok and report.max_abs_diff_random <= 1e-4
     backend = OnnxBackend(path, threads=2, spinning=False)
-    assert backend.metadata["model_config"]["head"] == "mha"
+    assert backend.metadata.model_config["head"] == "mha"
     x = np.random.default_rng(1).standard_normal((5, 3, SIZE, SIZE)).astype(np.float32)
     logits, attention = backend.predict_with_attention(x)
     with torch.no_grad():
@@ -169,7 +169,7 @@ def test_onnx_float32_and_int8_match_pytorch(mha: DAN, tmp_path) -> None:
 
 def test_training_step_reaches_every_head_parameter() -> None:
     torch.manual_seed(0)
-    module = DANModule(num_classes=7, num_heads=2, head="mha", image_size=64)
+    module = DANModule(num_classes=7, num_heads=2, head="mha", preprocessing={"input_size": 64})
     assert module.hparams.head == "mha" and checkpoint_metadata(module.model)["model_config"]["head"] == "mha"
     x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
     with warnings.catch_warnings():

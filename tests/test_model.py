@@ -7,8 +7,7 @@ import torch
 
 from dan import DAN
 from dan.models.checkpoint import convert_reference_state_dict
-
-from reference_dan import PlainDAN, randomize
+from dan.models.reference import PlainDAN, randomize
 
 
 def _pair(num_heads: int, num_classes: int = 7, seed: int = 0) -> tuple[PlainDAN, DAN]:

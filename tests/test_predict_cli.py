@@ -8,40 +8,24 @@ import json
 import cv2
 import numpy as np
 import pytest
-import skimage.data
-import torch
 
 import dan
 from dan.cli.main import main
 from dan.inference.tracking import iou
 
 RAFDB = dan.LABEL_SETS["rafdb"]
-FACE = (177, 66, 95, 95)  # the astronaut's face
-MIRRORED = (1024 - 177 - 95, 66, 95, 95)  # the same face in the mirrored right half of the composite
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The tiny test model gains nothing from 2 threads, and on a busy 2-core machine they spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, rafdb_checkpoint, astronaut):
     root = tmp_path_factory.mktemp("predict")
-    torch.manual_seed(0)
-    model = dan.DAN(num_classes=7, num_heads=2)
-    model.labels = RAFDB
-    model.preprocessing = dan.Preprocessing(input_size=96)
-    ckpt = dan.save_model(model, root / "model.pt")
+    ckpt = rafdb_checkpoint
     photos = root / "photos"
     photos.mkdir()
-    astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    cv2.imwrite(str(photos / "astronaut.jpg"), astronaut)
-    cv2.imwrite(str(photos / "two.png"), np.hstack([astronaut, astronaut[:, ::-1]]))
+    bgr = cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(photos / "astronaut.jpg"), bgr)
+    cv2.imwrite(str(photos / "two.png"), np.hstack([bgr, bgr[:, ::-1]]))
     cv2.imwrite(str(photos / "wall.png"), np.full((120, 160, 3), 128, np.uint8))  # no face
     bad = root / "bad"
     bad.mkdir()
@@ -55,7 +39,7 @@ def _csv(path):
         return list(csv.DictReader(f))
 
 
-def test_predict_csv_finds_one_and_two_faces(files, capsys) -> None:
+def test_predict_csv_finds_one_and_two_faces(astronaut_face, files, capsys) -> None:
     root, ckpt, photos, _ = files
     out = root / "faces.csv"
     assert main(["predict", str(photos), "--checkpoint", str(ckpt), "--output", str(out)]) == 0
@@ -69,9 +53,10 @@ def test_predict_csv_finds_one_and_two_faces(files, capsys) -> None:
     assert sorted(by_file) == ["astronaut.jpg", "two.png"]  # the wall has no face
     assert len(by_file["astronaut.jpg"]) == 1 and len(by_file["two.png"]) == 2
     (a,) = by_file["astronaut.jpg"]
-    assert iou([int(a[k]) for k in "xywh"], FACE) > 0.6
+    assert iou([int(a[k]) for k in "xywh"], astronaut_face) > 0.6
     boxes = sorted([int(r[k]) for k in "xywh"] for r in by_file["two.png"])
-    assert iou(boxes[0], FACE) > 0.5 and iou(boxes[1], MIRRORED) > 0.5
+    x, y, w, h = astronaut_face
+    assert iou(boxes[0], astronaut_face) > 0.5 and iou(boxes[1], (1024 - x - w, y, w, h)) > 0.5  # the mirrored face
     for r in rows:
         probs = [float(r[name]) for name in RAFDB]
         assert r["label"] in RAFDB and r["label"] == RAFDB[int(np.argmax(probs))]

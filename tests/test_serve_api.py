@@ -14,8 +14,6 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-import skimage.data
-import torch
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
@@ -28,32 +26,16 @@ from dan.serve import create_app
 from dan.serve.uploads import ApiError, read_body
 
 RAFDB = dan.LABEL_SETS["rafdb"]
-FACE = (177, 66, 95, 95)  # the astronaut's face
 TOKEN = "s3cret-token"
 LIMIT = 1_000_000  # bytes; the astronaut's JPEG is about 60 KB, the two-face PNG about 800 KB
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The tiny test model gains nothing from 2 threads, and on a busy 2-core machine they spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    model = dan.DAN(num_classes=7, num_heads=2)
-    model.labels = RAFDB
-    model.preprocessing = dan.Preprocessing(input_size=96)
-    return dan.save_model(model, tmp_path_factory.mktemp("serve_api") / "model.pt")
-
-
-@pytest.fixture(scope="module")
-def predictor(model_file):
-    return Predictor(model_file, detector="haar")
+def predictor(rafdb_checkpoint):
+    return Predictor(rafdb_checkpoint, detector="haar")
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +50,8 @@ def guarded(predictor):
         yield c
 
 
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-
-
-def _encode(image: np.ndarray, ext: str = ".jpg") -> bytes:
-    return cv2.imencode(ext, image)[1].tobytes()
+def _encode(rgb: np.ndarray, ext: str = ".jpg") -> bytes:
+    return cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
 def _png_bomb(side: int = 30000) -> bytes:
@@ -99,7 +76,7 @@ def test_health_and_model(client) -> None:
     assert info["limits"] == {"max_upload_bytes": LIMIT, "max_pixels": 50_000_000}
 
 
-def test_predict_multipart_and_raw_body_agree_with_the_predictor(client, predictor, astronaut) -> None:
+def test_predict_multipart_and_raw_body_agree_with_the_predictor(astronaut_face, client, predictor, astronaut) -> None:
     jpeg = _encode(astronaut)
     multipart = client.post("/v1/predict", files={"file": ("astronaut.jpg", jpeg, "image/jpeg")})
     raw = client.post("/v1/predict", content=jpeg, headers={"Content-Type": "image/jpeg"})
@@ -109,9 +86,9 @@ def test_predict_multipart_and_raw_body_agree_with_the_predictor(client, predict
     assert (data["width"], data["height"]) == (512, 512)
     (face,) = data["faces"]
     assert set(face) == {"face", "box", "label", "confidence", "probabilities"}  # as dan predict --output json
-    assert iou([face["box"][k] for k in "xywh"], FACE) > 0.6
+    assert iou([face["box"][k] for k in "xywh"], astronaut_face) > 0.6
     assert list(face["probabilities"]) == list(RAFDB) and face["label"] in RAFDB
-    (expected,) = predictor.predict(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+    (expected,) = predictor.predict(cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), 1), cv2.COLOR_BGR2RGB))
     assert face["label"] == expected.label and face["confidence"] == pytest.approx(expected.confidence, abs=1e-5)
     png = client.post("/v1/predict", content=_encode(np.hstack([astronaut, astronaut[:, ::-1]]), ".png"),
                       headers={"Content-Type": "image/png"})  # fmt: skip
@@ -198,8 +175,6 @@ def test_token_is_required_everywhere(guarded, astronaut) -> None:
     assert refused.status_code == 401
     _assert_serving(guarded, astronaut, headers={"Authorization": f"Bearer {TOKEN}"})
     _assert_serving(guarded, astronaut, params={"token": TOKEN})
-    docs = guarded.get(f"/docs?token={TOKEN}")
-    assert docs.status_code == 200 and f"/openapi.json?token={TOKEN}" in docs.text
     schema = guarded.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert schema["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
 
@@ -226,7 +201,7 @@ def test_openapi_describes_the_routes(client) -> None:
     assert {"200", "401", "413", "415", "422"} <= set(predict["responses"])
     assert {"PredictResponse", "Face", "Box", "ModelInfo", "ErrorResponse"} <= set(schema["components"]["schemas"])
     assert paths["/v1/model"]["get"]["summary"] and paths["/health"]["get"]["summary"]
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 404  # Swagger UI would load its script from a CDN
 
 
 def test_concurrent_requests_share_one_model(client, astronaut) -> None:
@@ -246,21 +221,21 @@ def test_concurrent_requests_share_one_model(client, astronaut) -> None:
     assert results == [1] * 8
 
 
-def test_cli_usage_errors(model_file, capsys) -> None:
+def test_cli_usage_errors(rafdb_checkpoint, capsys) -> None:
     """Each is one line on stderr and a failing exit status, before any server starts."""
-    assert main(["serve", "--checkpoint", str(model_file), "--port", "70000"]) != 0
+    assert main(["serve", "--checkpoint", str(rafdb_checkpoint), "--port", "70000"]) != 0
     assert "--port must be in 0..65535" in capsys.readouterr().err
-    assert main(["serve", "--checkpoint", str(model_file), "--max-upload-mb", "0"]) != 0
+    assert main(["serve", "--checkpoint", str(rafdb_checkpoint), "--max-upload-mb", "0"]) != 0
     assert "--max-upload-mb must be positive" in capsys.readouterr().err
-    assert main(["serve", "--checkpoint", str(model_file), "--token", "short"]) != 0
+    assert main(["serve", "--checkpoint", str(rafdb_checkpoint), "--token", "short"]) != 0
     assert "--token must be at least 8 printable ASCII characters" in capsys.readouterr().err
-    assert main(["serve", "--checkpoint", str(model_file.parent / "nope.pt"), "--port", "0"]) != 0
+    assert main(["serve", "--checkpoint", str(rafdb_checkpoint.parent / "nope.pt"), "--port", "0"]) != 0
     assert "nope.pt: checkpoint not found" in capsys.readouterr().err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        assert main(["serve", "--checkpoint", str(model_file), "--port", str(port)]) != 0
+        assert main(["serve", "--checkpoint", str(rafdb_checkpoint), "--port", str(port)]) != 0
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
 
@@ -294,9 +269,9 @@ def test_serve_package_imports_only_inference() -> None:
     assert out.strip() == "[]"
 
 
-def test_an_onnx_export_serves_the_same_answers(model_file, client, astronaut) -> None:
-    onnx = model_file.parent / "model.onnx"
-    assert main(["export", "--checkpoint", str(model_file), "--output", str(onnx)]) == 0
+def test_an_onnx_export_serves_the_same_answers(rafdb_checkpoint, client, astronaut, tmp_path) -> None:
+    onnx = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(rafdb_checkpoint), "--output", str(onnx)]) == 0
     with TestClient(create_app(Predictor(onnx, detector="haar"))) as exported:
         info = exported.get("/v1/model").json()
         assert info["backend"] == "onnx" and info["labels"] == list(RAFDB)

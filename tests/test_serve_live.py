@@ -24,7 +24,6 @@ from dan.inference.tracking import iou
 from dan.serve import create_app
 
 RAFDB = dan.LABEL_SETS["rafdb"]
-FACE = (177, 66, 95, 95)  # the astronaut's face
 TOKEN = "live-token"
 LIMIT = 300_000
 
@@ -34,26 +33,17 @@ class SlowPredictor(Predictor):
 
     delay = 0.0
 
-    def detect(self, frame_bgr: np.ndarray) -> list:
+    def detect(self, frame: np.ndarray) -> list:
         time.sleep(self.delay)
-        return super().detect(frame_bgr)
+        return super().detect(frame)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory):
-    torch.manual_seed(0)
-    model = dan.DAN(num_classes=7, num_heads=2)
-    model.labels = RAFDB
-    model.preprocessing = dan.Preprocessing(input_size=96)
-    return SlowPredictor(dan.save_model(model, tmp_path_factory.mktemp("serve_live") / "model.pt"), detector="haar")
+def predictor(rafdb_checkpoint):
+    return SlowPredictor(rafdb_checkpoint, detector="haar")
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +53,8 @@ def client(predictor):
 
 
 @pytest.fixture(scope="module")
-def jpeg() -> bytes:
-    return cv2.imencode(".jpg", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
+def jpeg(astronaut) -> bytes:
+    return cv2.imencode(".jpg", cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
 def frame_message(image: bytes, id: object = 1, t: object = 0.5, attention: bool = False) -> bytes:
@@ -85,7 +75,7 @@ def _next(ws, kind: str = "result") -> dict:
         assert message["type"] in ("result", "error", "ready", "pong"), message
 
 
-def test_live_frames_are_tracked_and_echo_id_and_time(client, jpeg) -> None:
+def test_live_frames_are_tracked_and_echo_id_and_time(astronaut_face, client, jpeg) -> None:
     with _live(client) as ws:
         ready = ws.receive_json()
         assert ready == {"type": "ready", "labels": list(RAFDB), "attention": True, "max_bytes": LIMIT}
@@ -98,7 +88,7 @@ def test_live_frames_are_tracked_and_echo_id_and_time(client, jpeg) -> None:
         assert (r["width"], r["height"]) == (512, 512) and r["server_ms"] > 0 and r["dropped"] == 0
         (face,) = r["faces"]
         assert face["track"] == 0  # the same face keeps its track id
-        assert iou([face["box"][k] for k in "xywh"], FACE) > 0.6
+        assert iou([face["box"][k] for k in "xywh"], astronaut_face) > 0.6
         assert face["label"] in RAFDB and list(face["probabilities"]) == list(RAFDB)
         assert face["confidence"] == max(face["probabilities"].values()) and "attention" not in face
 
@@ -222,3 +212,34 @@ def test_live_connections_are_capped(predictor) -> None:
                 assert info.value.code == 1013 and "server busy" in info.value.reason
         with small.websocket_connect("/v1/live") as again:  # the first has left: room again
             assert again.receive_json()["type"] == "ready"
+
+
+def test_dan_serve_smoothing_reaches_the_live_stream(astronaut, tmp_path, dan_serve) -> None:
+    """``dan serve --smoothing S``: a face's second frame answers S x first + (1 - S) x second."""
+    from dan.preprocess import prepare_face
+
+    torch.manual_seed(0)
+    model = dan.DAN(num_classes=7, num_heads=2, backbone="test_resnet")
+    model.labels, model.preprocessing = RAFDB, dan.Preprocessing(input_size=48)
+    images = [astronaut, np.ascontiguousarray(astronaut[::-1, ::-1]), skimage.data.coffee()[:, 100:500]]
+    with torch.no_grad():  # BatchNorm statistics of these images, so each gets its own answer
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = 1.0
+        model.train()
+        model(torch.from_numpy(np.stack([prepare_face(img, model.preprocessing) for img in images])))
+    ckpt = dan.save_model(model.eval(), tmp_path / "model.pt")
+    frames = [cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes() for img in images[:2]]
+    answers = {}
+    for smoothing in (0.0, 0.9):
+        argv = ["--checkpoint", str(ckpt), "--detector", "none", "--backend", "torch", "--smoothing", str(smoothing)]
+        with TestClient(dan_serve(argv).app) as client, client.websocket_connect("/v1/live") as ws:
+            answers[smoothing] = []
+            for i, image in enumerate(frames):
+                ws.send_bytes(frame_message(image, id=i))
+                (face,) = _next(ws)["faces"]
+                answers[smoothing].append(np.array([face["probabilities"][n] for n in RAFDB]))
+    first, second = answers[0.0]
+    assert np.abs(first - second).max() > 0.01  # the two frames get different answers
+    np.testing.assert_allclose(answers[0.9][0], first, atol=2e-4)
+    np.testing.assert_allclose(answers[0.9][1], 0.9 * first + 0.1 * second, atol=2e-4)

@@ -46,5 +46,5 @@ def test_auto_is_float32_without_native_bfloat16(cpu, monkeypatch) -> None:
 def test_describe_machine_names_cpu_isa_threads_and_load(cpu) -> None:
     cpu("fpu avx2 fma avx512f avx512_vnni", "AVX512")
     line = system.describe_machine(threads=3)
-    assert line.startswith("CPU: Pretend EPYC") and "avx2 avx512f avx512_vnni" in line
+    assert line.startswith("CPU: Pretend EPYC") and "avx2 fma avx512f avx512_vnni" in line
     assert "kernels AVX512" in line and "3 threads" in line and "load " in line

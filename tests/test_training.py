@@ -15,8 +15,8 @@ import torch
 
 import dan
 from dan.cli.main import main
-
-from reference_dan import PlainDAN, randomize
+from dan.data.datamodule import FERDataModule
+from dan.models.reference import PlainDAN, randomize
 
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 
@@ -69,6 +69,28 @@ def test_fit_writes_checkpoints_logs_and_metrics(trained: Path, synth: Path) -> 
     # centres of the affinity loss are trained by the same optimiser
     state = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
     assert "affinity.centers" in state["state_dict"] and len(state["optimizer_states"][0]["state"]) > 0
+
+
+def test_the_checkpoint_stores_the_data_modules_preprocessing(trained: Path, synth: Path) -> None:
+    record = FERDataModule(format="rafdb", root=str(synth), image_size=48).preprocessing  # tiny.yaml's data
+    state = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["dan"]["preprocessing"] == record.to_dict() == state["hyper_parameters"]["preprocessing"]
+    assert dan.load_model(trained / "checkpoints" / "last.ckpt").preprocessing == record
+
+
+def test_one_preprocessing_record_is_linked_from_data_to_model(synth: Path, tmp_path: Path) -> None:
+    from dan.training.cli import DANCLI
+    from dan.training.module import DANModule
+
+    os.chdir(tmp_path)
+    options = ["--data.mean", "[0.5, 0.4, 0.3]", "--data.std", "[0.2, 0.2, 0.2]", "--data.resize", "bicubic"]
+    args = ["-c", str(CONF), "--data.root", str(synth), "--model.backbone", "test_resnet", *options]
+    cli = DANCLI(DANModule, FERDataModule, run=False, args=args)
+    record = cli.datamodule.preprocessing
+    assert record == dan.Preprocessing(input_size=48, mean=(0.5, 0.4, 0.3), std=(0.2,) * 3, resize="bicubic")
+    assert cli.model.model.preprocessing == record  # what checkpoints and exports store
+    cli.datamodule.setup("fit")
+    assert cli.datamodule.train_dataset.transform.pre is record and cli.datamodule.val_dataset.transform.pre is record
 
 
 def test_resume_after_a_crash_continues_the_same_run(trained: Path, synth: Path, tmp_path: Path) -> None:

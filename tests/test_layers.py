@@ -1,0 +1,145 @@
+"""The layers of docs/design.md, checked: every import in every module of ``dan`` (read with ``ast``, lazy
+and type-only imports included) runs along an allowed edge, and no file edits ``sys.path``."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SHARED = {"dan", "common", "fileio", "hub", "system", "imaging", "preprocess"}
+"""The shared small modules every layer may import (``dan`` is the package root: ``from dan import __version__``)."""
+
+ALLOWED: dict[str, set[str]] = {
+    "dan": {"common"},
+    "common": set(),
+    "fileio": {"common"},
+    "system": {"common"},
+    "imaging": {"common"},
+    "preprocess": {"common"},
+    "hub": {"dan", "common", "fileio"},  # downloads: the catalogue, the cache and its pins, the transports
+    "models": {"common", "fileio", "hub", "system"},
+    "losses": {"models"},  # dan.losses: the losses under their short name
+    "data": SHARED,
+    "runtime": SHARED | {"models"},
+    "export": SHARED | {"models", "runtime"},
+    "inference": SHARED | {"models", "runtime"},
+    "demo": SHARED | {"models", "runtime", "inference"},
+    "serve": SHARED | {"runtime", "inference"},
+    "evaluation": SHARED | {"runtime", "data"},
+    "training": SHARED | {"models", "data", "evaluation"},
+    "cli": SHARED | {"models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training"},
+    "__main__": {"cli"},
+}
+"""Layer -> the other layers of ``dan`` it may import. Nothing imports ``cli`` (but ``python -m dan``)."""
+
+TRAINING_ONLY = {"pytorch_lightning", "lightning", "lightning_fabric", "albumentations"}
+"""Third-party packages only ``training`` and ``data`` (the augmentations, the LightningDataModule) use."""
+
+DEPLOYED = {"models", "runtime", "export", "inference", "demo", "serve", "evaluation"} | SHARED
+
+
+def _module(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "dan"
+
+
+def imports(path: Path, root: Path) -> list[tuple[int, str]]:
+    """``(line, module)`` of every import in ``path``, relative ones resolved; ``from dan import X`` gives ``dan.X``
+    when ``dan/X`` is a module, else ``dan``."""
+    module = _module(path, root)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            if base == root.name:
+                found += [
+                    (node.lineno, f"{base}.{a.name}")
+                    if (root / a.name).is_dir() or (root / f"{a.name}.py").is_file()
+                    else (node.lineno, base)
+                    for a in node.names
+                ]
+            else:
+                found.append((node.lineno, base))
+    return found
+
+
+def forbidden_edges(root: Path) -> list[str]:
+    """Every import of the package at ``root`` that the layer rules above do not allow, one line each."""
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        module = _module(path, root)
+        layer = _layer(module)
+        if layer not in ALLOWED:
+            problems.append(f"{path.relative_to(root.parent)}: module {module} is in no layer of docs/design.md")
+            continue
+        for line, name in imports(path, root):
+            top = name.split(".")[0]
+            where = f"{path.relative_to(root.parent)}:{line}"
+            if top == root.name:
+                target = _layer(name)
+                if target != layer and target not in ALLOWED[layer]:
+                    problems.append(f"{where}: {layer} -> {target} ({name})")
+            elif top in TRAINING_ONLY and layer in DEPLOYED:
+                problems.append(f"{where}: {layer} -> {top} (only training and data use it)")
+    return problems
+
+
+def test_every_import_runs_along_an_allowed_edge() -> None:
+    assert forbidden_edges(ROOT / "dan") == []
+
+
+def test_the_check_finds_a_forbidden_edge(tmp_path: Path) -> None:
+    """The checker itself: a runtime importing export, inference importing Lightning, data importing the
+    model, a lazy import of the command line and a relative import into training are all reported."""
+    root = tmp_path / "dan"
+    for folder in ("runtime", "inference", "data", "serve", "cli", "training"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("from dan.common import DanError\n")
+    (root / "common.py").write_text("")
+    (root / "runtime" / "auto.py").write_text("from dan.export.onnx import export_onnx\n")
+    (root / "inference" / "live.py").write_text("import numpy\nfrom pytorch_lightning import Trainer\n")
+    (root / "data" / "crop.py").write_text("from dan import models\n")
+    (root / "serve" / "app.py").write_text("def f():\n    import dan.cli.main\n    from ..training import module\n")
+    (root / "models.py").write_text("")
+    found = forbidden_edges(root)
+    assert found == [
+        "dan/data/crop.py:1: data -> models (dan.models)",
+        "dan/inference/live.py:2: inference -> pytorch_lightning (only training and data use it)",
+        "dan/runtime/auto.py:1: runtime -> export (dan.export.onnx)",
+        "dan/serve/app.py:2: serve -> cli (dan.cli.main)",
+        "dan/serve/app.py:3: serve -> training (dan.training)",
+    ], found
+
+
+@pytest.mark.parametrize("folder", ["dan", "scripts", "tests"])
+def test_no_file_edits_sys_path(folder: str) -> None:
+    """Scripts run as modules of the scripts package and tests import it through pytest's pythonpath."""
+    edits = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == "path"
+                and isinstance(node.func.value.value, ast.Name)
+                and node.func.value.value.id == "sys"
+            ):
+                edits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert edits == []
