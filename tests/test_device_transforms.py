@@ -51,7 +51,7 @@ def test_the_device_path_gives_the_cpu_paths_tensors(faces: Path, augment: str, 
             assert b["image"].dtype == torch.uint8 and b["image"].shape == x.shape
             erased += int((b["erase"][:, 2] > 0).sum())
             out = finish.batch(b)
-            assert set(out) == {"image", "label"} and torch.equal(out["label"], y)
+            assert set(out) == {"image", "label", "va"} and torch.equal(out["label"], y)  # generated: with va
             torch.testing.assert_close(out["image"], x, rtol=0, atol=1e-6)
             assert torch.equal(out["image"], x)  # on the CPU: bit for bit
             masked = batches._erase_masked(finish(b["image"]), b["erase"])  # the GPU's way of erasing

@@ -26,7 +26,7 @@ def test_synth_is_deterministic_and_writes_the_rafdb_layout(tmp_path: Path, caps
     assert main(["synth", str(b), "--per-class", "3", "--size", "64", "--workers", "0"]) == 0
     files = _files(a)
     assert files == _files(b)  # same seed: same bytes, whatever the number of workers
-    assert len(files) == 21 + 3  # images, list file, preview, manifest
+    assert len(files) == 21 + 4  # images, list file, valence/arousal file, preview, manifest
     assert main(["synth", str(c), "--per-class", "3", "--size", "64", "--seed", "1", "--workers", "0"]) == 0
     assert _files(c)["EmoLabel/list_patition_label.txt"] != files["EmoLabel/list_patition_label.txt"] or any(
         _files(c)[k] != v for k, v in files.items() if k.endswith(".jpg")

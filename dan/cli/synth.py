@@ -28,10 +28,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run ``dan synth`` with ``argv`` (without the command name); returns the exit status."""
     args = _parser().parse_args(argv)
+    from dan.data.rafdb import RAFDB_VA
     from dan.data.synth import generate, read_manifest
 
     done = read_manifest(args.out_dir)
     want = {"per_class": args.per_class, "size": args.size, "seed": args.seed, "test_fraction": args.test_fraction}
+    want["valence_arousal"] = RAFDB_VA  # a set drawn before dan wrote valence and arousal is drawn again
     if not args.force and done is not None and all(done.get(k) == v for k, v in want.items()):
         print(
             f"{args.out_dir}: already holds this data set ({done['train']} train + {done['test']} test images); "

@@ -8,8 +8,14 @@
    Columns ``subDirectory_filePath, face_x, face_y, face_width, face_height, facial_landmarks,
    expression, valence, arousal`` (a file without the header row is read with these columns). The
    face box is cropped before transforming.
-2. ``npy``: ``ROOT/train_set/images/N.jpg`` + ``ROOT/train_set/annotations/N_exp.npy`` (``val_set`` too).
-3. ``folders``: ``ROOT/train/0..7/*.jpg`` and ``ROOT/val/0..7/*.jpg``.
+2. ``npy``: ``ROOT/train_set/images/N.jpg`` + ``ROOT/train_set/annotations/N_exp.npy`` (``val_set`` too),
+   and ``N_val.npy``, ``N_aro.npy`` where they are there.
+3. ``folders``: ``ROOT/train/0..7/*.jpg`` and ``ROOT/val/0..7/*.jpg`` (no valence or arousal).
+
+Valence and arousal (in [-1, 1]) are kept per sample (:attr:`dan.data.samples.Sample.va`); AffectNet
+writes -2 for a value it does not know (its non-faces and uncertain images), which becomes NaN, as does a
+missing column or file. Another value outside [-1, 1], or one that is not a number, is an issue naming
+the file and line.
 
 Expressions 0..7 index the ``affectnet8`` label set; 8 (none), 9 (uncertain) and 10 (no face) are
 dropped, and so is 7 (contempt) for 7 classes. Anything else is an error naming file and line.
@@ -31,6 +37,8 @@ __all__ = [
     "AFFECTNET_COLUMNS",
     "AFFECTNET_ROLES",
     "AFFECTNET_SPLITS",
+    "UNKNOWN_VA",
+    "affectnet_can_have_va",
     "affectnet_label_names",
     "affectnet_layout",
     "read_affectnet",
@@ -48,6 +56,9 @@ AFFECTNET_COLUMNS = (
     "arousal",
 )
 _NEEDED = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "expression")
+_VA_COLUMNS = ("valence", "arousal")
+UNKNOWN_VA = -2.0
+"""AffectNet's value for a valence or arousal it does not know."""
 # canonical split -> (csv file, npy folder, class-folder names)
 _SPLITS = {
     "train": ("training.csv", "train_set", ("train", "training")),
@@ -100,6 +111,33 @@ def _keep(expression: int, num_labels: int) -> bool | None:
     return None
 
 
+def _va_value(text: str) -> float:
+    """One valence or arousal: a number in [-1, 1], NaN for AffectNet's unknown (-2) or an empty cell.
+
+    Raises:
+        ValueError: Not a number, or outside [-1, 1] (and not -2).
+    """
+    text = text.strip()
+    if not text:
+        return float("nan")
+    value = float(text)
+    if value == UNKNOWN_VA:
+        return float("nan")
+    if not -1.0 <= value <= 1.0:
+        raise ValueError(f"{text} outside -1..1 (-2: unknown)")
+    return value
+
+
+def _va(values: list[str]) -> tuple[float, float] | None:
+    """``(valence, arousal)`` of two cells (a missing cell is unknown); None when both are unknown.
+
+    Raises:
+        ValueError: A cell that is not a number, or outside [-1, 1] (and not -2).
+    """
+    v, a = (_va_value(values[i]) if i < len(values) else float("nan") for i in range(2))
+    return None if v != v and a != a else (v, a)
+
+
 def _read_csv(root: Path, csv_path: Path, num_labels: int, issues: list[Issue]) -> list[Sample]:
     if not csv_path.is_file():
         raise DanError(f"{csv_path}: AffectNet list file not found")
@@ -119,11 +157,13 @@ def _read_csv(root: Path, csv_path: Path, num_labels: int, issues: list[Issue]) 
             if missing:
                 raise DanError(f"{csv_path}:1: missing column {missing[0]!r} (header: {', '.join(header)})")
             col = {c: header.index(c) for c in _NEEDED}
+            col.update({c: header.index(c) for c in _VA_COLUMNS if c in header})
             rows = reader
         else:  # no header row: the official column order
-            col = {c: AFFECTNET_COLUMNS.index(c) for c in _NEEDED}
+            col = {c: AFFECTNET_COLUMNS.index(c) for c in (*_NEEDED, *_VA_COLUMNS)}
             rows = _chain(first, reader)
-        width = max(col.values()) + 1
+        va_cols = [col[c] for c in _VA_COLUMNS if c in col]
+        width = max(col[c] for c in _NEEDED) + 1
         for row in rows:
             line = reader.line_num
             if not row or not any(row):
@@ -146,12 +186,17 @@ def _read_csv(root: Path, csv_path: Path, num_labels: int, issues: list[Issue]) 
             if box[2] <= 0 or box[3] <= 0:
                 issues.append(Issue(str(csv_path), line, f"empty face box {box}"))
                 continue
+            try:
+                va = _va([row[i] for i in va_cols if i < len(row)]) if len(va_cols) == 2 else None
+            except ValueError as err:
+                issues.append(Issue(str(csv_path), line, f"valence or arousal: {err}"))
+                continue
             rel = row[col["subDirectory_filePath"]].strip()
             if rel in seen:
                 issues.append(Issue(str(csv_path), line, f"duplicate entry {rel} (first on line {seen[rel]})", False))
                 continue
             seen[rel] = line
-            samples.append(Sample(str(image_root / rel), expression, box, line))  # type: ignore[arg-type]
+            samples.append(Sample(str(image_root / rel), expression, box, line, va))  # type: ignore[arg-type]
     return samples
 
 
@@ -188,8 +233,27 @@ def _read_npy(split_dir: Path, num_labels: int, issues: list[Issue]) -> list[Sam
         if keep is None:
             issues.append(Issue(str(ann), None, f"expression {expression} outside 0..10"))
         elif keep:
-            samples.append(Sample(str(path), expression))
+            samples.append(Sample(str(path), expression, va=_read_npy_va(annotations, path.stem, issues)))
     return samples
+
+
+def _read_npy_va(annotations: Path, stem: str, issues: list[Issue]) -> tuple[float, float] | None:
+    """``(valence, arousal)`` from ``N_val.npy`` and ``N_aro.npy`` (a missing file is unknown)."""
+    cells = []
+    for kind in ("val", "aro"):
+        path = annotations / f"{stem}_{kind}.npy"
+        try:
+            cells.append(str(np.load(path, allow_pickle=False).reshape(-1)[0]))
+        except FileNotFoundError:
+            cells.append("")
+        except (ValueError, OSError, IndexError):
+            issues.append(Issue(str(path), None, "not a readable valence or arousal annotation"))
+            return None
+    try:
+        return _va(cells)
+    except ValueError as err:
+        issues.append(Issue(str(annotations / f"{stem}_val.npy"), None, f"valence or arousal: {err}"))
+        return None
 
 
 def _read_class_folders(split_dir: Path, num_labels: int, issues: list[Issue]) -> list[Sample]:
@@ -240,6 +304,18 @@ def read_affectnet(
     return data.checked(strict)
 
 
+def affectnet_can_have_va(root: str | Path) -> bool:
+    """Whether the AffectNet tree at ``root`` can carry valence and arousal: its lists (``csv``), or
+    ``npy`` annotations with a ``*_val.npy`` file; never class folders (nor a folder that is no AffectNet)."""
+    try:
+        layout = affectnet_layout(root)
+    except DanError:
+        return False
+    if layout == "npy":
+        return any(next((Path(root) / d / "annotations").glob("*_val.npy"), None) for d in ("train_set", "val_set"))
+    return layout == "csv"
+
+
 # AffectNet: Manually_Annotated_file_lists/*.csv, train_set/ + val_set/ (npy), or train/0..7/
 register(
     DataFormat(
@@ -252,5 +328,6 @@ register(
         face_crop=FaceCrop("box", margin=0.0),  # the data set's own face boxes, as they are
         eval_labels="affectnet7",  # a 7-class file without names; 8 classes are AffectNet-8 anyway
         check=affectnet_layout,
+        va=lambda root, o: affectnet_can_have_va(root),
     )
 )

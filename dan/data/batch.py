@@ -8,6 +8,8 @@ batch:
   quarter of the bytes of the float32 faces they shipped before;
 - ``label``: int64 (B,);
 - ``erase``: int32 (B, 4), ``(top, left, height, width)`` of the rectangle to erase, ``-1`` rows for none;
+- ``va``: float32 (B, 2), each face's ``(valence, arousal)``, NaN where unknown: only from a data set that
+  can have them (:meth:`dan.data.formats.DataFormat.can_have_va`);
 - any other key a data set adds (a tensor per sample), collated by ``torch``'s default rule.
 
 :class:`DeviceTransform` then normalises and erases the whole batch where it lives (on the GPU after a
@@ -39,6 +41,7 @@ __all__ = [
     "IMAGE",
     "LABEL",
     "NO_ERASE",
+    "VA",
     "DeviceTransform",
     "collate",
     "erase_boxes",
@@ -46,31 +49,37 @@ __all__ = [
     "sample",
 ]
 
-IMAGE, LABEL, ERASE = "image", "label", "erase"
+IMAGE, LABEL, ERASE, VA = "image", "label", "erase", "va"
 NO_ERASE = (-1, -1, -1, -1)
 """The ``erase`` row of a sample with nothing to erase."""
 
 
-def sample(hwc: Any, label: int, box: Sequence[int] | None) -> dict[str, torch.Tensor]:
+def sample(
+    hwc: Any, label: int, box: Sequence[int] | None, va: Sequence[float] | None = None
+) -> dict[str, torch.Tensor]:
     """One training sample as a worker ships it.
 
     Args:
         hwc: The prepared uint8 face, a numpy array (S, S, 3).
         label: Its class index.
         box: The rectangle to erase ``(top, left, height, width)``, or None.
+        va: Its ``(valence, arousal)`` (NaN where unknown), from a data set that can have them; else None.
 
     Returns:
         ``image`` uint8 (3, S, S) (a channels-last view of ``hwc``'s memory), ``label`` int64 (),
-        ``erase`` int32 (4,).
+        ``erase`` int32 (4,) and, when ``va`` is given, ``va`` float32 (2,).
     """
     if not (hwc.flags.writeable and hwc.flags.c_contiguous):  # PIL's output is read-only, a flip view strided
         hwc = hwc.copy()
     image = torch.from_numpy(hwc).permute(2, 0, 1)  # (S, S, 3) -> (3, S, S), no copy
-    return {
+    out = {
         IMAGE: image,
         LABEL: torch.tensor(label, dtype=torch.int64),
         ERASE: torch.tensor(NO_ERASE if box is None else box, dtype=torch.int32),
     }
+    if va is not None:
+        out[VA] = torch.tensor(va, dtype=torch.float32)
+    return out
 
 
 def _stack_images(images: list[torch.Tensor]) -> torch.Tensor:

@@ -9,7 +9,10 @@ every mistake surfaces as a one-line :class:`dan.common.DanError` before the fir
 
 Batches are dicts (:mod:`dan.data.batch`): the workers ship uint8 faces, each with its random-erasing
 rectangle, and the model normalises and erases them on its device (``DANModule.on_after_batch_transfer``),
-a quarter of the bytes through shared memory, pinning and the host-to-device copy.
+a quarter of the bytes through shared memory, pinning and the host-to-device copy. A data set that can
+have valence and arousal (:attr:`FERDataModule.has_va`) adds each face's to its batches (``va``, float32
+(B, 2), NaN where unknown), for a model with the valence/arousal output (``model.va_head``); the all-CPU
+pipeline's pairs do not carry them.
 ``device_transforms=False`` keeps the older all-CPU pipeline (float32 ``(images, labels)`` pairs), for
 comparison (``scripts/benchmark_data.py``, ``scripts/gpu_check.py``).
 """
@@ -108,6 +111,8 @@ class FERDataModule(pl.LightningDataModule):
         preprocessing: The model-input record: the image options above and the format's face crop
             (how its faces were cut out of photos). Every loader here prepares images by it, and the
             model stores it (``data.preprocessing`` is linked to ``model.preprocessing``).
+        has_va: Whether the data set can carry valence and arousal (its record's
+            :meth:`dan.data.formats.DataFormat.can_have_va`): then every batch has a ``va`` entry.
     """
 
     def __init__(
@@ -183,6 +188,7 @@ class FERDataModule(pl.LightningDataModule):
                 except DanError as err:
                     raise DanError(f"{key}={split!r}: {err}") from None
         self._val_split, self._test_split = val_split, test_split
+        self.has_va: bool = self.data_format.can_have_va(root, self._options)
         crop = self.data_format.crop(root, self._options)  # how the format's faces were cut out of photos
         self.preprocessing: Preprocessing = crop.preprocessing(
             "data.", input_size=image_size, mean=mean, std=std, resize=resize
@@ -224,7 +230,9 @@ class FERDataModule(pl.LightningDataModule):
 
     def _dataset(self, data: SplitData, augment: str, ship_size: int | None = None) -> FERDataset:
         transform = build_transform(augment, self.preprocessing, ship_size=ship_size)
-        return FERDataset(data, transform, self.skip_bad_files, device_transforms=self.device_transforms)
+        return FERDataset(
+            data, transform, self.skip_bad_files, device_transforms=self.device_transforms, with_va=self.has_va
+        )
 
     def _train_and_val(self) -> tuple[SplitData, SplitData]:
         """The training split and the validation split (its own, or held out of training)."""

@@ -3,7 +3,10 @@
 ``dataset[i]`` is ``(image float32 (3, S, S), label int64 scalar tensor)``, the whole pipeline run on
 the CPU (what ``dan evaluate`` reads); with ``device_transforms=True`` (the training data module) it is
 a :func:`dan.data.batch.sample` dict: the uint8 face (3, S, S) before normalisation, the label, and the
-random-erasing rectangle, for :mod:`dan.data.batch` to collate and finish on the training device. The
+random-erasing rectangle, for :mod:`dan.data.batch` to collate and finish on the training device. With
+``with_va=True`` (a data set that can have valence and arousal) such a dict also carries the sample's
+``(valence, arousal)`` as ``va``, float32 (2,), NaN where unknown; the pairs never do (``dan evaluate``
+reads the targets from :attr:`FERDataset.va`). The
 training sampler asks for ``dataset[(i, seed)]``, which also seeds that sample's augmentation. A file that cannot be
 decoded during an epoch raises an error naming it, or with ``skip_bad_files=True`` is replaced by
 another sample and counted in :attr:`FERDataset.bad_files` (shared across DataLoader workers).
@@ -69,12 +72,16 @@ class FERDataset(Dataset):
         device_transforms: Return :func:`dan.data.batch.sample` dicts (uint8 face, label, erasing
             rectangle) from the transform's ``prepare`` (a :class:`dan.data.transforms.Transform`), to be
             normalised on the training device; else ``(float32 image, label)`` pairs.
+        with_va: Keep each sample's ``(valence, arousal)`` (:attr:`va`); the ``device_transforms`` dicts
+            carry it as ``va`` (float32 (2,), NaN where unknown).
 
     Attributes:
         data: The :class:`SplitData` read from disk.
         label_names: Class names; label ``i`` is ``label_names[i]``.
         samples: ``(path or id, label)`` of every sample, in order.
         targets: Label of every sample, in order.
+        va: ``(valence, arousal)`` of every sample, float32 (N, 2), NaN where unknown, with ``with_va``;
+            else None.
     """
 
     def __init__(
@@ -83,6 +90,7 @@ class FERDataset(Dataset):
         transform: Callable[[np.ndarray], torch.Tensor] | None = None,
         skip_bad_files: bool = False,
         device_transforms: bool = False,
+        with_va: bool = False,
     ) -> None:
         self.data = data
         self.transform = transform if transform is not None else build_transform("eval")
@@ -93,6 +101,9 @@ class FERDataset(Dataset):
         self.label_names: tuple[str, ...] = tuple(data.label_names)
         self.samples: list[tuple[str, int]] = [(s.source, s.label) for s in data.samples]
         self.targets: list[int] = [s.label for s in data.samples]
+        self.va: np.ndarray | None = None
+        if with_va:
+            self.va = data.va if data.va is not None else np.full((len(data), 2), np.nan, np.float32)  # (N, 2)
         self._bad_count = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._bad: set[int] = set()
         self._pid: int | None = None
@@ -124,10 +135,11 @@ class FERDataset(Dataset):
         """The decoded, face-cropped RGB uint8 image of sample ``index`` (no transform)."""
         return load_sample_image(self.data.samples[index], self.data.pixels, index)
 
-    def _item(self, image: np.ndarray, label: int) -> tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor]:
+    def _item(self, image: np.ndarray, index: int) -> tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor]:
+        label = self.targets[index]
         if self.device_transforms:
             hwc, box = self.transform.prepare(image)  # type: ignore[attr-defined]  # checked in __init__
-            return sample(hwc, label, box)
+            return sample(hwc, label, box, None if self.va is None else self.va[index])
         return self.transform(image), torch.tensor(label, dtype=torch.int64)
 
     def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor]:
@@ -151,7 +163,7 @@ class FERDataset(Dataset):
                     self._bad_count += 1
                     log.warning("skipping unreadable image: %s", err)
                 else:
-                    return self._item(image, self.targets[candidate])
+                    return self._item(image, candidate)
             candidate = (index + (attempt + 1) * 7919) % n  # a deterministic substitute
         raise ImageReadError(f"{self.data.source}: more than {_MAX_SUBSTITUTES} unreadable images in a row")
 

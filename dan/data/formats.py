@@ -136,6 +136,9 @@ class DataFormat:
             without class names scored on this data set (a 7-class reference ``.pth``); None: ask.
         check: ``check(root)``: raises :class:`DanError` when ``root`` does not hold this layout at all
             (cheap: no list file is read); None when reading the splits says everything.
+        va: Whether the data set at ``root`` can carry valence and arousal (:attr:`Sample.va
+            <dan.data.samples.Sample.va>`; AffectNet's lists, RAF-DB's ``EmoLabel/valence_arousal.txt``): a
+            bool, or ``va(root, options)`` (cheap: no list file is read). Its batches then carry ``va``.
     """
 
     name: str
@@ -147,6 +150,11 @@ class DataFormat:
     face_crop: FaceCrop | OfRoot[FaceCrop]
     eval_labels: str | None = None
     check: Callable[[Path], object] | None = None
+    va: bool | OfRoot[bool] = False
+
+    def can_have_va(self, root: str | Path, options: ReadOptions | None = None) -> bool:
+        """Whether the data set at ``root`` can carry valence and arousal (the ``va`` field)."""
+        return bool(_value(self.va, Path(root), options or ReadOptions()))
 
     def label_names(self, root: str | Path, options: ReadOptions | None = None) -> tuple[str, ...]:
         """Class names of the data set at ``root``; checks ``options.num_classes`` against them.

@@ -5,6 +5,7 @@ Layout::
     ROOT/EmoLabel/list_patition_label.txt      lines "train_00001.jpg 5" / "test_0001.jpg 1", labels 1..7
     ROOT/Image/aligned/train_00001_aligned.jpg  (default, 100x100 aligned faces)
     ROOT/Image/original/train_00001.jpg         (optional, ``rafdb_images="original"``)
+    ROOT/EmoLabel/valence_arousal.txt           (optional, a dan extension) lines "train_00001.jpg 0.62 0.31"
 
 The split is the file-name prefix (``train`` or ``test``); labels 1..7 become indices 0..6 in the
 ``rafdb`` order of :data:`dan.common.LABEL_SETS`. RAF-DB has no validation split: asking for one is
@@ -19,9 +20,19 @@ from dan.common import LABEL_SETS, RAFDB_IMAGES, DanError
 from dan.data.formats import DataFormat, FaceCrop, ReadOptions, pick_split, register
 from dan.data.samples import Issue, Sample, SplitData
 
-__all__ = ["RAFDB_IMAGES", "RAFDB_LIST", "RAFDB_ROLES", "RAFDB_SPLITS", "rafdb_image_path", "read_rafdb"]
+__all__ = [
+    "RAFDB_IMAGES",
+    "RAFDB_LIST",
+    "RAFDB_ROLES",
+    "RAFDB_SPLITS",
+    "RAFDB_VA",
+    "rafdb_image_path",
+    "read_rafdb",
+    "read_rafdb_va",
+]
 
 RAFDB_LIST = "EmoLabel/list_patition_label.txt"
+RAFDB_VA = "EmoLabel/valence_arousal.txt"  # a dan extension: valence and arousal per image, when present
 RAFDB_SPLITS = ("train", "test")
 RAFDB_ROLES = {"train": "train", "val": None, "test": "test"}  # no validation split
 
@@ -34,6 +45,38 @@ def rafdb_image_path(root: Path, name: str, images: str = "aligned") -> Path:
     return root / "Image" / "original" / name
 
 
+def read_rafdb_va(root: str | Path, issues: list[Issue]) -> dict[str, tuple[float, float]]:
+    """``{list-file name: (valence, arousal)}`` from ``EmoLabel/valence_arousal.txt``; empty when there is none.
+
+    Args:
+        root: The RAF-DB root.
+        issues: Where a malformed line, a value outside [-1, 1] or a duplicate name is recorded.
+    """
+    path = Path(root) / RAFDB_VA
+    if not path.is_file():
+        return {}
+    out: dict[str, tuple[float, float]] = {}
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        parts = raw.split()
+        if not parts:
+            continue
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            name, v, a = parts[0], float(parts[1]), float(parts[2])
+        except ValueError:
+            issues.append(Issue(str(path), lineno, f"expected 'NAME VALENCE AROUSAL', got {raw.strip()!r}"))
+            continue
+        if not (-1.0 <= v <= 1.0 and -1.0 <= a <= 1.0):
+            issues.append(Issue(str(path), lineno, f"valence {parts[1]} or arousal {parts[2]} outside -1..1"))
+        elif name in out:
+            issues.append(Issue(str(path), lineno, f"duplicate entry {name}", False))
+        else:
+            out[name] = (v, a)
+    return out
+
+
 def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "aligned", strict: bool = True) -> SplitData:
     """Read one split of a RAF-DB basic tree.
 
@@ -44,7 +87,8 @@ def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "alig
         strict: Raise on the first bad line instead of only recording it in ``issues``.
 
     Returns:
-        The split, its samples in list-file order.
+        The split, its samples in list-file order (with their valence and arousal where
+        ``EmoLabel/valence_arousal.txt`` gives them).
 
     Raises:
         DanError: Missing root, list file or image folder; unknown split or ``val``; an empty split; with
@@ -67,6 +111,7 @@ def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "alig
     samples: list[Sample] = []
     issues: list[Issue] = []
     seen: dict[str, int] = {}
+    va = read_rafdb_va(root, issues)
     text = list_file.read_text(encoding="utf-8-sig", errors="replace")  # a BOM, as Windows editors write
     for lineno, raw in enumerate(text.splitlines(), start=1):
         parts = raw.split()
@@ -94,7 +139,8 @@ def read_rafdb(root: str | Path, split: str = "train", rafdb_images: str = "alig
             issues.append(Issue(str(list_file), lineno, f"duplicate entry {name} (first on line {seen[name]})", False))
             continue
         seen[name] = lineno
-        samples.append(Sample(str(rafdb_image_path(root, name, rafdb_images)), label - 1, None, lineno))
+        path = str(rafdb_image_path(root, name, rafdb_images))
+        samples.append(Sample(path, label - 1, None, lineno, va.get(name)))
 
     data = SplitData("rafdb", key, names, samples, str(list_file), None, issues)
     return data.checked(strict)
@@ -124,5 +170,6 @@ register(
         face_crop=_face_crop,
         eval_labels="rafdb",
         check=_check,
+        va=lambda root, o: (root / RAFDB_VA).is_file(),
     )
 )

@@ -1,7 +1,8 @@
 """What a reader returns: the samples of one split, their class names and the problems found.
 
 A reader never decodes images; it lists them. Each :class:`Sample` is a file (or, for FER2013, a row
-whose pixels are kept in :attr:`SplitData.pixels`), its label index and an optional face box.
+whose pixels are kept in :attr:`SplitData.pixels`), its label index, an optional face box and, where the
+data set has them (AffectNet, the generated set), its valence and arousal.
 Problems are collected as :class:`Issue` objects so ``dan data check`` can report all of them, while
 training raises the first fatal one as a :class:`dan.common.DanError` before any step runs.
 """
@@ -39,12 +40,15 @@ class Sample:
         label: Class index into the split's ``label_names``.
         box: Face box ``(x, y, w, h)`` in pixels to crop before transforming, or None.
         line: Line of the list/CSV file that named this sample (1-based), or None.
+        va: ``(valence, arousal)`` in [-1, 1], NaN for a value the data set does not know; None when it
+            knows neither.
     """
 
     source: str
     label: int
     box: tuple[int, int, int, int] | None = None
     line: int | None = None
+    va: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,19 @@ class SplitData:
     def labels(self) -> list[int]:
         """The label index of every sample, in order."""
         return [s.label for s in self.samples]
+
+    @property
+    def has_va(self) -> bool:
+        """Whether any sample has a valence or an arousal."""
+        return any(s.va is not None for s in self.samples)
+
+    @property
+    def va(self) -> np.ndarray | None:
+        """``(valence, arousal)`` of every sample, float32 (N, 2), NaN where unknown; None when no sample has any."""
+        if not self.has_va:
+            return None
+        nan = (float("nan"), float("nan"))
+        return np.array([s.va if s.va is not None else nan for s in self.samples], np.float32).reshape(-1, 2)  # (N, 2)
 
     def class_counts(self) -> dict[str, int]:
         """Number of samples per class name (every class listed, zeros included)."""

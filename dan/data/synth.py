@@ -3,6 +3,7 @@
 ``generate(out_dir)`` writes::
 
     OUT/EmoLabel/list_patition_label.txt          "train_00001.jpg 4" ..., labels 1..7 (RAF-DB order)
+    OUT/EmoLabel/valence_arousal.txt              "train_00001.jpg 0.6213 0.3087" ...: each face's valence and arousal
     OUT/Image/aligned/train_00001_aligned.jpg     size x size JPEG faces
     OUT/preview.jpg                               a few labelled examples per class
     OUT/dan-synth.json                            how it was made (written last: the data set is complete)
@@ -11,6 +12,10 @@ so the RAF-DB reader (``format: rafdb``) trains on it. ``dan-synth.json`` also t
 the faces are generated, so checkpoints trained on them say so (and ``dan predict`` warns that such
 a model is not meant for photographs). Every image has its own seed derived from
 ``(seed, index)``, so the output is byte-identical for a seed whatever the number of workers.
+
+Valence and arousal (:func:`dan.data.synth_face.valence_arousal`) come from each face's expression and
+the intensity it was drawn with, plus noise from a generator of their own (``(seed, index, label, 1)``),
+so the images are the same pixels as without them; the RAF-DB reader reads the side file when it is there.
 """
 
 from __future__ import annotations
@@ -27,12 +32,21 @@ import cv2
 import numpy as np
 
 from dan.common import LABEL_SETS, DanError, Preprocessing
-from dan.data.rafdb import RAFDB_LIST
-from dan.data.synth_face import draw_face
+from dan.data.rafdb import RAFDB_LIST, RAFDB_VA
+from dan.data.synth_face import draw_face, draw_face_with_intensity, valence_arousal
 from dan.fileio import atomic_write, check_writable
 from dan.preprocess import prepare_faces
 
-__all__ = ["MANIFEST", "SynthResult", "generate", "make_preview", "prepared_faces", "read_manifest", "render_image"]
+__all__ = [
+    "MANIFEST",
+    "SynthResult",
+    "generate",
+    "make_preview",
+    "prepared_faces",
+    "read_manifest",
+    "render_image",
+    "render_item",
+]
 
 MANIFEST = "dan-synth.json"
 
@@ -63,6 +77,12 @@ def render_image(seed: int, index: int, label: int, size: int = 100) -> np.ndarr
     return draw_face(label, np.random.default_rng([seed, index, label]), size)
 
 
+def render_item(seed: int, index: int, label: int, size: int = 100) -> tuple[np.ndarray, tuple[float, float]]:
+    """:func:`render_image`'s image (the same pixels) and its ``(valence, arousal)``, deterministic."""
+    image, intensity = draw_face_with_intensity(label, np.random.default_rng([seed, index, label]), size)
+    return image, valence_arousal(label, intensity, np.random.default_rng([seed, index, label, 1]))
+
+
 def prepared_faces(n: int, pre: Preprocessing, seed: int = 0) -> np.ndarray:
     """``n`` generated 100 px faces (the seven expressions in turn) as a model's input: (n, 3, S, S) float32.
 
@@ -84,17 +104,20 @@ def _plan(per_class: int, test_fraction: float, seed: int) -> list[tuple[str, in
     return entries
 
 
-def _write_chunk(args: tuple[int, int, list[tuple[int, str, int]], str, int]) -> int:
+def _write_chunk(args: tuple[int, int, list[tuple[int, str, int]], str, int]) -> list[tuple[float, float]]:
+    """Draw and write the images of ``items``; their ``(valence, arousal)``, in order."""
     seed, size, items, image_dir, quality = args
     cv2.setNumThreads(1)
+    va: list[tuple[float, float]] = []
     for index, name, label in items:
-        rgb = render_image(seed, index, label, size)
+        rgb, item_va = render_item(seed, index, label, size)
+        va.append(item_va)
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise DanError(f"{image_dir}: JPEG encoding failed for {name}")
         stem = name.rsplit(".", 1)[0]
         (Path(image_dir) / f"{stem}_aligned.jpg").write_bytes(buf.tobytes())
-    return len(items)
+    return va
 
 
 def make_preview(seed: int, size: int = 100, per_class: int = 6) -> np.ndarray:
@@ -146,7 +169,8 @@ def generate(
         (out / "EmoLabel").mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DanError(f"{out}: cannot create the output folder: {err.strerror or err}") from None
-    for probe in (image_dir / "train_00001_aligned.jpg", out / RAFDB_LIST, out / MANIFEST):  # each folder written
+    probes = (image_dir / "train_00001_aligned.jpg", out / RAFDB_LIST, out / RAFDB_VA, out / MANIFEST)
+    for probe in probes:  # each folder written
         check_writable(probe, "data set")  # a file can be created there (a read-only mount passes the mkdir)
     entries = _plan(per_class, test_fraction, seed)
     items = [(i, name, label) for i, (name, label) in enumerate(entries)]
@@ -154,20 +178,23 @@ def generate(
     chunk = max(1, min(256, len(items) // max(workers * 4, 1)))
     jobs = [(seed, size, items[i : i + chunk], str(image_dir), quality) for i in range(0, len(items), chunk)]
     if workers <= 1 or len(jobs) == 1:
-        for job in jobs:
-            _write_chunk(job)
+        chunks = [_write_chunk(job) for job in jobs]
     else:
         # spawn, not fork: forking a process that runs threads (torch, a test runner) can deadlock
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_write_chunk, jobs))
+            chunks = list(pool.map(_write_chunk, jobs))  # in job order, whatever finished first
+    va = [v for chunk in chunks for v in chunk]  # one per entry, in list order
     lines = "".join(f"{name} {label + 1}\n" for name, label in entries)
     atomic_write(out / RAFDB_LIST, lines, "list file")
+    va_lines = "".join(f"{name} {v:.4f} {a:.4f}\n" for (name, _), (v, a) in zip(entries, va, strict=True))
+    atomic_write(out / RAFDB_VA, va_lines, "valence/arousal file")
     preview = out / "preview.jpg"
     ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(make_preview(seed, size), cv2.COLOR_RGB2BGR))
     atomic_write(preview, jpg.tobytes(), "preview")
     n_test = sum(1 for name, _ in entries if name.startswith("test"))
     settings = {"per_class": per_class, "size": size, "seed": seed, "test_fraction": test_fraction, "quality": quality}
     manifest = {"generator": "dan synth", **settings, "train": len(entries) - n_test, "test": n_test}
+    manifest["valence_arousal"] = RAFDB_VA
     atomic_write(out / MANIFEST, json.dumps(manifest, indent=2) + "\n", "manifest")
     return SynthResult(out, len(entries) - n_test, n_test, time.perf_counter() - start, preview)
 

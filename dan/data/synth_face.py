@@ -7,6 +7,9 @@ parameters (:class:`Expression`): brow height, inner-brow raise and knitting; ey
 lower-lid raise; mouth width, corner lift, opening, roundness, teeth, upper-lip raise, asymmetry and
 a nose wrinkle. Each is blended from neutral by a random intensity, and the identity, skin tone,
 hair, lighting, background, blur, noise and occluders (patches, sunglasses, hands) vary at random.
+
+Each face also gets a valence and an arousal (:func:`valence_arousal`): its expression's centre on
+Russell's circumplex (:data:`CIRCUMPLEX`) scaled by the same intensity, plus a little noise.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 import cv2
 import numpy as np
 
-__all__ = ["EXPRESSIONS", "Expression", "draw_face"]
+__all__ = ["CIRCUMPLEX", "EXPRESSIONS", "Expression", "draw_face", "draw_face_with_intensity", "valence_arousal"]
 
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 _ONE = 1 << _SHIFT
@@ -88,6 +91,36 @@ EXPRESSIONS: tuple[Expression, ...] = (
     Expression(),
 )
 _NEUTRAL = Expression()
+
+# (valence, arousal) of each expression at full intensity, RAF-DB order, on Russell's circumplex
+CIRCUMPLEX: tuple[tuple[float, float], ...] = (
+    (0.2, 0.8),  # surprise
+    (-0.6, 0.7),  # fear
+    (-0.6, 0.3),  # disgust
+    (0.8, 0.4),  # happiness
+    (-0.7, -0.4),  # sadness
+    (-0.5, 0.7),  # anger
+    (0.0, 0.0),  # neutral
+)
+VA_NOISE = 0.05
+"""Standard deviation of the noise added to each face's valence and arousal."""
+
+
+def valence_arousal(label: int, intensity: float, rng: np.random.Generator) -> tuple[float, float]:
+    """A face's (valence, arousal): its expression's :data:`CIRCUMPLEX` centre times ``intensity``, plus noise.
+
+    Args:
+        label: RAF-DB index 0..6.
+        intensity: The blend from neutral the face was drawn with (0..1).
+        rng: Draws the noise (normal, :data:`VA_NOISE`); its own generator, so the image's draws are not changed.
+
+    Returns:
+        Valence and arousal, each clipped to [-1, 1].
+    """
+    centre = np.asarray(CIRCUMPLEX[label], np.float64)  # (2,)
+    va = np.clip(centre * intensity + rng.normal(0.0, VA_NOISE, 2), -1.0, 1.0)  # (2,)
+    return float(va[0]), float(va[1])
+
 
 _SKIN = np.array(
     [(255, 224, 196), (241, 194, 160), (224, 172, 130), (198, 134, 96), (160, 105, 72), (120, 78, 52), (90, 58, 40)],
@@ -271,6 +304,11 @@ def draw_face(label: int, rng: np.random.Generator, size: int = 100) -> np.ndarr
         rng: The random generator that decides everything else.
         size: Output side in pixels.
     """
+    return draw_face_with_intensity(label, rng, size)[0]
+
+
+def draw_face_with_intensity(label: int, rng: np.random.Generator, size: int = 100) -> tuple[np.ndarray, float]:
+    """:func:`draw_face`'s image (the same draws, the same pixels) and the intensity its expression was blended with."""
     d = 2 * size  # supersampled canvas
     img = _background(d, rng)
     intensity = rng.uniform(0.45, 1.0)
@@ -341,4 +379,4 @@ def draw_face(label: int, rng: np.random.Generator, size: int = 100) -> np.ndarr
     if rng.random() < 0.5:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2))
     out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(rng.uniform(0, 7))
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return np.clip(out, 0, 255).astype(np.uint8), float(intensity)
