@@ -129,3 +129,138 @@ def test_batches_carry_va_only_for_a_data_set_that_can_have_it(tmp_path: Path, v
     plain = FERDataModule(format="rafdb", root=str(tmp_path), image_size=32, batch_size=8, num_workers=0)
     plain.setup("fit")
     assert not plain.has_va and "va" not in next(iter(plain.train_dataloader()))
+
+
+# ----------------------------------------------------------------------------------------------- loss, model
+
+
+def _ccc_numpy(p: np.ndarray, t: np.ndarray) -> float:
+    cov = np.mean((p - p.mean()) * (t - t.mean()))
+    return float(2 * cov / (p.var() + t.var() + (p.mean() - t.mean()) ** 2))
+
+
+def test_ccc_loss_matches_numpy_masks_nan_rows_and_has_a_gradient() -> None:
+    from dan.models.losses import ccc_loss
+
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(-1, 1, (12, 2))
+    target = np.clip(pred * 0.5 + rng.normal(0, 0.3, (12, 2)), -1, 1)
+    target[[1, 4], 0] = np.nan  # unknown valence
+    target[7, 1] = np.nan  # unknown arousal
+    want = np.mean(
+        [1 - _ccc_numpy(pred[np.isfinite(target[:, d]), d], target[np.isfinite(target[:, d]), d]) for d in (0, 1)]
+    )
+    p = torch.tensor(pred, dtype=torch.float32, requires_grad=True)
+    loss = ccc_loss(p, torch.tensor(target, dtype=torch.float32))
+    assert loss.item() == pytest.approx(want, abs=1e-5)
+    loss.backward()
+    assert p.grad is not None and torch.isfinite(p.grad).all()
+    assert (p.grad[[1, 4], 0] == 0).all() and p.grad[7, 1] == 0 and p.grad[0].abs().sum() > 0  # unknown rows: none
+    perfect = torch.tensor(target[:, :1])  # (12, 1), NaN rows left out
+    assert ccc_loss(perfect.nan_to_num(0.3), perfect).item() == pytest.approx(0, abs=1e-6)
+    empty = torch.zeros(3, 2, requires_grad=True)
+    zero = ccc_loss(empty, torch.full((3, 2), float("nan")))
+    assert zero.item() == 0 and zero.requires_grad  # nothing known: a zero that keeps the graph
+    zero.backward()
+    assert empty.grad is not None and (empty.grad == 0).all()
+
+
+def test_the_va_head_reads_the_fused_feature_and_a_model_without_it_is_unchanged() -> None:
+    import dan
+    from dan.models.reparam import reparameterize
+
+    torch.manual_seed(0)
+    plain = dan.DAN(num_classes=7, num_heads=2, backbone="test_resnet").eval()
+    torch.manual_seed(0)
+    va_model = dan.DAN(num_classes=7, num_heads=2, backbone="test_resnet", va_head=True).eval()
+    assert "va_head" not in plain.model_config and va_model.model_config["va_head"] is True
+    assert set(va_model.state_dict()) - set(plain.state_dict()) == {"va.weight", "va.bias"}
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        a, b = plain(x), va_model(x)
+    assert a.va is None and torch.equal(a.logits, b.logits)  # the same network, one more output
+    assert b.va is not None and b.va.shape == (3, 2) and b.va.abs().max() < 1
+    z = b.heads.sum(1)  # (B, C): the fused feature
+    torch.testing.assert_close(b.va, torch.tanh(va_model.va(z)))
+    folded = reparameterize(va_model)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x).va, b.va, rtol=1e-4, atol=1e-5)  # re-parameterisation keeps it
+
+
+def test_checkpoint_round_trip_keeps_the_head(tmp_path: Path) -> None:
+    import dan
+    from dan.models.metadata import ModelMetadata
+
+    torch.manual_seed(1)
+    model = dan.DAN(num_classes=7, num_heads=2, backbone="test_resnet", va_head=True).eval()
+    model.labels = dan.LABEL_SETS["rafdb"]
+    for name in ("m.pt", "m.safetensors"):
+        loaded = dan.load_model(dan.save_model(model, tmp_path / name))
+        assert loaded.has_va and torch.equal(loaded.va.weight, model.va.weight)
+    record = ModelMetadata.read(torch.load(tmp_path / "m.pt", weights_only=True)["dan"])
+    assert record is not None and record.has_va
+    from dan.common import DanError
+
+    with pytest.raises(DanError, match=r"model_config.va_head='yes': expected true or false"):
+        ModelMetadata.from_dict({"model_config": {"num_classes": 7, "va_head": "yes"}})
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+CONF = Path(__file__).parent / "conf" / "tiny.yaml"
+
+
+def _fit(root: Path, data: Path, *extra: str) -> int:
+    from dan.cli.main import main
+
+    args = ["fit", "-c", str(CONF), "--data.root", str(data), "--trainer.default_root_dir", str(root)]
+    return main([*args, "--model.backbone", "test_resnet", "--data.image_size", "32", *extra])
+
+
+@pytest.fixture(scope="module")
+def va_run(va_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch fit with the valence/arousal head on the generated set; returns its log folder."""
+    import os
+
+    root = tmp_path_factory.mktemp("va_fit")
+    os.chdir(root)
+    assert _fit(root, va_synth, "--model.va_head", "true", "--trainer.max_epochs", "1") == 0
+    return root / "runs" / "tiny" / "version_0"
+
+
+def test_a_tiny_fit_with_the_head_logs_the_va_metrics_and_checkpoints_it(va_run: Path) -> None:
+    import dan
+
+    with open(va_run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r.get("train/ccc_loss_step") for r in rows) and any(r.get("train/ccc_loss_epoch") for r in rows)
+    val = [r for r in rows if r.get("val/acc")]
+    assert len(val) == 1
+    for key in ("val/ccc_valence", "val/ccc_arousal", "val/rmse_valence", "val/rmse_arousal"):
+        assert math.isfinite(float(val[0][key])), key
+    assert 0 <= float(val[0]["val/rmse_valence"]) <= 2 and -1 <= float(val[0]["val/ccc_arousal"]) <= 1
+    model = dan.load_model(va_run / "checkpoints" / "last.ckpt")
+    assert model.has_va and model.model_config["va_head"] is True
+
+
+def test_va_head_on_a_data_set_without_va_fails_before_training(tmp_path: Path, capsys) -> None:
+    fd.make_rafdb(tmp_path / "plain", train_per_class=3, test_per_class=1)
+    assert _fit(tmp_path, tmp_path / "plain", "--model.va_head", "true") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dan fit: error: model.va_head: true, but the rafdb data set at")
+    assert "has no valence/arousal" in err[-1]
+    assert not list(tmp_path.rglob("*.ckpt"))  # nothing trained
+
+
+def test_the_va_recipe_turns_the_head_on_for_the_synthetic_recipe(capsys) -> None:
+    import yaml
+
+    from dan.cli.main import main
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with pytest.raises(SystemExit):
+        main(["fit", "-c", str(configs / "va.yaml"), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["va_head"] is True and config["model"]["va_weight"] == 1.0
+    assert config["data"]["image_size"] == 48 and config["model"]["lambda_af"] == 3.0  # the synthetic recipe
+    assert config["trainer"]["logger"][0]["init_args"]["name"] == "va"

@@ -10,6 +10,10 @@ partition loss). Numerically the same function as the reference implementation.
 
 ``head="mha"`` swaps DAN's heads for K heads of textbook scaled dot-product attention
 (:mod:`dan.models.mha`), for ablations; the rest of the network is the same.
+
+``va_head=True`` adds a regression output beside the classes (ours, not the paper's): a linear layer
+on the fused feature the classifier reads, then tanh: ``va`` = (valence, arousal) in [-1, 1], trained
+with the concordance-correlation loss (:func:`dan.models.losses.ccc_loss`).
 """
 
 from __future__ import annotations
@@ -40,12 +44,14 @@ class DANOutput(NamedTuple):
             uses it).
         attention: Spatial attention maps, shape (B, K, H, W), when asked for; else None. With
             ``head="mha"``: each head's attention weights over the H x W tokens (each map sums to 1).
+        va: (valence, arousal) in [-1, 1], shape (B, 2), for a model with ``va_head``; else None.
     """
 
     logits: torch.Tensor
     features: torch.Tensor
     heads: torch.Tensor
     attention: torch.Tensor | None = None
+    va: torch.Tensor | None = None
 
 
 class DAN(nn.Module):
@@ -62,6 +68,7 @@ class DAN(nn.Module):
             download cache), or the path of a weights file.
         head: ``"dan"``: the paper's spatial-then-channel attention heads; ``"mha"``: textbook
             multi-head dot-product attention from learned queries (:mod:`dan.models.mha`).
+        va_head: Add the valence/arousal output: ``Linear(C, 2)`` on the fused feature, then tanh.
 
     Attributes:
         labels: Class names, index i naming output i, or None when unknown. Set by
@@ -74,6 +81,7 @@ class DAN(nn.Module):
             applied by the runtimes, never by ``forward``), or None (T = 1).
         calibration: How ``temperature`` was fitted, or None.
         head_type: ``"dan"`` or ``"mha"`` (the ``head`` argument; ``model_config["head"]``).
+        va: The valence/arousal layer (``Linear(C, 2)``), or None without ``va_head``.
     """
 
     def __init__(
@@ -85,6 +93,7 @@ class DAN(nn.Module):
         drop_rate: float = 0.0,
         backbone_weights: str | None = None,
         head: str = "dan",
+        va_head: bool = False,
     ) -> None:
         super().__init__()
         if head not in HEAD_TYPES:
@@ -103,6 +112,7 @@ class DAN(nn.Module):
         self.drop: nn.Dropout | nn.Identity = nn.Dropout(drop_rate)  # Identity once re-parameterised
         self.fc = nn.Linear(self.num_features, num_classes)
         self.bn: nn.BatchNorm1d | nn.Identity = nn.BatchNorm1d(num_classes)  # Identity once re-parameterised
+        self.va: nn.Linear | None = nn.Linear(self.num_features, 2) if va_head else None
         self.labels: tuple[str, ...] | None = None
         self.preprocessing = Preprocessing()
         self.trained_on: dict | None = None
@@ -111,9 +121,17 @@ class DAN(nn.Module):
         self.calibration: dict | None = None
 
     @property
+    def has_va(self) -> bool:
+        """Whether the model has the valence/arousal output."""
+        return self.va is not None
+
+    @property
     def model_config(self) -> dict:
-        """The constructor arguments that rebuild this architecture (plain types, no weights path)."""
-        return {
+        """The constructor arguments that rebuild this architecture (plain types, no weights path).
+
+        ``va_head`` is there only when True, so a model without it keeps the record it always had.
+        """
+        config = {
             "num_classes": self.num_classes,
             "num_heads": self.num_heads,
             "backbone": self.backbone_name,
@@ -121,6 +139,9 @@ class DAN(nn.Module):
             "drop_rate": self.drop_rate,
             "head": self.head_type,
         }
+        if self.va is not None:
+            config["va_head"] = True
+        return config
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone feature map F, (B, 3, H0, W0) -> (B, C, H, W)."""
@@ -135,8 +156,15 @@ class DAN(nn.Module):
         Returns:
             Logits, shape (B, num_classes).
         """
-        z = heads.sum(dim=1)  # (B, C)
-        return self.bn(self.fc(self.drop(z)))
+        return self.bn(self.fc(self.fused(heads)))
+
+    def fused(self, heads: torch.Tensor) -> torch.Tensor:
+        """The fused feature the classifier (and the valence/arousal layer) reads: (B, K, C) -> (B, C)."""
+        return self.drop(heads.sum(dim=1))  # (B, C)
+
+    def forward_va(self, z: torch.Tensor) -> torch.Tensor | None:
+        """(valence, arousal) in [-1, 1] of the fused feature ``z`` (B, C): (B, 2); None without ``va_head``."""
+        return None if self.va is None else torch.tanh(self.va(z))
 
     def forward(self, x: torch.Tensor, return_attention: bool = False) -> DANOutput:
         """Run the network.
@@ -155,5 +183,6 @@ class DAN(nn.Module):
             heads, attention = self.heads(features), None  # (B, K, C)
         if self.num_heads > 1:
             heads = torch.log_softmax(heads, dim=1)  # across heads
-        logits = self.forward_head(heads)
-        return DANOutput(logits, features, heads, attention)
+        z = self.fused(heads)  # (B, C)
+        logits = self.bn(self.fc(z))
+        return DANOutput(logits, features, heads, attention, self.forward_va(z))

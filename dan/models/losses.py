@@ -5,6 +5,8 @@
   optimiser as the model.
 - Partition loss: grows the variance of the attention heads' outputs across heads, so that the heads
   attend to different face regions.
+- Concordance-correlation loss (ours, for the valence/arousal output): mean over valence and arousal
+  of 1 - CCC, over the rows whose targets are known.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import torch
 from torch import nn
 
-__all__ = ["AffinityLoss", "PartitionLoss"]
+__all__ = ["AffinityLoss", "PartitionLoss", "ccc_loss"]
 
 
 class AffinityLoss(nn.Module):
@@ -81,3 +83,37 @@ class PartitionLoss(nn.Module):
             return heads.new_zeros(())
         v = heads.var(dim=1).mean()
         return torch.log1p(k / (v + sys.float_info.epsilon))
+
+
+def ccc_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over the columns (valence, arousal) of 1 - CCC, over the rows whose targets are finite.
+
+    CCC = 2 cov(p, t) / (var(p) + var(t) + (mean(p) - mean(t))^2), with population (biased) moments,
+    computed per column over the rows whose target in that column is finite (a NaN target is unknown).
+    A column with no finite target adds nothing; with none at all the loss is a zero that keeps the graph
+    (``pred.sum() * 0``), so a batch of unknowns still backpropagates.
+
+    Args:
+        pred: Predictions, shape (B, 2) (any (B, D)).
+        target: Targets, shape (B, D), NaN where unknown.
+        eps: Added to the denominator (a constant prediction of a constant target: CCC 0, not NaN).
+
+    Returns:
+        Scalar loss in [0, 2].
+    """
+    pred = pred.float()
+    target = target.to(pred.device, torch.float32)
+    known = torch.isfinite(target)  # (B, D)
+    losses = []
+    for d in range(pred.shape[1]):
+        rows = known[:, d]
+        if not bool(rows.any()):
+            continue
+        p, t = pred[rows, d], target[rows, d]  # (n,)
+        mp, mt = p.mean(), t.mean()
+        cov = ((p - mp) * (t - mt)).mean()
+        denominator = p.var(unbiased=False) + t.var(unbiased=False) + (mp - mt) ** 2 + eps
+        losses.append(1.0 - 2.0 * cov / denominator)
+    if not losses:
+        return pred.sum() * 0.0
+    return torch.stack(losses).mean()

@@ -15,9 +15,11 @@ class names, and keep the record (``backend.metadata``); a file that stored none
 another exporter's ONNX file) gets a record built from what the file shows (its class count) and, for
 a released model, the catalogue's preprocessing (:attr:`dan.hub.ReleasedModel.preprocessing`).
 
-Format versions: 1 (no checksum, no ``trained_on``) and 2 (this one) are read. A calibrated model
-(``dan calibrate``) adds ``temperature`` and ``calibration`` to version 2 (an older ``dan`` reads such
-a file and ignores them: its probabilities are then the uncalibrated ones).
+Format versions: 1 (no checksum, no ``trained_on``) and 2 (this one) are read. A model with the
+valence/arousal output has ``model_config.va_head: true`` (:attr:`ModelMetadata.has_va`); other
+records leave the key out, as they always did (an older ``dan`` refuses such a file: an unknown
+setting). A calibrated model (``dan calibrate``) adds ``temperature`` and ``calibration`` to version 2
+(an older ``dan`` reads such a file and ignores them: its probabilities are then the uncalibrated ones).
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def _check_config(config: object, where: str) -> dict:
         raise DanError(f"{where}model_config.backbone={config['backbone']!r}: expected a timm model name")
     if "head" in config and config["head"] not in HEADS:
         raise DanError(f"{where}model_config.head={config['head']!r}: choose one of {', '.join(HEADS)}")
+    if "va_head" in config and not isinstance(config["va_head"], bool):
+        raise DanError(f"{where}model_config.va_head={config['va_head']!r}: expected true or false")
     return config
 
 
@@ -123,6 +127,11 @@ class ModelMetadata:
             **({"calibration": dict(self.calibration)} if self.calibration is not None else {}),
             **self.extra,
         }
+
+    @property
+    def has_va(self) -> bool:
+        """Whether the model has the valence/arousal output (``model_config.va_head``; absent: no)."""
+        return bool(self.model_config.get("va_head", False))
 
     @property
     def num_classes(self) -> int | None:

@@ -6,8 +6,9 @@ keeps its row of ``fc.weight``/``fc.bias`` and its entries of ``bn.weight``/``bn
 ``bn.running_mean``/``bn.running_var``; the others keep the fresh model's initialisation. The affinity
 loss's class centres follow the same rule when the source has them (this package's Lightning
 checkpoints do, under ``affinity.centers``; a reference file or a ``.pt`` weights file does not: then
-every centre starts fresh). Anything else that does not fit (another backbone, another number of heads)
-is refused: only the classifier may differ.
+every centre starts fresh). The valence/arousal layer (``va.*``) is loaded when both models have it,
+starts fresh when only this one has it, and is dropped when only the source has it. Anything else that
+does not fit (another backbone, another number of heads) is refused: only the classifier may differ.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dan.models.dan import DAN
 __all__ = ["CLASS_ROWS", "ClassMatch", "TransferReport", "match_classes", "transfer_centres", "transfer_weights"]
 
 CLASS_ROWS = ("fc.weight", "fc.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var")
+VA_KEYS = ("va.weight", "va.bias")  # the optional valence/arousal layer
 
 
 def _plain(name: str) -> str:
@@ -79,12 +81,14 @@ class TransferReport:
         loaded: Tensors loaded whole.
         by_class: Classifier tensors loaded class by class (empty when the label sets are the same).
         centres: What happened to the affinity centres, in words.
+        va: What happened to the valence/arousal layer, in words ("" when neither model has one).
     """
 
     match: ClassMatch
     loaded: int
     by_class: tuple[str, ...]
     centres: str = "not transferred"
+    va: str = ""
 
     def lines(self) -> list[str]:
         """The report, a line per item."""
@@ -95,6 +99,8 @@ class TransferReport:
         rows = f"; loaded class by class: {', '.join(self.by_class)}" if self.by_class else ""
         out.append(f"tensors: {self.loaded} loaded whole{rows}; none left out")
         out.append(f"affinity centres: {self.centres}")
+        if self.va:
+            out.append(f"valence/arousal layer: {self.va}")
         return out
 
 
@@ -114,8 +120,8 @@ def transfer_weights(model: DAN, source: StoredWeights, canonical: Callable[[str
             (another backbone or number of heads); nothing is loaded then.
     """
     own = model.state_dict()
-    outside = {k: v for k, v in own.items() if k not in CLASS_ROWS}
-    theirs = {k: v for k, v in source.state.items() if k not in CLASS_ROWS}
+    outside = {k: v for k, v in own.items() if k not in CLASS_ROWS + VA_KEYS}
+    theirs = {k: v for k, v in source.state.items() if k not in CLASS_ROWS + VA_KEYS}
     problem = state_dict_mismatch(outside, theirs)
     config = source.model_config
     if problem:
@@ -146,9 +152,24 @@ def transfer_weights(model: DAN, source: StoredWeights, canonical: Callable[[str
             rows[j] = src[i]
         state[key] = rows
         by_class.append(key)
+    loaded = len(state) - len(by_class)
+    va = _transfer_va(own, source.state, state)
+    loaded += len(VA_KEYS) if va == "loaded" else 0
     with torch.no_grad():
         model.load_state_dict(state)
-    return TransferReport(match, len(state) - len(by_class), tuple(by_class))
+    return TransferReport(match, loaded, tuple(by_class), va=va)
+
+
+def _transfer_va(own: dict, theirs: dict, state: dict) -> str:
+    """Put the valence/arousal layer into ``state`` (the source's, or this model's fresh one); what was done."""
+    mine, source = all(k in own for k in VA_KEYS), all(k in theirs for k in VA_KEYS)
+    if mine and source and all(own[k].shape == theirs[k].shape for k in VA_KEYS):
+        state.update({k: theirs[k] for k in VA_KEYS})
+        return "loaded"
+    if mine:
+        state.update({k: own[k] for k in VA_KEYS})
+        return "new (the source has none)"
+    return "dropped (this model has none)" if source else ""
 
 
 def transfer_centres(centres: nn.Parameter, source: StoredWeights, match: ClassMatch) -> str:

@@ -6,6 +6,14 @@ the network. Metric keys: ``train/loss``, ``train/ce``, ``train/af``, ``train/pt
 ``val/loss``, ``val/acc``, ``val/bacc``, ``val/acc_best``, ``val/recall/<class>``, ``val/f1/<class>``
 and the same under ``test/``.
 
+With ``va_head`` the network also predicts valence and arousal (:mod:`dan.models.dan`); the loss adds
+``va_weight`` times the concordance-correlation loss (:func:`dan.models.losses.ccc_loss`, over the
+samples whose targets are known), logged as ``train/ccc_loss``, and validation and testing log
+``val/ccc_valence``, ``val/ccc_arousal``, ``val/rmse_valence`` and ``val/rmse_arousal`` over the whole
+split (:class:`dan.evaluation.va_metrics.VAMetrics`). The data set must be able to carry them
+(:attr:`dan.data.datamodule.FERDataModule.has_va`): a config asking for the output on another is
+refused before training, naming ``model.va_head``.
+
 Fine-tuning (docs/design.md): ``init_from`` starts the network from a trained DAN when training starts
 (:mod:`dan.models.transfer`: every tensor that fits, the classifier and the affinity centres class by
 class name), ``freeze`` freezes the first backbone stages (:mod:`dan.models.freeze`) and
@@ -28,11 +36,13 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from dan.common import DanError, MissingLabelsError, Preprocessing
-from dan.data.batch import IMAGE, LABEL, DeviceTransform
+from dan.data.batch import IMAGE, LABEL, VA, DeviceTransform
 from dan.evaluation.metrics import ClassificationMetrics
-from dan.models import DAN, AffinityLoss, PartitionLoss, checkpoint_metadata
+from dan.evaluation.va_metrics import VA_NAMES, VAMetrics
+from dan.models import DAN, AffinityLoss, DANOutput, PartitionLoss, checkpoint_metadata
 from dan.models.checkpoint import read_weights
 from dan.models.freeze import freeze_backbone
+from dan.models.losses import ccc_loss
 from dan.models.tapconv import use_tap_convs
 from dan.models.transfer import TransferReport, transfer_centres, transfer_weights
 from dan.training.optim import build_optimizer, param_groups
@@ -89,6 +99,9 @@ class DANModule(LightningModule):
             Frozen BatchNorms stay in eval mode.
         backbone_lr_scale: The backbone's learning rate as a fraction of the configured one (the
             heads, classifier and affinity centres keep it); 1.0: one group as before.
+        va_head: Add the valence/arousal output (``Linear(C, 2)`` and tanh on the fused feature),
+            trained on the batches' ``va`` (a data set that can carry them: AffectNet, ``dan synth``).
+        va_weight: Weight of the concordance-correlation loss of the valence/arousal output.
     """
 
     _compiled: Callable[..., Any] | None  # torch.compile of the network, set with object.__setattr__
@@ -116,11 +129,21 @@ class DANModule(LightningModule):
         init_from_labels: str | list[str] | None = None,
         freeze: int | Literal["backbone"] | None = None,
         backbone_lr_scale: float = 1.0,
+        va_head: bool = False,
+        va_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        if isinstance(va_weight, bool) or not isinstance(va_weight, (int, float)) or not 0 <= va_weight < math.inf:
+            raise DanError(f"model.va_weight={va_weight!r}: expected a number >= 0")
         self.model = DAN(
-            num_classes, num_heads, backbone, drop_rate=drop_rate, backbone_weights=backbone_weights, head=head
+            num_classes,
+            num_heads,
+            backbone,
+            drop_rate=drop_rate,
+            backbone_weights=backbone_weights,
+            head=head,
+            va_head=bool(va_head),
         )
         self.model.labels = tuple(label_names) if label_names else tuple(f"class{i}" for i in range(num_classes))
         if len(self.model.labels) != num_classes:
@@ -142,6 +165,8 @@ class DANModule(LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_metrics = ClassificationMetrics(num_classes)
         self.test_metrics = ClassificationMetrics(num_classes)
+        self.val_va = VAMetrics() if va_head else None  # whole-split CCC and RMSE (not per-batch means)
+        self.test_va = VAMetrics() if va_head else None
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run knows its best
         self.last_confusion: dict[str, torch.Tensor] = {}
@@ -185,18 +210,44 @@ class DANModule(LightningModule):
             return self._inputs(batch, self.channels_last)
         return batch
 
-    def _losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def setup(self, stage: str) -> None:
+        """Refuse a valence/arousal model on a data set without them, before any step (one line, naming the key)."""
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if not self.model.has_va or data is None or not hasattr(data, "has_va"):
+            return
+        if not data.has_va:
+            raise DanError(
+                f"model.va_head: true, but the {data.format} data set at {data.root} has no valence/arousal "
+                "(AffectNet's lists have them, and dan synth writes EmoLabel/valence_arousal.txt); "
+                "set model.va_head: false"
+            )
+        if not getattr(data, "device_transforms", True):
+            raise DanError(
+                "model.va_head: true needs data.device_transforms: true (the all-CPU pipeline's batches carry no "
+                "valence/arousal)"
+            )
+
+    def _losses(
+        self, x: torch.Tensor, y: torch.Tensor, va: torch.Tensor | None = None
+    ) -> tuple[dict[str, torch.Tensor], DANOutput]:
         out = self(x)
         ce = F.cross_entropy(out.logits, y)
         af = self.affinity(out.features.float(), y)
         pt = self.partition(out.heads.float())
         loss = ce + self.hparams["lambda_af"] * af + self.hparams["lambda_pt"] * pt
-        return {"loss": loss, "ce": ce, "af": af, "pt": pt}, out.logits
+        losses = {"loss": loss, "ce": ce, "af": af, "pt": pt}
+        if out.va is not None:
+            target = va if va is not None else torch.full_like(out.va, float("nan"))  # (B, 2): nothing known
+            ccc = ccc_loss(out.va, target)
+            losses["loss"] = loss + self.hparams.get("va_weight", 1.0) * ccc
+            losses["ccc_loss"] = ccc
+        return losses, out
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         batch = self._inputs(batch)  # a no-op after on_after_batch_transfer
         x, y = batch[IMAGE], batch[LABEL]
-        losses, logits = self._losses(x, y)
+        losses, out = self._losses(x, y, batch.get(VA))
+        logits = out.logits
         # the finiteness check reads the loss back from the device: only at logging intervals (a sync)
         try:
             # set by Lightning's logger connector, undeclared on Trainer
@@ -217,8 +268,11 @@ class DANModule(LightningModule):
     def _eval_step(self, batch, stage: str, metrics: ClassificationMetrics) -> None:
         batch = self._inputs(batch)
         x, y = batch[IMAGE], batch[LABEL]
-        losses, logits = self._losses(x, y)
-        metrics.update(logits.argmax(-1), y)
+        losses, out = self._losses(x, y, batch.get(VA))
+        metrics.update(out.logits.argmax(-1), y)
+        va_metrics = self.val_va if stage == "val" else self.test_va
+        if va_metrics is not None and out.va is not None and VA in batch:
+            va_metrics.update(out.va, batch[VA])
         self.log(f"{stage}/loss", losses["loss"], on_epoch=True, sync_dist=True, prog_bar=stage == "val")
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -235,6 +289,13 @@ class DANModule(LightningModule):
         for i, name in enumerate(self.model.labels):
             logged[f"{stage}/recall/{name}"] = values["recall"][i]
             logged[f"{stage}/f1/{name}"] = values["f1"][i]
+        va_metrics = self.val_va if stage == "val" else self.test_va
+        if va_metrics is not None and va_metrics.update_called:  # whole-split CCC and RMSE, summed over ranks
+            va = va_metrics.compute()
+            va_metrics.reset()
+            logged.update(
+                {f"{stage}/{kind}_{name}": va[f"{kind}_{name}"] for kind in ("ccc", "rmse") for name in VA_NAMES}
+            )
         # already reduced over ranks; sync_dist only averages identical values (and keeps Lightning quiet)
         self.log_dict(logged, prog_bar=stage == "val", sync_dist=True)
         self.last_confusion[stage] = values["confusion"].detach().cpu()
