@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -264,3 +265,100 @@ def test_the_va_recipe_turns_the_head_on_for_the_synthetic_recipe(capsys) -> Non
     assert config["model"]["va_head"] is True and config["model"]["va_weight"] == 1.0
     assert config["data"]["image_size"] == 48 and config["model"]["lambda_af"] == 3.0  # the synthetic recipe
     assert config["trainer"]["logger"][0]["init_args"]["name"] == "va"
+
+
+# ----------------------------------------------------------------------------------------------- evaluate, export
+
+
+def test_evaluate_reports_ccc_and_rmse(va_run: Path, va_synth: Path, tmp_path: Path, capsys) -> None:
+    import json
+
+    from dan.cli.main import main
+
+    ckpt = va_run / "checkpoints" / "last.ckpt"
+    args = ["evaluate", "--checkpoint", str(ckpt), "--format", "rafdb", "--root", str(va_synth), "--workers", "0"]
+    assert main([*args, "--backend", "torch", "--output", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^valence: CCC -?\d\.\d{3}, RMSE \d\.\d{3} \(7 images\)$", out, re.M), out
+    assert re.search(r"^arousal: CCC -?\d\.\d{3}, RMSE \d\.\d{3} \(7 images\)$", out, re.M), out
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    va = metrics["valence_arousal"]
+    assert va["valence"]["samples"] == 7 and 0 <= va["arousal"]["rmse"] <= 2 and -1 <= va["valence"]["ccc"] <= 1
+    assert "## Valence and arousal" in (tmp_path / "eval" / "report.md").read_text()
+    header = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()[0]
+    assert header.endswith(",valence,arousal,true_valence,true_arousal")
+
+
+def test_evaluate_without_va_reports_none(tiny_checkpoint: Path, va_synth: Path, tmp_path: Path, capsys) -> None:
+    import json
+
+    from dan.cli.main import main
+
+    args = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--format", "rafdb", "--root", str(va_synth)]
+    assert main([*args, "--workers", "0", "--backend", "torch", "--output", str(tmp_path / "eval")]) == 0
+    assert "valence" not in capsys.readouterr().out
+    assert "valence_arousal" not in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert "valence" not in (tmp_path / "eval" / "predictions.csv").read_text().splitlines()[0]
+
+
+@pytest.fixture(scope="module")
+def va_model():
+    """A random 7-class, 2-head DAN with the valence/arousal output, on timm's tiny test ResNet at 32 px."""
+    import dan
+
+    torch.manual_seed(2)
+    model = dan.DAN(num_classes=7, num_heads=2, backbone="test_resnet", va_head=True).eval()
+    model.labels, model.preprocessing = dan.LABEL_SETS["rafdb"], dan.Preprocessing(input_size=32)
+    return model
+
+
+def test_onnx_export_has_a_va_output_that_matches_torch(va_model, tmp_path: Path) -> None:
+    from dan.export import export_checkpoint
+    from dan.runtime.backend import backend_outputs
+    from dan.runtime.onnx import OnnxBackend
+    from dan.runtime.torch import TorchBackend
+
+    report = export_checkpoint(va_model, tmp_path / "va.onnx", verify=True, tolerance=1e-4)
+    assert report.ok, report.lines
+    assert report.max_abs_diff_va is not None and report.max_abs_diff_va <= 1e-4
+    onnx = OnnxBackend(tmp_path / "va.onnx")
+    assert onnx.output_names == ("logits", "attention", "va") and onnx.has_va and onnx.metadata.has_va
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        want = va_model(torch.from_numpy(x)).va.numpy()
+    logits, va = onnx.predict_with_va(x)
+    np.testing.assert_allclose(va, want, atol=1e-4)
+    out = backend_outputs(onnx, x, attention=True)
+    assert out.attention is not None and out.attention.shape[:2] == (3, 2) and np.array_equal(out.va, va)
+    torch_backend = TorchBackend(va_model)  # re-parameterised: the VA output kept
+    np.testing.assert_allclose(torch_backend.predict_with_va(x)[1], want, atol=1e-5)
+    assert onnx.outputs(x[:0]).va.shape == (0, 2)
+
+
+def test_pt2_export_keeps_the_va_output(va_model, tmp_path: Path) -> None:
+    from dan.export import export_checkpoint
+    from dan.runtime.pt2 import Pt2Backend
+
+    report = export_checkpoint(va_model, tmp_path / "va.pt2", format="pt2", verify=True, tolerance=1e-4)
+    assert report.ok and report.max_abs_diff_va is not None and report.max_abs_diff_va <= 1e-4, report.lines
+    backend = Pt2Backend(tmp_path / "va.pt2")
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        want = va_model(torch.from_numpy(x))
+    logits, va = backend.predict_with_va(x)
+    np.testing.assert_allclose(va, want.va.numpy(), atol=1e-4)
+    np.testing.assert_allclose(backend(x), want.logits.numpy(), atol=1e-4)
+
+
+def test_an_export_without_va_is_as_before(tiny_model, tmp_path: Path) -> None:
+    import json
+
+    from dan.export import export_onnx
+    from dan.runtime.onnx import OnnxBackend
+
+    backend = OnnxBackend(export_onnx(tiny_model, tmp_path / "plain.onnx"))
+    assert backend.output_names == ("logits", "attention") and not backend.has_va
+    meta = json.loads(backend.session.get_modelmeta().custom_metadata_map["dan"])
+    assert meta["outputs"] == ["logits", "attention"] and "va_head" not in meta["model_config"]
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    assert backend.predict_with_va(x)[1] is None and np.array_equal(backend.predict_with_va(x)[0], backend(x))

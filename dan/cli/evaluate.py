@@ -116,5 +116,10 @@ def main(argv: list[str]) -> int:
             f"calibration: ECE {cal['ece']:.4f}, NLL {cal['nll']:.4f}, Brier {cal['brier']:.4f} "
             f"(T {cal['temperature']:.4g})"
         )
+    if result.va_scores is not None:  # a model with the valence/arousal output, on data that has them
+        from dan.evaluation.va_metrics import va_lines
+
+        for line in va_lines(result.va_scores):
+            print(line)
     print(f"report: {paths['report']}")
     return 0

@@ -19,7 +19,9 @@ and a model scored on a data set with another label set is scored on the classes
   class.
 
 Accuracy and the per-class scores come from :class:`dan.evaluation.metrics.ClassificationMetrics`,
-the same definitions training logs.
+the same definitions training logs. A model with the valence/arousal output scored on a data set that
+has them (AffectNet, ``dan synth``'s faces) is also scored on them: CCC and RMSE of valence and arousal
+over the images whose targets are known (:mod:`dan.evaluation.va_metrics`, as training logs them).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from torch.utils.data import DataLoader, Subset
 from dan.evaluation.calibration import calibration_scores, log_softmax
 from dan.evaluation.classes import ClassMatch, match_classes
 from dan.evaluation.metrics import ClassificationMetrics
-from dan.runtime.backend import probabilities, temperature_of
+from dan.evaluation.va_metrics import va_scores, va_summary
+from dan.runtime.backend import backend_outputs, has_va, probabilities, temperature_of
 
 if TYPE_CHECKING:
     from dan.data.dataset import FERDataset
@@ -74,6 +77,10 @@ class EvaluationResult:
         temperature: T the probabilities were computed with.
         left_out: Images left out per data set class the model lacks (``{"contempt": 18}``).
         data_labels: All of the data set's classes (default ``label_names``).
+        va: The model's (valence, arousal) of every scored sample, (N, 2), for a model with the output
+            (with TTA, the mean of the image's and its mirror's); else None.
+        va_targets: The data set's (valence, arousal) of every scored sample, (N, 2), NaN where unknown;
+            None when the data set has none.
     """
 
     label_names: tuple[str, ...]
@@ -86,6 +93,16 @@ class EvaluationResult:
     temperature: float = 1.0
     left_out: dict[str, int] = field(default_factory=dict)
     data_labels: tuple[str, ...] | None = None
+    va: np.ndarray | None = None
+    va_targets: np.ndarray | None = None
+
+    @cached_property
+    def va_scores(self) -> dict[str, float | int] | None:
+        """CCC and RMSE of valence and arousal (:func:`dan.evaluation.va_metrics.va_scores`) when the model
+        has the output and the data set knows at least one target; else None."""
+        if self.va is None or self.va_targets is None or not np.isfinite(self.va_targets).any():
+            return None
+        return va_scores(self.va, self.va_targets)
 
     @cached_property
     def scores(self) -> dict[str, np.ndarray]:
@@ -208,6 +225,8 @@ class EvaluationResult:
             }
         if self.calibration is not None:
             out["calibration"] = {**self.calibration, "definitions": dict(CALIBRATION_DEFINITIONS)}
+        if self.va_scores is not None:
+            out["valence_arousal"] = va_summary(self.va_scores)
         return out
 
 
@@ -222,31 +241,50 @@ def collect_logits(
         batch_size: Images per model call.
         num_workers: DataLoader worker processes.
     """
-    return _run(backend, dataset, batch_size, num_workers, tta=False)
+    logits, labels, _ = _run(backend, dataset, batch_size, num_workers, tta=False)
+    return logits, labels
 
 
-def _run(backend: Backend, dataset, batch_size: int, num_workers: int, tta: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Logits (N, C) (with ``tta``: probabilities, the mean of each image's and its mirror's) and labels (N,)."""
+def _infer(backend: Backend, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Logits (B, C) and, for a model with the output, valence/arousal (B, 2) of one batch, from one run."""
+    if not has_va(backend):
+        return np.asarray(backend(batch), np.float32), None  # as always: the backend's call
+    out = backend_outputs(backend, batch)
+    return np.asarray(out.logits, np.float32), None if out.va is None else np.asarray(out.va, np.float32)
+
+
+def _run(
+    backend: Backend, dataset, batch_size: int, num_workers: int, tta: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Logits (N, C) (with ``tta``: probabilities, the mean of each image's and its mirror's), labels (N,) and,
+    for a model with the output, valence/arousal (N, 2) (with ``tta``, the mean of the two), else None."""
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     batches: Iterable = loader if num_workers > 0 else prefetched(loader)  # worker processes already load ahead
-    outs, labels = [], []
+    outs, labels, vas = [], [], []
     try:
         for x, y in batches:
             batch = x.numpy()  # (B, 3, S, S)
-            z = np.asarray(backend(batch), np.float32)  # (B, C)
+            z, va = _infer(backend, batch)  # (B, C), (B, 2) or None
             if tta:
-                mirrored = np.asarray(backend(np.ascontiguousarray(batch[..., ::-1])), np.float32)  # (B, C)
+                mirrored, va_m = _infer(backend, np.ascontiguousarray(batch[..., ::-1]))  # (B, C), (B, 2) or None
                 z = (probabilities(backend, z) + probabilities(backend, mirrored)) / 2
+                va = None if va is None or va_m is None else (va + va_m) / 2
             outs.append(z)
             labels.append(y.numpy())
+            if va is not None:
+                vas.append(va)
     finally:  # a model error: the loading thread stops now, not when the generator is collected
         close = getattr(batches, "close", None)
         if close is not None:
             close()
     n = len(backend.labels)
+    va_out = None
+    if has_va(backend):
+        va_out = np.concatenate(vas) if vas else np.zeros((0, 2), np.float32)
     return (
         np.concatenate(outs) if outs else np.zeros((0, n), np.float32),
         np.concatenate(labels) if labels else np.zeros(0, np.int64),
+        va_out,
     )
 
 
@@ -264,7 +302,8 @@ def evaluate_backend(
             ``__call__(x (N, 3, S, S) float32) -> logits (N, C)``; its ``metadata.temperature``, if
             any, turns logits into probabilities.
         dataset: A :class:`dan.data.dataset.FERDataset`: yields ``(image (3, S, S), label)`` prepared with
-            the backend's preprocessing; has ``label_names`` and ``samples``.
+            the backend's preprocessing; has ``label_names`` and ``samples`` (and ``data``, whose ``va``
+            holds the valence/arousal targets where the data set has them).
         batch_size: Images per model call.
         num_workers: DataLoader worker processes (decoding and resizing in parallel, ahead of the
             model). 0: one background thread loads the next batches while the model runs
@@ -287,7 +326,10 @@ def evaluate_backend(
     keep = np.flatnonzero(scored[labels] >= 0) if len(labels) else np.zeros(0, np.int64)
     left_out = {name: int((labels == data_labels.index(name)).sum()) for name in match.data_only}
     subset = dataset if len(keep) == len(samples) else Subset(dataset, keep.tolist())
-    out, y = _run(backend, subset, batch_size, num_workers, tta)
+    out, y, va = _run(backend, subset, batch_size, num_workers, tta)
+    data = getattr(dataset, "data", None)  # the SplitData: its valence/arousal targets, if any
+    targets = getattr(data, "va", None)
+    va_targets = targets[keep] if targets is not None and va is not None and len(keep) else None  # (N, 2)
     t = temperature_of(backend)
     probs = out if tta else probabilities(backend, out)
     target = scored[y] if len(y) else np.zeros(0, np.int64)
@@ -304,6 +346,8 @@ def evaluate_backend(
         temperature=t,
         left_out=left_out,
         data_labels=data_labels,
+        va=va,
+        va_targets=va_targets,
     )
 
 

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from dan.evaluation.evaluate import EvaluationResult
+from dan.evaluation.va_metrics import VA_NAMES
 from dan.fileio import atomic_write
 
 __all__ = ["draw_confusion", "draw_reliability", "write_report"]
@@ -131,6 +132,17 @@ def _calibration_lines(result: EvaluationResult) -> list[str]:
     return [*lines, "", "![reliability diagram](reliability.png)"]
 
 
+def _va_lines(result: EvaluationResult) -> list[str]:
+    """report.md's valence/arousal section (empty for a model without the output or data without targets)."""
+    scores = result.va_scores
+    if scores is None:
+        return []
+    lines = ["", "## Valence and arousal", "", "| | CCC | RMSE | images |", "| --- | ---: | ---: | ---: |"]
+    for name in VA_NAMES:
+        lines.append(f"| {name} | {scores[f'ccc_{name}']:.4f} | {scores[f'rmse_{name}']:.4f} | {scores[f'n_{name}']} |")
+    return [*lines, "", "CCC: concordance correlation (1 perfect, 0 for a constant prediction); images: known targets."]
+
+
 def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dict | None = None) -> dict[str, Path]:
     """Write the report files into ``out_dir``.
 
@@ -159,14 +171,20 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
 
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["path", "true", "predicted", "confidence", *result.model_labels])
+    va, truth = result.va, result.va_targets  # a model with the output: its columns, and the targets (blank: unknown)
+    extra: list[str] = []
+    if va is not None:
+        extra = [*VA_NAMES, *(f"true_{name}" for name in VA_NAMES)] if truth is not None else list(VA_NAMES)
+    writer.writerow(["path", "true", "predicted", "confidence", *result.model_labels, *extra])
     for i, source in enumerate(result.sources):
         probs = result.probabilities[i]
         k = int(probs.argmax())
-        writer.writerow(
-            [source, result.label_names[result.targets[i]], result.model_labels[k], f"{probs[k]:.6f}"]
-            + [f"{p:.6f}" for p in probs]
-        )
+        row = [source, result.label_names[result.targets[i]], result.model_labels[k], f"{probs[k]:.6f}"]
+        row += [f"{p:.6f}" for p in probs]
+        if va is not None:
+            row += [f"{v:.6f}" for v in va[i]]
+            row += [f"{v:.6f}" if np.isfinite(v) else "" for v in truth[i]] if truth is not None else []
+        writer.writerow(row)
     atomic_write(paths["predictions"], buf.getvalue().encode())
 
     title = f"acc {result.accuracy:.4f}  bacc {result.balanced_accuracy:.4f}  n={len(result.targets)}"
@@ -199,6 +217,6 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike, meta: dic
         )
         lines += ["", *(f"- {line}" for line in left_out)]
     lines += ["", "![confusion matrix](confusion.png)"]
-    lines += [*_calibration_lines(result), ""]
+    lines += [*_calibration_lines(result), *_va_lines(result), ""]
     atomic_write(paths["report"], "\n".join(lines).encode())
     return paths

@@ -18,9 +18,14 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-__all__ = ["VA_NAMES", "VAMetrics", "va_scores"]
+__all__ = ["VA_DEFINITIONS", "VA_NAMES", "VAMetrics", "va_lines", "va_scores", "va_summary"]
 
 VA_NAMES = ("valence", "arousal")
+VA_DEFINITIONS = {
+    "ccc": "Lin's concordance correlation, 2 cov(p, t) / (var(p) + var(t) + (mean(p) - mean(t))^2), population moments",
+    "rmse": "root mean squared error",
+    "samples": "images whose target is known (AffectNet's -2, unknown, is left out)",
+}
 _SUMS = ("n", "p", "t", "pp", "tt", "pt")
 
 
@@ -89,3 +94,22 @@ def va_scores(preds: np.ndarray, target: np.ndarray) -> dict[str, float | int]:
     metric.update(torch.from_numpy(preds), torch.from_numpy(target))  # an empty batch adds nothing
     values = {k: v.item() for k, v in metric.compute().items()}
     return {k: (int(v) if k.startswith("n_") else float(v)) for k, v in values.items()}
+
+
+def va_summary(scores: dict[str, float | int]) -> dict:
+    """:func:`va_scores` as a report's ``valence_arousal`` entry: ``{"valence": {"ccc", "rmse", "samples"},
+    "arousal": {...}, "definitions": {...}}`` (plain types)."""
+    out: dict = {
+        name: {"ccc": scores[f"ccc_{name}"], "rmse": scores[f"rmse_{name}"], "samples": scores[f"n_{name}"]}
+        for name in VA_NAMES
+    }
+    out["definitions"] = dict(VA_DEFINITIONS)
+    return out
+
+
+def va_lines(scores: dict[str, float | int]) -> list[str]:
+    """:func:`va_scores` as summary lines, one per quantity (``valence: CCC 0.712, RMSE 0.183 (1000 images)``)."""
+    return [
+        f"{name}: CCC {scores[f'ccc_{name}']:.3f}, RMSE {scores[f'rmse_{name}']:.3f} ({scores[f'n_{name}']} images)"
+        for name in VA_NAMES
+    ]

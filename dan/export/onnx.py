@@ -2,10 +2,11 @@
 
 What is exported is :func:`dan.models.reparam.reparameterize`'s copy (every BatchNorm folded, each
 DAN head's three convolution branches merged into one), with a dynamic batch axis and two outputs:
-``logits`` (N, C) and ``attention`` (N, K, H, W). The class names, preprocessing record and model
-settings travel in ONNX ``metadata_props`` (key ``dan``, JSON, plus ``labels`` and ``preprocessing``).
-PyTorch's torch.export-based exporter (``dynamo=True``) is used; the legacy exporter is only a
-fallback when it fails.
+``logits`` (N, C) and ``attention`` (N, K, H, W), and a third, ``va`` (N, 2), for a model with the
+valence/arousal output (``va_head``; a model without it exports exactly as before). The class names,
+preprocessing record and model settings travel in ONNX ``metadata_props`` (key ``dan``, JSON, plus
+``labels`` and ``preprocessing``). PyTorch's torch.export-based exporter (``dynamo=True``) is used; the
+legacy exporter is only a fallback when it fails.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from dan.runtime.onnx import onnx_weights_checksum
 __all__ = [
     "DEFAULT_OPSET",
     "OUTPUT_NAMES",
+    "VA_OUTPUT",
     "ExportOutputs",
     "export_metadata",
     "export_onnx",
+    "output_names",
     "prepare_for_export",
     "sample_input",
     "set_onnx_metadata",
@@ -39,13 +42,19 @@ __all__ = [
 
 DEFAULT_OPSET = 18
 OUTPUT_NAMES = ("logits", "attention")
+VA_OUTPUT = "va"
+
+
+def output_names(model: DAN) -> tuple[str, ...]:
+    """The outputs of ``model``'s export: :data:`OUTPUT_NAMES`, then ``va`` for a model with the output."""
+    return (*OUTPUT_NAMES, VA_OUTPUT) if model.has_va else OUTPUT_NAMES
 
 
 def export_metadata(model: DAN) -> dict[str, str]:
     """String metadata an exported file carries: ``dan`` (all settings, JSON), ``labels``, ``preprocessing``."""
     meta = checkpoint_metadata(model)
     meta["checksum"] = None  # the exported graph has its own weights (ONNX: checked through "dan_weights")
-    meta["outputs"] = list(OUTPUT_NAMES)
+    meta["outputs"] = list(output_names(model))
     meta["reparameterized"] = True
     return {
         "dan": json.dumps(meta),
@@ -55,19 +64,19 @@ def export_metadata(model: DAN) -> dict[str, str]:
 
 
 class ExportOutputs(nn.Module):
-    """``(logits, attention)`` of a DAN: the tuple an exported graph returns."""
+    """``(logits, attention)`` of a DAN, and ``va`` when it has them: the tuple an exported graph returns."""
 
     def __init__(self, model: DAN) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(x, return_attention=True)
-        return out.logits, out.attention
+        return (out.logits, out.attention) if out.va is None else (out.logits, out.attention, out.va)
 
 
 def prepare_for_export(model: DAN) -> ExportOutputs:
-    """The re-parameterised float32 CPU copy of ``model`` wrapped to return ``(logits, attention)``.
+    """The re-parameterised float32 CPU copy of ``model`` wrapped to return ``(logits, attention[, va])``.
 
     The caller's model is not changed (not moved, not cast, its mode kept).
     """
@@ -100,8 +109,9 @@ def set_onnx_metadata(path: Path, metadata: dict[str, str]) -> None:
 def export_onnx(model: DAN, output: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
     """Write the re-parameterised ``model`` as an ONNX file (float32, dynamic batch axis).
 
-    Inputs ``input`` (N, 3, S, S); outputs ``logits`` (N, C) and ``attention`` (N, K, H, W); metadata
-    from :func:`export_metadata`. Written atomically.
+    Inputs ``input`` (N, 3, S, S); outputs ``logits`` (N, C) and ``attention`` (N, K, H, W), and ``va``
+    (N, 2) for a model with the valence/arousal output; metadata from :func:`export_metadata`. Written
+    atomically.
 
     Args:
         model: The DAN (not changed; its ``labels`` and ``preprocessing`` go in the metadata).
@@ -116,6 +126,7 @@ def export_onnx(model: DAN, output: str | os.PathLike, opset: int = DEFAULT_OPSE
     except ImportError:
         raise DanError("ONNX export needs onnx and onnxscript: pip install 'dan[export]'") from None
     output = Path(output)
+    names = list(output_names(model))
     net = prepare_for_export(model)
     x = sample_input(model)
     with atomic_path(output, "ONNX file") as tmp, warnings.catch_warnings():
@@ -127,7 +138,7 @@ def export_onnx(model: DAN, output: str | os.PathLike, opset: int = DEFAULT_OPSE
                 None,
                 dynamo=True,
                 input_names=["input"],
-                output_names=list(OUTPUT_NAMES),
+                output_names=names,
                 dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=65536)}},
                 opset_version=opset,
                 verbose=False,
@@ -144,8 +155,8 @@ def export_onnx(model: DAN, output: str | os.PathLike, opset: int = DEFAULT_OPSE
                 str(tmp),
                 dynamo=False,
                 input_names=["input"],
-                output_names=list(OUTPUT_NAMES),
-                dynamic_axes={name: {0: "batch"} for name in ("input", *OUTPUT_NAMES)},
+                output_names=names,
+                dynamic_axes={name: {0: "batch"} for name in ("input", *names)},
                 opset_version=opset,
             )
         set_onnx_metadata(tmp, export_metadata(model))

@@ -2,7 +2,7 @@
 
 ``torch.export`` replaces TorchScript (deprecated in current PyTorch) for a PyTorch-only deployment:
 a ``.pt2`` file holds the re-parameterised network as an ATen graph with its weights, a dynamic
-batch axis, and the same two outputs and ``dan`` metadata as an ONNX export. Nothing in it is
+batch axis, and the same outputs (two, or three with ``va``) and ``dan`` metadata as an ONNX export. Nothing in it is
 pickled: :func:`dan.runtime.pt2.check_pt2_archive` refuses files that are, before loading them.
 """
 
@@ -21,7 +21,7 @@ __all__ = ["export_pt2"]
 
 
 def export_pt2(net: torch.nn.Module, example: torch.Tensor, output: Path, metadata: str) -> Path:
-    """Write ``net`` (returning ``(logits, attention)``) as a ``torch.export`` program with a dynamic batch.
+    """Write ``net`` (returning ``(logits, attention[, va])``) as a ``torch.export`` program with a dynamic batch.
 
     Args:
         net: The module to export, in eval mode.

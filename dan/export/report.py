@@ -20,6 +20,8 @@ class ExportReport:
         max_abs_diff_images: The same on the real images of ``calib`` (verify, when given).
         num_images: Number of real images compared.
         int8_agreement: Top-1 agreement of the int8 model with float32 on the images (or random inputs).
+        max_abs_diff_va: Largest |export - PyTorch| valence/arousal difference over the random inputs and
+            the images (verify, for a model with the output), else None.
         lines: Human-readable report lines.
         ok: False when a check failed.
     """
@@ -31,6 +33,7 @@ class ExportReport:
     max_abs_diff_images: float | None = None
     num_images: int = 0
     int8_agreement: float | None = None
+    max_abs_diff_va: float | None = None
     lines: list[str] = field(default_factory=list)
     ok: bool = True
 

@@ -1,7 +1,8 @@
 """Checking an export against PyTorch: random inputs, real face images, int8 agreement.
 
 Real images are read from a folder and prepared with :func:`dan.preprocess.prepare_face`, the one
-preprocessing contract, so the export is checked on exactly the inputs it will see.
+preprocessing contract, so the export is checked on exactly the inputs it will see. A model with the
+valence/arousal output has that output compared too, with the same tolerance.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from dan.imaging import list_images, read_image
 from dan.models.dan import DAN
 from dan.preprocess import prepare_face
 
-__all__ = ["load_images", "random_inputs", "run_batched", "top1_agreement", "torch_logits", "verify_against_torch"]
+__all__ = [
+    "load_images",
+    "random_inputs",
+    "run_batched",
+    "top1_agreement",
+    "torch_logits",
+    "torch_va",
+    "verify_against_torch",
+]
 
 
 def load_images(root: str | os.PathLike, preprocessing: Preprocessing, limit: int | None = None) -> np.ndarray:
@@ -63,6 +72,34 @@ def torch_logits(model: DAN) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
+def torch_va(model: DAN) -> Callable[[np.ndarray], np.ndarray]:
+    """A numpy-in, numpy-out valence/arousal function (N, 2) of the (unexported) PyTorch model with the output."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            va = model(torch.from_numpy(np.ascontiguousarray(x))).va
+        assert va is not None  # a model with the valence/arousal output
+        return va.float().numpy()
+
+    return run
+
+
+def _verify_va(report: ExportReport, model: DAN, runner: object, inputs: list[np.ndarray]) -> float:
+    """The largest |export - PyTorch| valence/arousal difference on ``inputs`` (recorded in ``report``); 0 when
+    the model has no such output. An export that lost it fails."""
+    if not model.has_va:
+        return 0.0
+    predict = getattr(runner, "predict_with_va", None)
+    if not callable(predict) or not getattr(runner, "has_va", False):
+        report.fail("the model has the valence/arousal output, the export does not")
+        return 0.0
+    reference = torch_va(model)
+    diff = max(float(np.abs(run_batched(lambda x: predict(x)[1], x) - run_batched(reference, x)).max()) for x in inputs)
+    report.max_abs_diff_va = diff
+    report.lines.append(f"verify: max |valence/arousal diff| vs PyTorch: {diff:.3g}")
+    return diff
+
+
 def random_inputs(preprocessing: Preprocessing, seed: int = 0) -> list[np.ndarray]:
     """Two random normalised batches (1 and 3 images) at the model's input size."""
     rng = np.random.default_rng(seed)
@@ -83,7 +120,8 @@ def verify_against_torch(
     Args:
         report: Where the lines and figures go.
         model: The PyTorch model the export was made from.
-        runner: The export's logits function.
+        runner: The export's logits function (a backend; for a model with the valence/arousal output, one
+            with ``predict_with_va``, whose output is compared too).
         images: Prepared faces (N, 3, S, S), or None.
         tolerance: Largest logit difference accepted.
         source: What ``images`` are, for the report.
@@ -103,6 +141,8 @@ def verify_against_torch(
         )
     else:
         report.lines.append("verify: no --calib folder given, so no face images were compared")
+    inputs = random_inputs(model.preprocessing) + ([images] if images is not None else [])
+    worst = max(worst, _verify_va(report, model, runner, inputs))
     if not worst <= tolerance:
         report.fail(f"difference {worst:.3g} > tolerance {tolerance:g}")
     else:

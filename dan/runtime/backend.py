@@ -12,7 +12,11 @@ A *backend* is any object with:
   logits of shape (N, C) as numpy;
 - optionally ``predict_with_attention(x) -> (logits, maps)``: the logits and the heads' spatial
   attention, float32 (N, K, h, w), from one run: the one attention entry of a backend. A backend
-  whose file may lack the attention output says so with ``supports_attention``.
+  whose file may lack the attention output says so with ``supports_attention``;
+- optionally ``has_va: bool`` and ``outputs(x, attention=False) -> Outputs``: every output of one run,
+  the logits, the attention maps when asked for, and (a model with ``va_head``) the valence and arousal,
+  float32 (N, 2) in [-1, 1]; ``predict_with_va(x) -> (logits, va or None)`` is its short form.
+  :func:`backend_outputs` runs any backend that way (one without them gives no valence/arousal).
 
 :mod:`dan.runtime.torch`, :mod:`dan.runtime.onnx`, :mod:`dan.runtime.openvino` and
 :mod:`dan.runtime.pt2` implement it; :func:`dan.runtime.loader.load_backend` picks one for a file.
@@ -20,13 +24,23 @@ A *backend* is any object with:
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from dan.common import Preprocessing
 
-__all__ = ["AttentionBackend", "Backend", "has_attention", "probabilities", "softmax", "temperature_of"]
+__all__ = [
+    "AttentionBackend",
+    "Backend",
+    "Outputs",
+    "backend_outputs",
+    "has_attention",
+    "has_va",
+    "probabilities",
+    "softmax",
+    "temperature_of",
+]
 
 
 @runtime_checkable
@@ -53,6 +67,41 @@ def has_attention(backend: object) -> bool:
     """True when ``backend`` can return the heads' spatial attention maps (an export without them cannot)."""
     supports = getattr(backend, "supports_attention", None)
     return bool(supports) if supports is not None else callable(getattr(backend, "predict_with_attention", None))
+
+
+class Outputs(NamedTuple):
+    """Every output of one run of a backend.
+
+    Attributes:
+        logits: float32 (N, C).
+        attention: The heads' spatial maps, float32 (N, K, h, w), when asked for and available; else None.
+        va: (valence, arousal) in [-1, 1], float32 (N, 2), for a model with the output; else None.
+    """
+
+    logits: np.ndarray
+    attention: np.ndarray | None = None
+    va: np.ndarray | None = None
+
+
+def has_va(backend: object) -> bool:
+    """True when ``backend``'s model has the valence/arousal output (``has_va``; absent: no)."""
+    return bool(getattr(backend, "has_va", False))
+
+
+def backend_outputs(backend: object, x: np.ndarray, attention: bool = False) -> Outputs:
+    """Run ``backend`` once on a normalised batch (N, 3, S, S): logits, attention maps if asked for (and the
+    backend has them), valence/arousal if the model has them.
+
+    A backend with ``outputs`` gives all three from one run; any other gives its logits (and maps) as before.
+    """
+    run = getattr(backend, "outputs", None)
+    if callable(run):
+        out = run(x, attention=attention and has_attention(backend))
+        return out if isinstance(out, Outputs) else Outputs(*out)
+    if attention and has_attention(backend):
+        logits, maps = backend.predict_with_attention(x)  # type: ignore[attr-defined]  # has_attention
+        return Outputs(logits, maps)
+    return Outputs(backend(x))  # type: ignore[operator]  # a Backend is callable
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

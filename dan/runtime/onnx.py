@@ -26,6 +26,7 @@ import numpy as np
 
 from dan.common import DanError, Preprocessing, one_line
 from dan.models.metadata import ModelMetadata
+from dan.runtime.backend import Outputs
 from dan.system import pick_device
 
 __all__ = [
@@ -130,7 +131,9 @@ class OnnxBackend:
         labels: Class names, index i naming logit i.
         preprocessing: Input size, mean and std the model expects (from the metadata).
         num_classes: Number of logits.
-        output_names: Outputs of the model (``logits`` first; ``attention`` when exported).
+        output_names: Outputs of the model (``logits`` first; ``attention`` when exported; ``va`` for a
+            model with the valence/arousal output).
+        has_va: Whether the file has the ``va`` output.
         path: The model file.
         providers: The execution providers the session runs on (``CUDAExecutionProvider`` first on a GPU).
         device_reason: One line: where the model runs and why.
@@ -190,6 +193,7 @@ class OnnxBackend:
         self._verify_weights()
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self.has_va: bool = "va" in self.output_names
         if record is None:  # another exporter's file: the class count from the output's shape
             shape = self.session.get_outputs()[0].shape
             if not (shape and isinstance(shape[-1], int)):
@@ -261,6 +265,21 @@ class OnnxBackend:
         if "attention" not in outs:  # an empty batch
             return outs[self.output_names[0]], np.zeros((0, 0, 0, 0), np.float32)
         return outs[self.output_names[0]], outs["attention"]
+
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
+        """Logits (N, C), attention maps (N, K, h, w) when asked for (and exported), and valence/arousal
+        (N, 2) when the file has the ``va`` output, from one run (:class:`dan.runtime.backend.Outputs`)."""
+        outs = self.run(x)
+        va = outs.get("va") if self.has_va else None
+        if self.has_va and va is None:  # an empty batch
+            va = np.zeros((0, 2), np.float32)
+        maps = outs.get("attention") if attention else None
+        return Outputs(outs[self.output_names[0]], maps, va)
+
+    def predict_with_va(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits (N, C) and (valence, arousal) (N, 2), or None for a file without them, from one run."""
+        out = self.outputs(x)
+        return out.logits, out.va
 
     def __repr__(self) -> str:
         size = self.preprocessing.input_size

@@ -27,6 +27,7 @@ import torch
 
 from dan.common import DanError, Preprocessing, one_line
 from dan.models.metadata import ModelMetadata
+from dan.runtime.backend import Outputs
 from dan.runtime.torch import cuda_math
 from dan.system import torch_device
 
@@ -163,16 +164,32 @@ class Pt2Backend:
         self.labels: tuple[str, ...] = tuple(self.metadata.labels or ())
         self.preprocessing: Preprocessing = self.metadata.preprocessing
         self.trained_on = self.metadata.trained_on
+        self.has_va: bool = self.metadata.has_va  # the program's third output
         self.name = "pt2"
+
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
+        """Logits (N, C), attention maps (N, K, h, w) when asked for, and valence/arousal (N, 2) of a model
+        with them (else None), from one run (:class:`dan.runtime.backend.Outputs`)."""
+        if len(x) == 0:  # the program's batch axis starts at 1
+            maps = np.zeros((0, 0, 0, 0), np.float32) if attention else None
+            va = np.zeros((0, 2), np.float32) if self.has_va else None
+            return Outputs(np.zeros((0, len(self.labels)), np.float32), maps, va)
+        with torch.inference_mode(), cuda_math(self.device, self.tf32):
+            out = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
+        va = out[2].cpu().numpy() if self.has_va and len(out) > 2 else None  # (logits, attention[, va])
+        return Outputs(out[0].cpu().numpy(), out[1].cpu().numpy() if attention else None, va)
 
     def predict_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Logits (N, C) and attention maps (N, K, h, w) of a normalised batch (N, 3, S, S)."""
-        with torch.inference_mode(), cuda_math(self.device, self.tf32):
-            logits, maps = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
-        return logits.cpu().numpy(), maps.cpu().numpy()
+        out = self.outputs(x, attention=True)
+        assert out.attention is not None  # asked for
+        return out.logits, out.attention
+
+    def predict_with_va(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits (N, C) and (valence, arousal) (N, 2), or None for a model without them, from one run."""
+        out = self.outputs(x)
+        return out.logits, out.va
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, C) of a normalised batch (N, 3, S, S)."""
-        if len(x) == 0:
-            return np.zeros((0, len(self.labels)), np.float32)
-        return self.predict_with_attention(x)[0]
+        return self.outputs(x).logits

@@ -15,6 +15,7 @@ import torch
 from dan.common import Preprocessing
 from dan.models import DAN, load_model
 from dan.models.metadata import ModelMetadata
+from dan.runtime.backend import Outputs
 from dan.system import torch_device
 
 __all__ = ["TorchBackend", "cuda_math"]
@@ -99,6 +100,7 @@ class TorchBackend:
         else:
             net = copy.deepcopy(model)
         self.model: DAN = net.to(self.device).eval()
+        self.has_va: bool = model.has_va  # the valence/arousal output (outputs(), predict_with_va())
         self.name = "torch"
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -125,3 +127,19 @@ class TorchBackend:
         with torch.inference_mode(), cuda_math(self.device, self.tf32):
             out = self.model(self._tensor(x), return_attention=True)
             return out.logits.float().cpu().numpy(), out.attention.float().cpu().numpy()
+
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
+        """Logits (N, C), attention maps (N, K, h, w) when asked for, and valence/arousal (N, 2) of a model
+        with them (else None), from one forward pass (:class:`dan.runtime.backend.Outputs`)."""
+        if len(x) == 0:
+            return Outputs(self(x), None, np.zeros((0, 2), np.float32) if self.has_va else None)
+        with torch.inference_mode(), cuda_math(self.device, self.tf32):
+            out = self.model(self._tensor(x), return_attention=attention)
+            maps = out.attention.float().cpu().numpy() if out.attention is not None else None
+            va = out.va.float().cpu().numpy() if out.va is not None else None
+            return Outputs(out.logits.float().cpu().numpy(), maps, va)
+
+    def predict_with_va(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits (N, C) and (valence, arousal) (N, 2), or None for a model without them, from one pass."""
+        out = self.outputs(x)
+        return out.logits, out.va
