@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 from pathlib import Path
@@ -271,8 +272,6 @@ def test_the_va_recipe_turns_the_head_on_for_the_synthetic_recipe(capsys) -> Non
 
 
 def test_evaluate_reports_ccc_and_rmse(va_run: Path, va_synth: Path, tmp_path: Path, capsys) -> None:
-    import json
-
     from dan.cli.main import main
 
     ckpt = va_run / "checkpoints" / "last.ckpt"
@@ -290,8 +289,6 @@ def test_evaluate_reports_ccc_and_rmse(va_run: Path, va_synth: Path, tmp_path: P
 
 
 def test_evaluate_without_va_reports_none(tiny_checkpoint: Path, va_synth: Path, tmp_path: Path, capsys) -> None:
-    import json
-
     from dan.cli.main import main
 
     args = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--format", "rafdb", "--root", str(va_synth)]
@@ -351,8 +348,6 @@ def test_pt2_export_keeps_the_va_output(va_model, tmp_path: Path) -> None:
 
 
 def test_an_export_without_va_is_as_before(tiny_model, tmp_path: Path) -> None:
-    import json
-
     from dan.export import export_onnx
     from dan.runtime.onnx import OnnxBackend
 
@@ -362,3 +357,28 @@ def test_an_export_without_va_is_as_before(tiny_model, tmp_path: Path) -> None:
     assert meta["outputs"] == ["logits", "attention"] and "va_head" not in meta["model_config"]
     x = np.zeros((1, 3, 32, 32), np.float32)
     assert backend.predict_with_va(x)[1] is None and np.array_equal(backend.predict_with_va(x)[0], backend(x))
+
+
+# ----------------------------------------------------------------------------------------------- the script
+
+
+def test_the_va_demo_script_prints_model_and_baseline(tmp_path: Path, capsys) -> None:
+    from scripts import va_demo
+
+    args = ["--out", str(tmp_path), "--per-class", "3", "--epochs", "1", "--size", "32", "--workers", "0"]
+    assert va_demo.main([*args, "--backbone", "test_resnet"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^Model name: +\S", out, re.M), out
+    header = "| model | CCC valence | CCC arousal | RMSE valence | RMSE arousal |"
+    assert header in out and "on the test split of `dan synth --per-class 3 --seed 0` (7 faces)" in out
+    number = r"-?\d\.\d{3}"
+    assert re.search(rf"^\| DAN \+ valence/arousal output( \| {number}){{4}} \|$", out, re.M), out
+    assert re.search(rf"^\| training mean \(a constant: CCC 0\) \| 0\.000 \| 0\.000( \| {number}){{2}} \|$", out, re.M)
+    saved = json.loads((tmp_path / "va_demo.json").read_text())
+    assert saved["test"] == 7 and set(saved["baseline"]) == {
+        "ccc_valence",
+        "ccc_arousal",
+        "rmse_valence",
+        "rmse_arousal",
+    }
+    assert (tmp_path / "va_demo.md").read_text().strip().endswith(" |")
