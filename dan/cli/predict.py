@@ -5,9 +5,10 @@ Usage::
     dan predict photo.jpg photos/ "shots/**/*.png" --checkpoint model.pt --output faces.csv
 
 CSV columns: ``path, face, x, y, w, h, label, confidence``, then one probability column per class
-named by the class name. A path that is missing, not an image, or a folder with no images is
-reported by name and skipped; the exit status is 1 when anything failed, else 0. Output files are
-written atomically, and only when at least one image was read.
+named by the class name, then ``valence, arousal`` for a model with that output (``va_head``; the
+JSON's faces have ``valence`` and ``arousal`` then too). A path that is missing, not an image, or a
+folder with no images is reported by name and skipped; the exit status is 1 when anything failed,
+else 0. Output files are written atomically, and only when at least one image was read.
 
 Images are read, searched for faces and cropped in ``--workers`` threads while the model runs on
 batches of ``--batch-size`` faces (:mod:`dan.inference.batch`); rows come in input order, and
@@ -125,12 +126,15 @@ def main(argv: list[str]) -> int:
             {"path": str(path), "width": result.width, "height": result.height, "faces": [f.to_dict() for f in faces]}
         )
         for f in faces:
-            rows.append(
-                [str(path), f.index, *f.box, f.label, f"{f.confidence:.4f}", *(f"{p:.4f}" for p in f.probabilities)]
-            )
+            row = [str(path), f.index, *f.box, f.label, f"{f.confidence:.4f}", *(f"{p:.4f}" for p in f.probabilities)]
+            if predictor.has_va:  # a model with the valence/arousal output: two more columns
+                row += [f"{f.valence:.4f}", f"{f.arousal:.4f}"]
+            rows.append(row)
     header = ["path", "face", "x", "y", "w", "h", "label", "confidence", *labels]
+    header += ["valence", "arousal"] if predictor.has_va else []
     if out is None:
-        _print_table([r[:8] for r in rows], header[:8])
+        va = slice(-2, None) if predictor.has_va else slice(0, 0)  # the printed table: valence, arousal too
+        _print_table([r[:8] + r[va] for r in rows], header[:8] + header[va])
     elif not records:  # nothing was read: no file that could pass for a result
         out = None
     elif out.suffix.lower() == ".csv":

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from dan.demo.outputs import CsvStream
-from dan.demo.overlay import draw_attention, draw_face, draw_status
+from dan.demo.overlay import draw_attention, draw_face, draw_status, draw_va
 from dan.demo.sources import Frame, FrameSource, PrefetchSource, open_source
 from dan.demo.window import Window, window_support
 from dan.demo.writer import VideoWriter, check_output
@@ -85,9 +85,22 @@ def _sigterm_as_interrupt():
     return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
-def csv_header(labels: tuple[str, ...]) -> list[str]:
-    """Columns of the demo CSV: frame, time, track, x, y, w, h, label, confidence, one per class."""
-    return ["frame", "time", "track", "x", "y", "w", "h", "label", "confidence", *labels]
+def csv_header(labels: tuple[str, ...], va: bool = False) -> list[str]:
+    """Columns of the demo CSV: frame, time, track, x, y, w, h, label, confidence, one per class, and
+    ``valence``, ``arousal`` for a model with that output (``va``)."""
+    return [
+        "frame",
+        "time",
+        "track",
+        "x",
+        "y",
+        "w",
+        "h",
+        "label",
+        "confidence",
+        *labels,
+        *(("valence", "arousal") if va else ()),
+    ]
 
 
 class _Sinks:
@@ -102,9 +115,11 @@ class _Sinks:
         display: bool,
         stats: DemoStats,
         log: Callable[[str], None],
+        va: bool = False,
     ) -> None:
         self.source, self.labels, self.output, self.stats = source, labels, output, stats
-        self.csv = CsvStream(csv_path, csv_header(labels)) if csv_path else None
+        self.va = va  # a model with the valence/arousal output: two more columns
+        self.csv = CsvStream(csv_path, csv_header(labels, va)) if csv_path else None
         self.writer: VideoWriter | None = None
         self.window: Window | None = None
         if display:
@@ -123,7 +138,10 @@ class _Sinks:
             p = face.probabilities
             k = int(np.argmax(p))
             row = [self.stats.frames, f"{frame.time:.3f}", face.track, *face.box, self.labels[k], f"{p[k]:.4f}"]
-            self.csv.write(row + [f"{v:.4f}" for v in p])
+            row += [f"{v:.4f}" for v in p]
+            if self.va:
+                row += [f"{v:.4f}" for v in face.va] if face.va is not None else ["", ""]
+            self.csv.write(row)
 
     def write(self, image: np.ndarray) -> None:
         """Append the drawn frame to the output video."""
@@ -170,6 +188,8 @@ def _draw(image: np.ndarray, faces: list[LiveFace], labels: tuple[str, ...], fps
         draw_face(image, face.box, labels, face.probabilities, track_id=None if stills else face.track)
         if face.attention is not None:
             draw_attention(image, face.box, face.attention)
+        if face.va is not None:
+            draw_va(image, face.box, face.va)
     draw_status(image, fps, len(faces))
 
 
@@ -223,7 +243,7 @@ def run_demo(
         log("warning: this backend gives no attention maps; --attention needs the torch backend")
         attention = False
     reader = PrefetchSource(source) if prefetch and not source.live else source
-    sinks = _Sinks(source, predictor.labels, output, csv_path, display, stats, log)
+    sinks = _Sinks(source, predictor.labels, output, csv_path, display, stats, log, predictor.has_va)
     st = stats.stage_seconds
     fps_avg: float | None = None
     start = last = time.perf_counter()

@@ -1,5 +1,5 @@
-"""Drawing on frames: face boxes, label and confidence, a small bar per class, frames per second, and
-each head's attention map under its face.
+"""Drawing on frames: face boxes, label and confidence, a small bar per class, frames per second, each
+head's attention map under its face, and the valence and arousal of a model that gives them.
 
 Everything draws in place on a BGR uint8 frame with plain OpenCV primitives (a few hundred
 microseconds per face): the demo converts each RGB frame to BGR once, for drawing, its video writer and
@@ -15,7 +15,7 @@ import numpy as np
 
 from dan.inference.attention import attention_overlay
 
-__all__ = ["PALETTE", "color_for", "draw_attention", "draw_face", "draw_status"]
+__all__ = ["PALETTE", "color_for", "draw_attention", "draw_face", "draw_status", "draw_va"]
 
 # BGR colours, one per class index (cycled when there are more classes)
 PALETTE = (
@@ -101,6 +101,24 @@ def _draw_bars(
         cv2.putText(frame, name[:10], (px + 3, top + row - 5), FONT, scale * 0.8, (255, 255, 255), 1, cv2.LINE_AA)
         bx = px + text_w + 8
         cv2.rectangle(frame, (bx, top + 2), (bx + int(round(bar_w * float(p))), top + row - 3), color_for(i), -1)
+
+
+def draw_va(frame: np.ndarray, box: Sequence[int], va: np.ndarray | Sequence[float]) -> None:
+    """Write ``V +0.62  A -0.31`` (valence, arousal) inside the bottom of a face's box, outlined.
+
+    Args:
+        frame: BGR uint8 frame (H, W, 3), drawn on in place.
+        box: ``(x, y, w, h)`` of the face.
+        va: Its (valence, arousal), each in [-1, 1].
+    """
+    fh, fw = frame.shape[:2]
+    x, y, w, h = (int(v) for v in box[:4])
+    scale = max(0.4, min(fw, fh) / 900)
+    text = f"V {float(va[0]):+.2f}  A {float(va[1]):+.2f}"
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
+    tx = int(np.clip(x + 3, 0, max(0, fw - tw - 1)))
+    ty = int(np.clip(y + h - base - 3, th + 1, fh - base - 1))
+    _text(frame, text, (tx, ty), scale, (255, 255, 255))
 
 
 def draw_status(frame: np.ndarray, fps: float | None, faces: int, extra: str = "") -> None:

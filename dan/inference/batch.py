@@ -154,13 +154,18 @@ def _classify(predictor: Predictor, group: Sequence[_Prepared], batch_size: int)
     """Run the model on the faces of ``group`` (in runs of at most ``batch_size``) and yield its results."""
     inputs = [g.inputs for g in group if g.inputs is not None]
     probs = np.zeros((0, len(predictor.labels)), np.float32)
+    va = np.zeros((0, 2), np.float32) if predictor.has_va else None  # a model with valence/arousal: (N, 2)
     if inputs:
         x = np.concatenate(inputs)  # (N, 3, S, S): every face of the group, image after image
-        probs = np.concatenate([predictor.run_batch(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
+        runs = [predictor.run_outputs(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        probs = np.concatenate([r[0] for r in runs])
+        if va is not None:
+            va = np.concatenate([r[2] for r in runs if r[2] is not None])
     start = 0
     for g in group:
         n = len(g.boxes)
-        faces = predictor.results(g.boxes, probs[start : start + n]) if n else []
+        va_g = None if va is None else va[start : start + n]
+        faces = predictor.results(g.boxes, probs[start : start + n], va=va_g) if n else []
         start += n
         yield ImageResult(g.path, faces, g.width, g.height, g.error)
 

@@ -11,8 +11,8 @@ Per frame:
    new faces at once) as the model's preprocessing record says, landmarks included (aligned crops),
    exactly as :class:`dan.inference.predictor.Predictor` does for a photo;
 3. run the model once on them, with the heads' attention maps when asked for;
-4. fold each face's probabilities into its track's moving average (``smoothing``: the weight of the
-   past, 0 for none).
+4. fold each face's probabilities (and, for a model with them, its valence and arousal) into its
+   track's moving average (``smoothing``: the weight of the past, 0 for none).
 
 Frames are RGB, as everywhere inside ``dan``.
 """
@@ -43,12 +43,14 @@ class LiveFace:
         box: ``(x, y, w, h)`` in pixels of the frame.
         probabilities: Smoothed class probabilities, float32 (C,), in label order.
         attention: The heads' maps (K, h, w) of the face's latest classification, when asked for.
+        va: Smoothed (valence, arousal), float32 (2,), of a model with that output; else None.
     """
 
     track: int
     box: tuple[int, int, int, int]
     probabilities: np.ndarray
     attention: np.ndarray | None = None
+    va: np.ndarray | None = None
 
 
 class LiveStep:
@@ -123,8 +125,10 @@ class LiveStep:
         t2 = time.perf_counter()
         if todo:
             assert batch is not None  # prepared above whenever there is a face to classify
-            fresh, maps = self._run(batch, attention)
+            fresh, maps, va = self._run(batch, attention)
             self.tracker.smooth(todo, fresh)
+            if va is not None:
+                self.tracker.smooth_va(todo, va)
             for j, track in enumerate(todo):
                 track.attention = None if maps is None else maps[j]
         t3 = time.perf_counter()
@@ -132,13 +136,14 @@ class LiveStep:
         for stage, seconds in zip(STEP_STAGES, (t1 - t0, t2 - t1, t3 - t2)):
             self.seconds[stage] += seconds
         # every track has probabilities now (those without any were in todo)
-        return [LiveFace(t.id, t.box, np.asarray(t.probs), t.attention) for t in tracks]
+        return [LiveFace(t.id, t.box, np.asarray(t.probs), t.attention, t.va) for t in tracks]
 
-    def _run(self, batch: np.ndarray, attention: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities (N, C) and, when asked and available, attention maps (N, K, h, w) of a batch."""
+    def _run(self, batch: np.ndarray, attention: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Probabilities (N, C), attention maps (N, K, h, w) when asked and available, and valence/arousal
+        (N, 2) of a model with them, of a batch."""
         if attention and self.attention_available:
             try:
-                return self.predictor.run_batch(batch, attention=True)
+                return self.predictor.run_outputs(batch, attention=True)
             except DanError:  # e.g. an ONNX export without the attention output
                 self.attention_available = False
-        return self.predictor.run_batch(batch)
+        return self.predictor.run_outputs(batch)

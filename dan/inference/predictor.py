@@ -12,6 +12,10 @@ models trained on aligned faces, else the detector's box plus a margin) and prep
 :func:`dan.preprocess.prepare_faces`, the function every other path uses too. Images are RGB, as
 everywhere inside ``dan`` (:func:`dan.imaging.read_image` gives RGB; OpenCV's BGR frames are converted
 where they are read).
+
+A model with the valence/arousal output (``va_head``) also gives each face its ``valence`` and
+``arousal`` (in [-1, 1]) from the same run; for any other model they are None and every output is as
+before.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dan.common import Preprocessing, resolve_labels
 from dan.imaging import read_image
 from dan.inference.crops import prepare_batch
 from dan.inference.detectors import BoxLike, Detection, Detector, NoneDetector, create_detector
-from dan.runtime.backend import AttentionBackend, Backend, has_attention, probabilities
+from dan.runtime.backend import AttentionBackend, Backend, backend_outputs, has_attention, has_va, probabilities
 from dan.runtime.loader import load_backend
 
 __all__ = ["FaceResult", "Predictor"]
@@ -49,6 +53,8 @@ class FaceResult:
         labels: The class names.
         score: The detector's confidence in the face (1 for Haar and none).
         attention: The heads' spatial maps (K, h, w) when asked for, else None.
+        valence: The model's valence in [-1, 1] (a model with the output), else None.
+        arousal: The model's arousal in [-1, 1] (a model with the output), else None.
     """
 
     index: int
@@ -59,6 +65,8 @@ class FaceResult:
     labels: tuple[str, ...]
     score: float = 1.0
     attention: np.ndarray | None = field(default=None, repr=False)
+    valence: float | None = None
+    arousal: float | None = None
 
     @property
     def probs(self) -> dict[str, float]:
@@ -66,15 +74,19 @@ class FaceResult:
         return {name: float(p) for name, p in zip(self.labels, self.probabilities)}
 
     def to_dict(self) -> dict:
-        """Plain-type dict (JSON-ready): index, box, label, confidence, probabilities by name."""
+        """Plain-type dict (JSON-ready): index, box, label, confidence, probabilities by name, and
+        ``valence`` and ``arousal`` when the model gives them (absent otherwise)."""
         x, y, w, h = self.box
-        return {
+        out = {
             "face": self.index,
             "box": {"x": int(x), "y": int(y), "w": int(w), "h": int(h)},
             "label": self.label,
             "confidence": float(self.confidence),
             "probabilities": self.probs,
         }
+        if self.valence is not None and self.arousal is not None:
+            out.update(valence=float(self.valence), arousal=float(self.arousal))
+        return out
 
 
 class Predictor:
@@ -148,6 +160,11 @@ class Predictor:
         """Whether the backend can return attention maps."""
         return has_attention(self.backend)
 
+    @property
+    def has_va(self) -> bool:
+        """Whether the model gives valence and arousal (``va_head``)."""
+        return has_va(self.backend)
+
     @staticmethod
     def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
         """A path (read through :func:`dan.imaging.read_image`) or an RGB array, as uint8 RGB (H, W, 3).
@@ -202,17 +219,33 @@ class Predictor:
 
     def run_batch(self, batch: np.ndarray, attention: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N, C) and, when asked and available, attention maps (N, K, h, w) of a batch."""
+        probs, maps, _ = self.run_outputs(batch, attention)
+        return probs, maps
+
+    def run_outputs(
+        self, batch: np.ndarray, attention: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """:meth:`run_batch`, and the valence/arousal (N, 2) of a model with them (else None), from one run."""
         if len(batch) == 0:
-            return np.zeros((0, len(self.labels)), np.float32), None
-        maps = None
-        if attention and self.has_attention:
+            return (
+                np.zeros((0, len(self.labels)), np.float32),
+                None,
+                np.zeros((0, 2), np.float32) if self.has_va else None,
+            )
+        maps = va = None
+        if self.has_va:
+            out = backend_outputs(self.backend, batch, attention=attention)
+            logits, maps, va = out.logits, out.attention, out.va
+        elif attention and self.has_attention:
             logits, maps = cast(AttentionBackend, self.backend).predict_with_attention(batch)  # has_attention
         else:
             logits = self.backend(batch)
-        return probabilities(self.backend, logits), maps  # softmax(logits / T): the file's calibration
+        return probabilities(self.backend, logits), maps, va  # softmax(logits / T): the file's calibration
 
-    def results(self, boxes: Sequence[BoxLike], probs: np.ndarray, maps: np.ndarray | None = None) -> list[FaceResult]:
-        """Package boxes and probabilities (N, C) as :class:`FaceResult` objects."""
+    def results(
+        self, boxes: Sequence[BoxLike], probs: np.ndarray, maps: np.ndarray | None = None, va: np.ndarray | None = None
+    ) -> list[FaceResult]:
+        """Package boxes, probabilities (N, C), maps and valence/arousal (N, 2) as :class:`FaceResult` objects."""
         labels = self.labels
         out = []
         for i, (box, p) in enumerate(zip(boxes, probs)):
@@ -229,6 +262,8 @@ class Predictor:
                     labels=labels,
                     score=score,
                     attention=None if maps is None else maps[i],
+                    valence=None if va is None else float(va[i, 0]),
+                    arousal=None if va is None else float(va[i, 1]),
                 )
             )
         return out
@@ -249,5 +284,7 @@ class Predictor:
         """
         frame = self.load_image(image)
         boxes = self.detect(frame)
-        probs, maps = self.classify(frame, boxes, attention=attention)
-        return self.results(boxes, probs, maps)
+        if len(boxes) == 0:
+            return []
+        probs, maps, va = self.run_outputs(self.prepare(frame, boxes), attention)
+        return self.results(boxes, probs, maps, va)

@@ -52,6 +52,7 @@ class Track:
         misses: Consecutive frames it was not detected.
         attention: Latest attention maps (K, h, w) of the face, when asked for.
         landmarks: Latest five landmarks (5, 2) of the face (detectors that give them), else None.
+        va: Smoothed (valence, arousal) (2,) of a model with that output, else None.
     """
 
     id: int
@@ -62,6 +63,7 @@ class Track:
     misses: int = 0
     attention: np.ndarray | None = None
     landmarks: np.ndarray | None = field(default=None, repr=False)
+    va: np.ndarray | None = None
 
     @property
     def detection(self) -> Detection:
@@ -156,3 +158,12 @@ class IoUTracker:
                 track.probs = self.smoothing * track.probs + (1 - self.smoothing) * np.asarray(p, np.float32)
             out[i] = track.probs
         return out
+
+    def smooth_va(self, tracks: Sequence[Track], va: np.ndarray) -> None:
+        """Fold this frame's (valence, arousal) (N, 2) into each track's moving average (as :meth:`smooth`)."""
+        for track, v in zip(tracks, va):
+            v = np.asarray(v, np.float32)
+            if track.va is None or self.smoothing == 0:
+                track.va = v.copy()
+            else:
+                track.va = self.smoothing * track.va + (1 - self.smoothing) * v

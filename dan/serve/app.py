@@ -156,6 +156,7 @@ def create_app(
     @app.post(
         "/v1/predict",
         response_model=PredictResponse,
+        response_model_exclude_none=True,  # valence and arousal only from a model that gives them
         summary="Label every face of an image",
         description=(
             f"Send a {SUPPORTED_TYPES} image as multipart field `file`, or as the raw body with an image "

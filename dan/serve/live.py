@@ -11,7 +11,8 @@ connect; ``{"type": "result", "id", "t", "width", "height", "faces", "server_ms"
 per processed frame (``server_ms``: time on the model thread; ``queue_ms``: time the frame waited
 before the worker took it), each face ``{"track", "box": {x, y, w, h}, "label", "confidence",
 "probabilities": {name: p}}`` (plus ``"attention"``: K lists of h lists of w floats in [0, 1] when
-asked for); ``{"type": "error", "id", "message"}`` for a frame or message it cannot use. A text
+asked for, and ``"valence"``, ``"arousal"`` (smoothed, in [-1, 1]) for a model with that output);
+``{"type": "error", "id", "message"}`` for a frame or message it cannot use. A text
 message ``{"type": "ping", "t": ...}`` is answered ``{"type": "pong", "t": ...}``.
 
 Two tasks per connection: the receiver reads messages as fast as they come and keeps only the
@@ -136,6 +137,8 @@ def _face_json(face: LiveFace, labels: tuple[str, ...]) -> dict:
     if face.attention is not None:
         heads = np.stack([normalize_map(m) for m in face.attention])  # (K, h, w), each head in [0, 1]
         out["attention"] = heads.round(3).tolist()  # (K, h, w) nested lists
+    if face.va is not None:  # a model with the valence/arousal output
+        out["valence"], out["arousal"] = (round(float(v), 4) for v in face.va)
     return out
 
 

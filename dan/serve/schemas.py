@@ -26,6 +26,8 @@ class Face(BaseModel):
     label: str = Field(description="the most probable class")
     confidence: float = Field(description="its probability")
     probabilities: dict[str, float] = Field(description="softmax over the classes, by class name, in model order")
+    valence: float | None = Field(None, description="valence in [-1, 1] (only from a model with that output)")
+    arousal: float | None = Field(None, description="arousal in [-1, 1] (only from a model with that output)")
 
 
 class PredictResponse(BaseModel):

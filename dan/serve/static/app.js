@@ -256,6 +256,23 @@ function drawFace(face, s, withTrack) {
     ctx.fillRect(px + textW, py + i * row + 2, barW * face.probabilities[name], row - 4);
   });
   if (face.attention) drawAttention(face, x, y, w, h, s);
+  if (typeof face.valence === "number") drawValenceArousal(face, x, y, w, h, unit);
+}
+
+// a model with the valence/arousal output: "V +0.62  A -0.31" inside the bottom of the box
+function vaText(face) {
+  const signed = (v) => `${v >= 0 ? "+" : ""}${v.toFixed(2)}`;
+  return `V ${signed(face.valence)}  A ${signed(face.arousal)}`;
+}
+
+function drawValenceArousal(face, x, y, w, h, unit) {
+  const text = vaText(face);
+  ctx.font = `${Math.round(unit * 0.85)}px system-ui, sans-serif`;
+  ctx.lineWidth = 3;
+  ctx.strokeStyle = "#000";
+  ctx.strokeText(text, x + 4, y + h - 6);
+  ctx.fillStyle = "#fff";
+  ctx.fillText(text, x + 4, y + h - 6);
 }
 
 function draw(result, width, height, live) {
@@ -287,6 +304,11 @@ function listFaces(faces, live) {
     li.dataset.label = face.label;
     li.dataset.confidence = face.confidence;
     li.textContent = `${live ? `#${face.track}` : `face ${face.face + 1}`}: ${face.label} ${Math.round(100 * face.confidence)}%`;
+    if (typeof face.valence === "number") {
+      li.dataset.valence = face.valence;
+      li.dataset.arousal = face.arousal;
+      li.textContent += ` · ${vaText(face)}`;
+    }
     return li;
   });
   $("faces").replaceChildren(...items);
