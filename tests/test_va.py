@@ -502,3 +502,12 @@ def test_serve_returns_valence_and_arousal_only_from_a_model_with_them(va_checkp
         assert ("valence" in live[0]) == has
     page = (Path(__file__).resolve().parents[1] / "dan" / "serve" / "static" / "app.js").read_text()
     assert "face.valence" in page and "drawValenceArousal" in page
+
+
+def test_info_shows_the_va_output(va_checkpoint: Path, capsys) -> None:
+    from dan.cli.main import main
+
+    assert main(["info", "--checkpoint", str(va_checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "'va_head': True" in out and ", va (1, 2)" in out
+    assert re.search(r"^valence: +[+-]\d\.\d{3}, arousal [+-]\d\.\d{3}$", out, re.M), out

@@ -76,7 +76,10 @@ def main(argv: list[str]) -> int:
     print(
         f"outputs:    logits {tuple(out.logits.shape)}, features {tuple(out.features.shape)}, "
         f"heads {tuple(out.heads.shape)}, attention {tuple(out.attention.shape)}"
+        + (f", va {tuple(out.va.shape)}" if out.va is not None else "")
     )
+    if out.va is not None:  # the valence/arousal output (model.va_head)
+        print(f"valence:    {float(out.va[0, 0]):+.3f}, arousal {float(out.va[0, 1]):+.3f}")
     assert model.labels is not None  # load_model and the new-model branch set them
     print("prediction: " + ", ".join(f"{model.labels[i]} {probs[i]:.3f}" for i in probs.argsort(descending=True)))
     return 0
