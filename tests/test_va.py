@@ -511,3 +511,25 @@ def test_info_shows_the_va_output(va_checkpoint: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "'va_head': True" in out and ", va (1, 2)" in out
     assert re.search(r"^valence: +[+-]\d\.\d{3}, arousal [+-]\d\.\d{3}$", out, re.M), out
+
+
+def test_init_from_loads_starts_or_drops_the_va_layer(va_checkpoint: Path, tiny_checkpoint: Path) -> None:
+    from dan.common import LABEL_SETS
+    from dan.training.module import DANModule
+
+    def module(va_head: bool) -> DANModule:
+        labels = list(LABEL_SETS["rafdb"])
+        return DANModule(7, 2, backbone="test_resnet", label_names=labels, va_head=va_head)
+
+    fresh = module(True)
+    before = fresh.model.va.weight.detach().clone()
+    assert fresh.start_from(str(tiny_checkpoint)).va == "new (the source has none)"
+    assert torch.equal(fresh.model.va.weight, before)  # kept its own initialisation
+    same = module(True)
+    report = same.start_from(str(va_checkpoint))
+    saved = torch.load(va_checkpoint, weights_only=True)["state_dict"]
+    assert report.va == "loaded" and torch.equal(same.model.va.weight, saved["va.weight"])
+    assert "valence/arousal layer: loaded" in report.lines()
+    plain = module(False)
+    assert plain.start_from(str(va_checkpoint)).va == "dropped (this model has none)" and plain.model.va is None
+    assert not [line for line in module(False).start_from(str(tiny_checkpoint)).lines() if "valence" in line]
