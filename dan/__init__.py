@@ -4,7 +4,7 @@ Quick use::
 
     import dan
     model = dan.load_model("rafdb_epoch21_acc0.897_bacc0.8275.pth", labels="rafdb")
-    out = model(images)          # DANOutput(logits, features, heads, attention)
+    out = model(images)          # DANOutput(logits, features, heads, attention, va)
 
 The model names are imported on first use, so ``import dan`` (and commands that do not need the
 network, such as ``dan synth``) does not pay for importing torch and timm.
