@@ -8,6 +8,8 @@
 - ``rafdb_model`` / ``rafdb_checkpoint``: a random 7-class, 2-head DAN on ResNet-18 at 96 px, RAF-DB
   labels (what the inference, demo and serve tests load), and its ``.pt`` file;
 - ``tiny_model`` / ``tiny_checkpoint``: the same on timm's tiny test ResNet at 32 px (export, runtimes);
+- ``va_model`` / ``va_checkpoint``: the tiny model's shape with the valence/arousal output (seed 2), and
+  ``va_synth``: a generated set of 32 px faces (4 per class) with its ``EmoLabel/valence_arousal.txt``;
 - ``astronaut`` (scikit-image's photograph, RGB, read-only), ``astronaut_face`` (its face box, about
   (177, 66, 95, 95)) and ``face_tile`` (its head, 160 px square, RGB, the face at about (44, 31, 63, 63));
 - ``dan_serve``: runs the ``dan serve`` command line up to the point it would serve, and returns the
@@ -84,6 +86,37 @@ def tiny_checkpoint(tiny_model, tmp_path_factory: pytest.TempPathFactory) -> Pat
     import dan
 
     return dan.save_model(tiny_model, tmp_path_factory.mktemp("tiny_model") / "model.pt")
+
+
+@pytest.fixture(scope="session")
+def va_model():
+    """A random (seed 2) 7-class, 2-head DAN with the valence/arousal output, tiny test ResNet, 32 px, RAF-DB labels."""
+    import torch
+
+    import dan
+
+    torch.manual_seed(2)
+    model = dan.DAN(num_classes=7, num_heads=2, backbone="test_resnet", va_head=True).eval()
+    model.labels, model.preprocessing = RAFDB, dan.Preprocessing(input_size=32)
+    return model
+
+
+@pytest.fixture(scope="session")
+def va_checkpoint(va_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`va_model` saved as a ``.pt`` file."""
+    import dan
+
+    return dan.save_model(va_model, tmp_path_factory.mktemp("va_model") / "va.pt")
+
+
+@pytest.fixture(scope="session")
+def va_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``dan synth`` faces, 32 px, 4 per class (21 train + 7 test), with their valence and arousal (read-only)."""
+    from dan.data.synth import generate
+
+    root = tmp_path_factory.mktemp("va_synth")
+    generate(root, per_class=4, size=32, workers=0)
+    return root
 
 
 @pytest.fixture(scope="session")
