@@ -37,7 +37,9 @@ def test_fused_model_matches_plain_per_head(num_heads: int, size: int, train: bo
     assert out.logits.shape == (3, 7) and out.heads.shape == (3, num_heads, 512)
     _close(out.features, feats)
     _close(out.heads, heads)
-    _close(out.logits, logits)
+    # in training mode the classifier's BatchNorm divides by the spread of 3 samples, which magnifies
+    # rounding: measured up to 1.5e-5 of the logits' scale on one CPU's kernels (2.3e-5 absolute)
+    _close(out.logits, logits, rtol=1e-4 if train else 1e-5)
     if train:  # BatchNorm running statistics updated the same way
         fused = model.state_dict()
         ref = convert_reference_state_dict(plain.state_dict())

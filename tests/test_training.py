@@ -246,6 +246,7 @@ def test_fit_says_its_precision_and_prints_a_line_per_epoch(synth: Path, tmp_pat
     assert _fit(tmp_path, synth, "--trainer.max_epochs", "1", "--trainer.precision", "null") == 0
     out = capsys.readouterr().out
     assert re.search(r"^precision: auto -> (32-true|bf16-mixed) \(.+\)$", out, re.M), out
-    line = re.search(r"^epoch 1/1 .*train/loss [\d.]+ .*val/acc [\d.]+ \(best [\d.]+\) .* \d+ s$", out, re.M)
+    epoch = r"^epoch 1/1 .*train/loss [\d.]+ .*val/acc [\d.]+ \(best [\d.]+\) .* \d+ s \(validation \d+ s\)$"
+    line = re.search(epoch, out, re.M)
     assert line, out
     assert "best checkpoint:" in out and "last checkpoint:" in out

@@ -54,7 +54,10 @@ class EpochSummary(Callback):
 
     Example line::
 
-        epoch 3/12  train/loss 0.912  train/acc 0.684  val/loss 0.655  val/acc 0.771 (best 0.771)  lr 1.8e-03  41 s
+        epoch 3/12  train/loss 0.912  train/acc 0.684  val/loss 0.655  val/acc 0.771 (best 0.771)  lr 1.8e-03
+            41 s (validation 3 s)
+
+    (on one line).
 
     It replaces the progress bar where there is no terminal to draw one (logs, CI, ``nohup``). The
     seconds of an epoch a run was resumed in count from the resume (``... 12 s since the resume``).
@@ -65,13 +68,23 @@ class EpochSummary(Callback):
     def __init__(self) -> None:
         self._start = time.perf_counter()
         self._resumed = False  # the epoch began before this process (a mid-epoch resume)
+        self._val_start: float | None = None
+        self._val_seconds = 0.0
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # a run resumed mid-epoch never calls on_train_epoch_start for that epoch: time it from here
         self._start, self._resumed = time.perf_counter(), True
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._start, self._resumed = time.perf_counter(), False
+        self._start, self._resumed, self._val_seconds = time.perf_counter(), False, 0.0
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._val_start is not None:
+            self._val_seconds += time.perf_counter() - self._val_start
+            self._val_start = None
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Lightning runs the epoch's validation before this hook, so its metrics are here too
@@ -88,6 +101,9 @@ class EpochSummary(Callback):
                     parts[-1] += f" (best {float(metrics['val/acc_best']):.3f})"
         if trainer.optimizers:
             parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.1e}")
-        parts.append(f"{time.perf_counter() - self._start:.0f} s" + (" since the resume" if self._resumed else ""))
+        seconds = f"{time.perf_counter() - self._start:.0f} s" + (" since the resume" if self._resumed else "")
+        if self._val_seconds:
+            seconds += f" (validation {self._val_seconds:.0f} s)"
+        parts.append(seconds)
         self._resumed = False
         print("  ".join(parts), flush=True)
