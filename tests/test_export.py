@@ -154,6 +154,10 @@ def test_cli_int8_without_calib_is_static_on_generated_faces_and_dynamic_only_wh
     }
     ops = {n.op_type for n in proto.graph.node}
     assert "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops  # activations ranges calibrated
+    weights = [onnx.numpy_helper.to_array(t) for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    # 7-bit weights: AVX2's u8 x s8 pair sums cannot saturate (dan.export.quantize)
+    assert weights and all(w.min() >= -64 and w.max() <= 64 for w in weights)
+    assert max(int(np.abs(w).max()) for w in weights) >= 60  # the range is used, not collapsed
     dynamic = tmp_path / "dynamic.onnx"
     assert dan_main(["export", "--checkpoint", str(ckpt), "--output", str(dynamic), "--int8-mode", "dynamic"]) == 0
     assert "slower than float32" in capsys.readouterr().err

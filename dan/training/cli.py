@@ -159,11 +159,12 @@ def run(argv: list[str]) -> int:
     Returns:
         0; 143 when stopped by SIGTERM and 130 by Ctrl-C, after saving a resumable checkpoint.
     """
+    saved = sys.argv
+    sys.argv = [saved[0], *argv]  # LightningCLI reads sys.argv (given args= beside another sys.argv, it warns)
     try:
         cli = DANCLI(
             DANModule,
             FERDataModule,
-            args=None if argv == sys.argv[1:] else argv,  # LightningCLI warns when given its own sys.argv
             trainer_defaults={"logger": loggers(_run_name(argv)), "log_every_n_steps": 10},
             save_config_kwargs={"overwrite": True},
             seed_everything_default=0,
@@ -171,6 +172,8 @@ def run(argv: list[str]) -> int:
         )
     except SIGTERMException:
         return _stopped(argv)
+    finally:
+        sys.argv = saved
     if argv and argv[0] == "fit" and cli.trainer.is_global_zero:
         init = cli.config_init[cli.subcommand]
         best, last = init["checkpoint"], init["last_checkpoint"]  # ours, whatever other callbacks a user adds
