@@ -39,7 +39,8 @@ def test_onnx_export_has_a_va_output_that_matches_torch(va_model, tmp_path: Path
     out = backend_outputs(onnx, x, attention=True)
     assert out.attention is not None and out.attention.shape[:2] == (3, 2) and np.array_equal(out.va, va)
     torch_backend = TorchBackend(va_model)  # re-parameterised: the VA output kept
-    np.testing.assert_allclose(torch_backend.predict_with_va(x)[1], want, atol=1e-5)
+    # re-parameterised float32 rounding, amplified by the layer norm (a random model's fused feature varies little)
+    np.testing.assert_allclose(torch_backend.predict_with_va(x)[1], want, atol=1e-4)
     assert onnx.outputs(x[:0]).va.shape == (0, 2)
 
 

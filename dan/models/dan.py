@@ -12,8 +12,8 @@ partition loss). Numerically the same function as the reference implementation.
 (:mod:`dan.models.mha`), for ablations; the rest of the network is the same.
 
 ``va_head=True`` adds a regression output beside the classes (ours, not the paper's): a linear layer
-on the fused feature the classifier reads, then tanh: ``va`` = (valence, arousal) in [-1, 1], trained
-with the concordance-correlation loss (:func:`dan.models.losses.ccc_loss`).
+on the fused feature the classifier reads (normalised per face), then tanh: ``va`` = (valence,
+arousal) in [-1, 1], trained with the concordance-correlation loss (:func:`dan.models.losses.ccc_loss`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dan.common import Preprocessing
@@ -68,7 +69,7 @@ class DAN(nn.Module):
             download cache), or the path of a weights file.
         head: ``"dan"``: the paper's spatial-then-channel attention heads; ``"mha"``: textbook
             multi-head dot-product attention from learned queries (:mod:`dan.models.mha`).
-        va_head: Add the valence/arousal output: ``Linear(C, 2)`` on the fused feature, then tanh.
+        va_head: Add the valence/arousal output: ``Linear(C, 2)`` on the fused feature (layer-normalised), then tanh.
 
     Attributes:
         labels: Class names, index i naming output i, or None when unknown. Set by
@@ -163,8 +164,16 @@ class DAN(nn.Module):
         return self.drop(heads.sum(dim=1))  # (B, C)
 
     def forward_va(self, z: torch.Tensor) -> torch.Tensor | None:
-        """(valence, arousal) in [-1, 1] of the fused feature ``z`` (B, C): (B, 2); None without ``va_head``."""
-        return None if self.va is None else torch.tanh(self.va(z))
+        """(valence, arousal) in [-1, 1] of the fused feature ``z`` (B, C): (B, 2); None without ``va_head``.
+
+        ``z`` is first normalised per face (a layer norm without parameters): it is a sum of the heads'
+        log-probabilities, whose scale grows as the partition loss spreads the heads apart (to hundreds),
+        and a linear layer on it drove tanh into saturation, where no gradient flows (measured: CCC 0 and
+        a constant output from the first epoch on).
+        """
+        if self.va is None:
+            return None
+        return torch.tanh(self.va(F.layer_norm(z, z.shape[-1:])))  # (B, 2)
 
     def forward(self, x: torch.Tensor, return_attention: bool = False) -> DANOutput:
         """Run the network.

@@ -99,7 +99,7 @@ class DANModule(LightningModule):
             Frozen BatchNorms stay in eval mode.
         backbone_lr_scale: The backbone's learning rate as a fraction of the configured one (the
             heads, classifier and affinity centres keep it); 1.0: one group as before.
-        va_head: Add the valence/arousal output (``Linear(C, 2)`` and tanh on the fused feature),
+        va_head: Add the valence/arousal output (``Linear(C, 2)`` and tanh on the layer-normalised fused feature),
             trained on the batches' ``va`` (a data set that can carry them: AffectNet, ``dan synth``).
         va_weight: Weight of the concordance-correlation loss of the valence/arousal output.
     """
