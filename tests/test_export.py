@@ -133,6 +133,26 @@ def test_int8_static_quantisation_agrees_with_float32(setup, tmp_path) -> None:
     assert len(set(ref.argmax(1))) > 1  # agreement is not trivial
 
 
+def test_int8_falls_back_to_minmax_ranges_when_percentiles_cannot_be_binned(setup, tmp_path, monkeypatch) -> None:
+    import onnxruntime.quantization as q
+
+    model, _, faces, path = setup
+    real, methods = q.quantize_static, []
+
+    def percentile_fails(*args, **kwargs):  # what numpy raises for a tensor whose values barely vary
+        methods.append(kwargs["calibrate_method"])
+        if kwargs["calibrate_method"] == q.CalibrationMethod.Percentile:
+            raise ValueError("Too many bins for data range. Cannot create 2048 finite-sized bins.")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(q, "quantize_static", percentile_fails)
+    x = load_images(faces, model.preprocessing)
+    out = quantize_onnx(path, tmp_path / "int8.onnx", calib=x[::2])
+    assert methods == [q.CalibrationMethod.Percentile, q.CalibrationMethod.MinMax]
+    record = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["dan_int8"])
+    assert record["ranges"] == "minmax" and top1_agreement(OnnxBackend(out)(x), _torch(model, x)[0]) >= 0.5
+
+
 def test_cli_int8_without_calib_is_static_on_generated_faces_and_dynamic_only_when_asked(
     setup, tmp_path, capsys, monkeypatch
 ) -> None:
@@ -151,6 +171,7 @@ def test_cli_int8_without_calib_is_static_on_generated_faces_and_dynamic_only_wh
         "mode": "static",
         "calibration": "generated faces (dan synth, seed 0)",
         "images": 16,
+        "ranges": "percentile",
     }
     ops = {n.op_type for n in proto.graph.node}
     assert "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops  # activations ranges calibrated

@@ -14,15 +14,13 @@ top-1 agree with float32 on CPUs with and without VNNI alike:
 - activation ranges from the 99.999th percentile of each tensor's values (``Percentile``), not its
   extremes (``MinMax``): a rare outlier no longer widens a range, and with it every step.
 
-On the quickstart's model (40 px, 2-core AVX2 EPYC) top-1 agreement with float32 on 373 faces none was
-calibrated on went from 96.2 % (8-bit weights, MinMax) to 98.7 % (7-bit) and 99.5 % (7-bit,
-Percentile); the flips left are near-ties (top-1 margins 0.013 and 0.055).
-``dynamic`` (only when asked: ``--int8-mode dynamic``): int8 weights, activations quantised at run
-time, no calibration; measured on an AVX2 CPU without VNNI it is about 4x slower than float32 and 7x
-slower than static int8 (see the README's speed tables).
+On a quickstart-trained model (40 px, 2-core AVX2 EPYC; ``python -m scripts.int8_variants``) top-1
+agreement with float32 on 373 faces none was calibrated on went from 96.2 % (8-bit weights, MinMax) to
+98.7 % (7-bit) and 99.2 % (7-bit, Percentile); the flips left are near-ties (top-1 margins under 0.09).
 
 The int8 file records how it was made in the metadata entry ``dan_int8`` (JSON: ``mode``, and for
-static ``calibration``, what the faces were, and ``images``, how many).
+static ``calibration``, what the faces were, ``images``, how many, and ``ranges``: ``percentile``, or
+``minmax`` where a tensor's values barely varied over the faces and numpy could not bin them).
 """
 
 from __future__ import annotations
@@ -155,19 +153,29 @@ def quantize_onnx(
                 # the convolutions (and the residual adds/ReLUs between them) in int8; the heads' small
                 # matrix products, sigmoid and log-softmax stay float32: the same speed, 3x smaller error.
                 # 7-bit weights and percentile ranges: see the module docstring
-                quantize_static(
-                    str(pre),
-                    str(tmp),
-                    _Calibration(np.ascontiguousarray(calib, dtype=np.float32), input_name),
-                    quant_format=QuantFormat.QDQ,
-                    per_channel=True,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8,
-                    reduce_range=True,
-                    calibrate_method=CalibrationMethod.Percentile,
-                    nodes_to_exclude=float_nodes(onnx.load(str(pre)).graph, metadata),
-                )
-                record = {"mode": "static", "calibration": source, "images": len(calib)}
+                faces = np.ascontiguousarray(calib, dtype=np.float32)
+                exclude = float_nodes(onnx.load(str(pre)).graph, metadata)
+                ranges = "percentile"
+                for method in (CalibrationMethod.Percentile, CalibrationMethod.MinMax):
+                    try:
+                        quantize_static(
+                            str(pre),
+                            str(tmp),
+                            _Calibration(faces, input_name),
+                            quant_format=QuantFormat.QDQ,
+                            per_channel=True,
+                            activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8,
+                            reduce_range=True,
+                            calibrate_method=method,
+                            nodes_to_exclude=exclude,
+                        )
+                        break
+                    except ValueError:  # numpy cannot bin a tensor whose values barely vary: take the extremes
+                        if method != CalibrationMethod.Percentile:
+                            raise
+                        ranges = "minmax"
+                record = {"mode": "static", "calibration": source, "images": len(calib), "ranges": ranges}
             else:
                 quantize_dynamic(str(pre), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
                 record = {"mode": "dynamic"}
