@@ -14,9 +14,10 @@ top-1 agree with float32 on CPUs with and without VNNI alike:
 - activation ranges from the 99.999th percentile of each tensor's values (``Percentile``), not its
   extremes (``MinMax``): a rare outlier no longer widens a range, and with it every step.
 
-On a quickstart-trained model (40 px, 2-core AVX2 EPYC; ``python -m scripts.int8_variants``) top-1
-agreement with float32 on 373 faces none was calibrated on went from 96.2 % (8-bit weights, MinMax) to
-98.7 % (7-bit) and 99.2 % (7-bit, Percentile); the flips left are near-ties (top-1 margins under 0.09).
+Measured on a 2-core AVX2 EPYC (``python -m scripts.int8_variants``), top-1 agreement with float32 on
+373 faces none was calibrated on: the quickstart's model (48 px) 94.9 % (8-bit weights, MinMax) ->
+98.1 % (7-bit) -> 98.4 % (7-bit, Percentile), the largest flipped top-1 margin 0.58 -> 0.14; a 40 px
+model 96.2 % -> 98.7 % -> 99.2 %.
 
 The int8 file records how it was made in the metadata entry ``dan_int8`` (JSON: ``mode``, and for
 static ``calibration``, what the faces were, ``images``, how many, and ``ranges``: ``percentile``, or
