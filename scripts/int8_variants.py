@@ -32,7 +32,7 @@ import numpy as np
 from dan.cli.export import GENERATED_FACES, GENERATED_SEED
 from dan.data.synth import prepared_faces
 from dan.export import export_onnx, top1_agreement
-from dan.export.quantize import float_nodes
+from dan.export.quantize import float_nodes, quantize_static_qdq
 from dan.export.verify import run_batched
 from dan.models.checkpoint import load_model
 from scripts._common import interleaved, machine_header, markdown_table
@@ -53,30 +53,14 @@ def _session(path: Path, threads: int):
 
 def _quantise(variant: str, pre: Path, out: Path, calib: np.ndarray) -> Path:
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     graph = onnx.load(str(pre)).graph
     exclude = float_nodes(graph, {})
     if variant == "stem8":
         exclude.append(next(n.name for n in graph.node if n.op_type == "Conv"))
-    name = graph.input[0].name
-    batches = iter([{name: calib[i : i + 1]} for i in range(len(calib))])  # equal batches: percentile needs them
-
-    class Reader:
-        def get_next(self):
-            return next(batches, None)
-
-    quantize_static(
-        str(pre),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        reduce_range=variant in ("minmax7", "pct7"),
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QUInt8 if variant == "u8u8" else QuantType.QInt8,
-        nodes_to_exclude=exclude,
-        calibrate_method=CalibrationMethod.Percentile if variant == "pct7" else CalibrationMethod.MinMax,
+    seven_bit = variant in ("minmax7", "pct7")
+    quantize_static_qdq(
+        pre, out, calib, exclude, reduce_range=seven_bit, percentile=variant == "pct7", uint8_weights=variant == "u8u8"
     )
     return out
 

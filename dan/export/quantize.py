@@ -39,7 +39,7 @@ from dan.export.scratch import scratch_folder
 from dan.fileio import atomic_path
 from dan.models.metadata import ModelMetadata
 
-__all__ = ["INT8_MODES", "float_nodes", "int8_record", "quantize_onnx"]
+__all__ = ["INT8_MODES", "float_nodes", "int8_record", "quantize_onnx", "quantize_static_qdq"]
 
 INT8_MODES = ("static", "dynamic")
 """``static``: calibrated activation ranges (the default); ``dynamic``: ranges at run time (slow without VNNI)."""
@@ -90,6 +90,48 @@ class _Calibration:
         pass
 
 
+def quantize_static_qdq(
+    pre: str | os.PathLike,
+    output: str | os.PathLike,
+    faces: np.ndarray,
+    exclude: list[str],
+    *,
+    reduce_range: bool = True,
+    percentile: bool = True,
+    uint8_weights: bool = False,
+) -> None:
+    """onnxruntime's static QDQ quantisation as ``dan`` runs it: per-channel weights, uint8 activations.
+
+    Args:
+        pre: The float32 model after onnxruntime's ``quant_pre_process``.
+        output: Where the int8 model goes (no metadata added).
+        faces: Preprocessed calibration faces (N, 3, S, S), float32, fed one at a time.
+        exclude: Node names left in float32 (:func:`float_nodes`).
+        reduce_range: 7-bit weights (see the module docstring); False: 8-bit.
+        percentile: Activation ranges from the 99.999th percentile; False: MinMax.
+        uint8_weights: uint8 weights (onnxruntime's U8U8 kernels) instead of int8.
+
+    Raises:
+        ValueError: From numpy, when percentile ranges meet a tensor whose values barely vary.
+    """
+    import onnx
+    from onnxruntime import quantization as q
+
+    input_name = onnx.load(str(pre)).graph.input[0].name
+    q.quantize_static(
+        str(pre),
+        str(output),
+        _Calibration(np.ascontiguousarray(faces, dtype=np.float32), input_name),
+        quant_format=q.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=q.QuantType.QUInt8,
+        weight_type=q.QuantType.QUInt8 if uint8_weights else q.QuantType.QInt8,
+        reduce_range=reduce_range,
+        calibrate_method=q.CalibrationMethod.Percentile if percentile else q.CalibrationMethod.MinMax,
+        nodes_to_exclude=exclude,
+    )
+
+
 def int8_record(metadata: dict[str, str]) -> dict | None:
     """The ``dan_int8`` entry of an ONNX file's metadata (how it was quantised), or None (float32 or unknown)."""
     try:
@@ -133,13 +175,12 @@ def quantize_onnx(
             "static int8 quantisation needs calibration faces (dan export --int8 draws them when --calib is not given)"
         )
     import_onnxruntime()
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     src, output = Path(src), Path(output)
     proto = onnx.load(str(src))
     metadata = {p.key: p.value for p in proto.metadata_props}
-    input_name = proto.graph.input[0].name
     # intermediates (and onnxruntime's own temporary files) in a scratch folder a killed run does not leave behind
     with scratch_folder() as work, atomic_path(output, "int8 ONNX file") as tmp:
         pre = work / "pre.onnx"
@@ -154,28 +195,13 @@ def quantize_onnx(
                 # the convolutions (and the residual adds/ReLUs between them) in int8; the heads' small
                 # matrix products, sigmoid and log-softmax stay float32: the same speed, 3x smaller error.
                 # 7-bit weights and percentile ranges: see the module docstring
-                faces = np.ascontiguousarray(calib, dtype=np.float32)
                 exclude = float_nodes(onnx.load(str(pre)).graph, metadata)
-                ranges = "percentile"
-                for method in (CalibrationMethod.Percentile, CalibrationMethod.MinMax):
-                    try:
-                        quantize_static(
-                            str(pre),
-                            str(tmp),
-                            _Calibration(faces, input_name),
-                            quant_format=QuantFormat.QDQ,
-                            per_channel=True,
-                            activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8,
-                            reduce_range=True,
-                            calibrate_method=method,
-                            nodes_to_exclude=exclude,
-                        )
-                        break
-                    except ValueError:  # numpy cannot bin a tensor whose values barely vary: take the extremes
-                        if method != CalibrationMethod.Percentile:
-                            raise
-                        ranges = "minmax"
+                try:
+                    quantize_static_qdq(pre, tmp, calib, exclude)
+                    ranges = "percentile"
+                except ValueError:  # numpy cannot bin a tensor whose values barely vary: take the extremes
+                    quantize_static_qdq(pre, tmp, calib, exclude, percentile=False)
+                    ranges = "minmax"
                 record = {"mode": "static", "calibration": source, "images": len(calib), "ranges": ranges}
             else:
                 quantize_dynamic(str(pre), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
