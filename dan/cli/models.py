@@ -24,6 +24,15 @@ from dan.hub import BACKBONES, RELEASED, is_remote, list_backbones, list_release
 __all__ = ["main"]
 
 
+def _print_file(r: dict, pad: str) -> None:
+    """A listed file's source, hash and cached copy (with how to fetch it again when it does not match)."""
+    print(f"{pad}  file {r['file']} from {r['url']}")
+    print(f"{pad}  sha256 {r['sha256'] or 'not in the catalogue yet (recorded at the first download)'}")
+    if r["cached"]:
+        fix = "; fetch it again: dan models download " + r["name"] + " --force" if r["state"] == "MISMATCH" else ""
+        print(f"{pad}  cached {r['cached']}{fix}")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dan models", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -51,22 +60,14 @@ def _list() -> int:
         print(f"{r['name'].ljust(width)}  {r['num_classes']:>7}  {acc:>8}  {bacc:>8}  {r['state']}")
         pad = "".ljust(width)
         print(f"{pad}  {r['description']}; labels {r['labels']}")
-        print(f"{pad}  file {r['file']} from {r['url']}")
-        print(f"{pad}  sha256 {r['sha256'] or 'not in the catalogue yet (recorded at the first download)'}")
-        if r["cached"]:
-            fix = "; fetch it again: dan models download " + r["name"] + " --force" if r["state"] == "MISMATCH" else ""
-            print(f"{pad}  cached {r['cached']}{fix}")
+        _print_file(r, pad)
     print("\nbackbone weights (model.backbone_weights: NAME in a training config; not a --checkpoint):")
     for r in list_backbones():
         width = max(width, len(r["name"]))
         pad = "".ljust(width)
         print(f"{r['name'].ljust(width)}  {r['architecture']:>7}  {r['state']}")
         print(f"{pad}  {r['description']}")
-        print(f"{pad}  file {r['file']} from {r['url']}")
-        print(f"{pad}  sha256 {r['sha256'] or 'not in the catalogue yet (recorded at the first download)'}")
-        if r["cached"]:
-            fix = "; fetch it again: dan models download " + r["name"] + " --force" if r["state"] == "MISMATCH" else ""
-            print(f"{pad}  cached {r['cached']}{fix}")
+        _print_file(r, pad)
     print(f"\ncache: {models_dir()} (set DAN_HOME to move it); fetch with: dan models download NAME")
     return 0
 
