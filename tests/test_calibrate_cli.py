@@ -96,7 +96,7 @@ def test_no_shared_class_is_one_line() -> None:
 @pytest.fixture(scope="module")
 def rafdb_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("rafdb")
-    fd.make_rafdb(root, train_per_class=4, test_per_class=1)
+    fd.make_rafdb(root, train_per_class=30, test_per_class=1)  # 21 held-out faces: above MIN_FACES
     return root
 
 
@@ -128,7 +128,7 @@ def test_calibrate_checkpoint_writes_a_new_file(tiny_model, rafdb_data: Path, tm
     held = [s.source for s in dm._train_and_val()[1].samples]
     chosen = calibration_split(get_format("rafdb"), rafdb_data, "val", ReadOptions(), 0.1, 0)
     assert [s.source for s in chosen.data.samples] == held and chosen.held_out
-    assert calibrated.calibration["samples"] == len(held) == 7  # stratified: one per class
+    assert calibrated.calibration["samples"] == len(held) == 21  # stratified: three per class
 
     # evaluate reports the temperature it applied
     report = tmp_path / "report"
@@ -278,3 +278,52 @@ def test_calibration_split_never_the_test_split(tmp_path: Path) -> None:
     fd.make_affectnet_csv(tmp_path / "aff")
     with pytest.raises(DanError, match=r"validation split \(validation\) is also its test split"):
         calibration_split(get_format("affectnet"), tmp_path / "aff", "val", ReadOptions())
+
+
+def test_calibrate_refuses_one_class_and_too_few_faces(tiny_model, tmp_path: Path, capsys) -> None:
+    """Over one class every T scores NLL 0 (main wrote T = 100); too few faces let one face decide T."""
+    import dan
+    from dan.cli.main import main
+    from dan.evaluation.calibration import MIN_FACES
+
+    ckpt = dan.save_model(tiny_model, tmp_path / "m.pt")
+    one = tmp_path / "one"
+    fd.make_folder(one, classes=("happy", "sad"), splits=("train", "test"), per=2)
+    fd.make_folder(one, classes=("happy",), splits=("val",), per=MIN_FACES + 5)
+    argv = ["calibrate", "--checkpoint", str(ckpt), "--format", "folder", "--workers", "0"]
+    assert main([*argv, "--root", str(one)]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("device: ")]
+    assert len(err) == 1 and "1 of the model's classes (happiness)" in err[0] and "at least two" in err[0]
+    few = tmp_path / "few"
+    fd.make_folder(few, classes=("happy", "sad"), splits=("train", "val", "test"), per=3)
+    assert main([*argv, "--root", str(few)]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("device: ")]
+    assert len(err) == 1 and "6 faces" in err[0] and f"at least {MIN_FACES}" in err[0]
+    assert not (tmp_path / "m-calibrated.pt").exists()
+
+
+def test_calibrate_scores_the_models_whole_softmax(rafdb_data: Path, tmp_path: Path, capsys) -> None:
+    """An 8-class model on 7-class faces: NLL over all 8 probabilities, not renormalised over the 7 shared."""
+    import dan
+    from dan.cli.main import main
+    from dan.data.dataset import FERDataset
+    from dan.data.formats import ReadOptions, get_format
+    from dan.data.transforms import build_transform
+    from dan.evaluation.calibration import log_softmax, negative_log_likelihood
+    from dan.evaluation.calibration_split import calibration_split
+    from dan.runtime.loader import load_backend
+
+    torch.manual_seed(0)
+    model = dan.DAN(8, 1, backbone="test_resnet").eval()
+    model.labels, model.preprocessing = (*RAFDB, "contempt"), dan.Preprocessing(input_size=32)
+    ckpt = dan.save_model(model, tmp_path / "m8.pt")
+    argv = ["calibrate", "--checkpoint", str(ckpt), "--format", "rafdb", "--root", str(rafdb_data)]
+    assert main([*argv, "--workers", "0"]) == 0
+    record = dan.load_model(tmp_path / "m8-calibrated.pt").calibration
+    backend = load_backend(ckpt, "torch", device="cpu")
+    chosen = calibration_split(get_format("rafdb"), rafdb_data, "val", ReadOptions(), 0.1, 0)
+    result = evaluate_backend(backend, FERDataset(chosen.data, build_transform("eval", backend.preprocessing)))
+    assert result.logits is not None and result.logits.shape[1] == 8
+    full = negative_log_likelihood(log_softmax(result.logits), result.targets)  # rafdb's order: the same indices
+    shared = negative_log_likelihood(log_softmax(result.logits[:, :7]), result.targets)
+    assert record["nll_before"] == pytest.approx(full, rel=1e-5) and full > shared

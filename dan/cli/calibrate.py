@@ -104,6 +104,27 @@ def _renew_checksum(obj: dict) -> None:
         obj[CHECKSUM_KEY] = checkpoint_checksum(obj)
 
 
+def _check_split(source: str, targets, names: tuple[str, ...]) -> None:
+    """Refuse a split that cannot place T: one class (every T scores NLL 0 there) or too few faces.
+
+    Raises:
+        DanError: Fewer than two of the model's classes, or fewer than ``MIN_FACES`` faces of them.
+    """
+    from dan.evaluation.calibration import MIN_FACES
+
+    present = sorted({names[int(i)] for i in targets})
+    if len(present) < 2:
+        raise DanError(
+            f"{source}: the calibration split holds faces of {len(present)} of the model's classes "
+            f"({', '.join(present)}); a temperature needs at least two (over one class every T fits)"
+        )
+    if len(targets) < MIN_FACES:
+        raise DanError(
+            f"{source}: {len(targets)} faces of the model's classes in the calibration split; a temperature "
+            f"needs at least {MIN_FACES} (fewer let one or two faces decide it)"
+        )
+
+
 def main(argv: list[str]) -> int:
     """Run ``dan calibrate``; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -152,11 +173,13 @@ def main(argv: list[str]) -> int:
         print(f"note: {line}")
     if result.logits is None or not len(result.targets):
         raise DanError(f"{chosen.data.source}: no image of the model's classes in the calibration split")
+    _check_split(chosen.data.source, result.targets, result.label_names)
+    # the data set's class indices -> the model's: NLL over the model's whole softmax, never renormalised
     columns = np.array([result.model_labels.index(n) for n in result.label_names])
-    logits = result.logits[:, columns]  # (N, C_shared): softmax over them is the renormalised probabilities
-    before = calibration_scores(log_softmax(logits, result.temperature), result.targets)
-    t = fit_temperature(logits, result.targets)
-    after = calibration_scores(log_softmax(logits, t), result.targets)
+    logits, targets = result.logits, columns[result.targets]  # (N, C_model), (N,)
+    before = calibration_scores(log_softmax(logits, result.temperature), targets)
+    t = fit_temperature(logits, targets)
+    after = calibration_scores(log_softmax(logits, t), targets)
     calibration = {
         "format": args.format,
         "split": chosen.data.split,

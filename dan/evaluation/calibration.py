@@ -28,6 +28,7 @@ import numpy as np
 
 __all__ = [
     "BINS",
+    "MIN_FACES",
     "T_BOUNDS",
     "Reliability",
     "brier_score",
@@ -41,6 +42,10 @@ __all__ = [
 
 BINS = 15
 """Equal-width confidence bins of the ECE and the reliability diagram."""
+
+MIN_FACES = 20
+"""Fewest faces :func:`fit_temperature` is asked to place T on (``dan calibrate`` refuses fewer): below it one
+or two confident faces decide T."""
 
 T_BOUNDS = (0.01, 100.0)
 """The range :func:`fit_temperature` searches (a fit at a bound says the split cannot place T)."""
