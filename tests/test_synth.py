@@ -41,7 +41,7 @@ def test_synth_is_deterministic_and_writes_the_rafdb_layout(tmp_path: Path, caps
     preview = read_image(a / "preview.jpg")
     assert preview.shape[0] == 7 * 64 and preview.shape[1] > 6 * 64
     assert main(["synth", str(tmp_path / "bad"), "--per-class", "0"]) == 1  # a DanError: one line, exit 1
-    assert "per_class >= 1" in capsys.readouterr().err
+    assert "--per-class must be at least 1" in capsys.readouterr().err
 
 
 def test_synth_marks_a_complete_data_set_and_does_not_draw_it_twice(tmp_path: Path, capsys) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dan.cli.options import add_device_option, add_model_and_data_options, say_device
+from dan.cli.options import Number, add_device_option, add_model_and_data_options, say_device
 from dan.common import BACKENDS, LABEL_SETS, RAFDB_IMAGES, DanError, MissingLabelsError, parse_labels
 
 __all__ = ["main"]
@@ -42,11 +42,23 @@ def _parser() -> argparse.ArgumentParser:
         type=parse_labels,
         help=f"the model's label set ({', '.join(LABEL_SETS)}) or comma-separated names (7-class reference files)",
     )
-    p.add_argument("--num-classes", type=int, help="AffectNet: 7 or 8 (default: the model's class count)")
-    p.add_argument("--val-fraction", type=float, help="share of train held out (default: the checkpoint's, else 0.1)")
-    p.add_argument("--seed", type=int, help="seed of that hold-out (default: the checkpoint's, else 0)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument(
+        "--num-classes",
+        type=Number("--num-classes", int, minimum=7, maximum=8),
+        help="AffectNet: 7 or 8 (default: the model's class count)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=Number("--val-fraction", float, above=0, below=1),
+        help="share of train held out (default: the checkpoint's, else 0.1)",
+    )
+    p.add_argument(
+        "--seed",
+        type=Number("--seed", int, minimum=0),
+        help="seed of that hold-out (default: the checkpoint's, else 0)",
+    )
+    p.add_argument("--batch-size", type=Number("--batch-size", int, minimum=1), default=64)
+    p.add_argument("--workers", type=Number("--workers", int, minimum=0), default=2, help="DataLoader worker processes")
     p.add_argument(
         "--rafdb-images", choices=RAFDB_IMAGES, help="RAF-DB images (default: the checkpoint's, else aligned)"
     )

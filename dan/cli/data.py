@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from dan.cli.options import Number
 from dan.common import FORMAT_NAMES, RAFDB_IMAGES
 
 __all__ = ["main"]
@@ -18,10 +19,20 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="count a data set per split and class and list every problem")
     c.add_argument("--format", required=True, choices=FORMAT_NAMES, help="data set layout")
     c.add_argument("--root", required=True, help="data set root folder (FER2013: folder or fer2013.csv)")
-    c.add_argument("--num-classes", type=int, default=None, help="AffectNet: 7 or 8 (default 8)")
+    c.add_argument(
+        "--num-classes",
+        type=Number("--num-classes", int, minimum=7, maximum=8),
+        default=None,
+        help="AffectNet: 7 or 8 (default 8)",
+    )
     c.add_argument("--rafdb-images", choices=RAFDB_IMAGES, default="aligned", help="RAF-DB image variant")
     c.add_argument("--no-decode", action="store_true", help="do not decode the images (faster, finds less)")
-    c.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count)")
+    c.add_argument(
+        "--workers",
+        type=Number("--workers", int, minimum=1),
+        default=None,
+        help="decoding threads (default: CPU count)",
+    )
     return p
 
 

@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from dan.cli.options import add_model_and_detector_options, predictor_from_args
+from dan.cli.options import Number, add_model_and_detector_options, predictor_from_args
 from dan.common import DanError
 
 __all__ = ["build_parser", "main"]
@@ -32,29 +32,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", help="write one row per face per frame")
     p.add_argument("--no-display", action="store_true", help="never open a window")
     p.add_argument("--attention", action="store_true", help="draw each head's attention map (torch backend)")
-    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--max-frames", type=Number("--max-frames", int, minimum=1), help="stop after N frames")
     p.add_argument(
-        "--detect-every", type=int, default=2, help="run the detector every N frames, track in between (default 2)"
+        "--detect-every",
+        type=Number("--detect-every", int, minimum=1),
+        default=2,
+        help="run the detector every N frames, track in between (default 2)",
     )
     p.add_argument(
-        "--classify-every", type=int, default=1, help="run the model on tracked faces every N frames (default 1)"
+        "--classify-every",
+        type=Number("--classify-every", int, minimum=1),
+        default=1,
+        help="run the model on tracked faces every N frames (default 1)",
     )
     p.add_argument(
         "--min-face",
-        type=int,
+        type=Number("--min-face", int, minimum=8),
         default=48,
         help="smallest face side in frame pixels (haar; default 48, smaller is slower)",
     )
     p.add_argument(
         "--smoothing",
-        type=float,
+        type=Number("--smoothing", float, minimum=0, below=1),
         default=0.6,
         help="weight of the past in each face's probabilities, 0..1 (default 0.6)",
     )
-    p.add_argument("--image-fps", type=float, default=1.0, help="frame rate of the output video for image sources")
+    p.add_argument(
+        "--image-fps",
+        type=Number("--image-fps", float, above=0, maximum=240),
+        default=1.0,
+        help="frame rate of the output video for image sources",
+    )
     p.add_argument(
         "--threads",
-        type=int,
+        type=Number("--threads", int, minimum=1),
         default=max(1, (os.cpu_count() or 2) - 1),
         help="CPU threads for the model (default: all cores but one, left for decoding, detection and encoding)",
     )
@@ -64,10 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run ``dan demo``; returns 0, 1 (something failed, rest processed) or 130 (Ctrl-C)."""
     args = build_parser().parse_args(argv)
-    if not 0.0 <= args.smoothing < 1.0:
-        raise DanError(f"--smoothing must be in [0, 1), got {args.smoothing}")
-    if args.detect_every < 1 or args.classify_every < 1:
-        raise DanError("--detect-every and --classify-every must be at least 1")
     from dan.demo.writer import check_output
     from dan.fileio import check_writable
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dan.cli.options import add_device_option, add_model_and_data_options, say_device
+from dan.cli.options import Number, add_device_option, add_model_and_data_options, say_device
 from dan.common import BACKENDS, LABEL_SETS, RAFDB_IMAGES, DanError, MissingLabelsError, parse_labels
 
 __all__ = ["main"]
@@ -29,11 +29,15 @@ def _parser() -> argparse.ArgumentParser:
         type=parse_labels,
         help=f"the model's label set ({', '.join(LABEL_SETS)}) or comma-separated names (7-class reference files)",
     )
-    p.add_argument("--num-classes", type=int, help="AffectNet: 7 or 8 (default: the model's class count)")
+    p.add_argument(
+        "--num-classes",
+        type=Number("--num-classes", int, minimum=7, maximum=8),
+        help="AffectNet: 7 or 8 (default: the model's class count)",
+    )
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
     p.add_argument("--output", help="report folder (default runs/eval/<checkpoint>-<format>-<split>)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--batch-size", type=Number("--batch-size", int, minimum=1), default=64)
+    p.add_argument("--workers", type=Number("--workers", int, minimum=0), default=2, help="DataLoader worker processes")
     p.add_argument("--rafdb-images", default="aligned", choices=RAFDB_IMAGES)
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime")
     add_device_option(p)

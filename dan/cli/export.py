@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from dan.cli.options import add_device_option
+from dan.cli.options import Number, add_device_option
 from dan.common import EXPORT_FORMATS, LABEL_SETS, parse_labels
 
 __all__ = ["GENERATED_FACES", "GENERATED_SEED", "main"]
@@ -68,11 +68,18 @@ def _parser() -> argparse.ArgumentParser:
         help=f"label set ({', '.join(LABEL_SETS)}) or comma-separated class names",
     )
     add_device_option(p, "--verify's run of the export")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default 18)")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted logit difference (default 1e-3)")
+    p.add_argument(
+        "--opset", type=Number("--opset", int, minimum=1), default=None, help="ONNX opset version (default 18)"
+    )
+    p.add_argument(
+        "--tolerance",
+        type=Number("--tolerance", float, above=0),
+        default=1e-3,
+        help="largest accepted logit difference (default 1e-3)",
+    )
     p.add_argument(
         "--min-agreement",
-        type=float,
+        type=Number("--min-agreement", float, minimum=0, maximum=1),
         default=0.99,
         help="smallest accepted int8 top-1 agreement with float32 under --verify (default 0.99)",
     )

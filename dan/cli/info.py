@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from dan.cli.options import Number
 from dan.common import LABEL_SETS, parse_labels, resolve_labels
 
 __all__ = ["main"]
@@ -25,7 +26,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"label set ({', '.join(LABEL_SETS)}) or comma-separated class names (7-class reference files need one)",
     )
     p.add_argument("--image", help="image to run on (default: a generated test pattern)")
-    p.add_argument("--num-heads", type=int, default=4, help="heads of a new model (default 4)")
+    p.add_argument(
+        "--num-heads",
+        type=Number("--num-heads", int, minimum=1, maximum=64),
+        default=4,
+        help="heads of a new model (default 4)",
+    )
     p.add_argument("--backbone", default="resnet18", help="timm backbone of a new model (default resnet18)")
     return p
 

@@ -1,14 +1,70 @@
 """Command-line options that ``dan predict``, ``dan demo`` and ``dan serve`` share: the model, the device and
-the face detector (``--device`` is also ``dan evaluate``'s and ``dan export``'s: :func:`add_device_option`)."""
+the face detector (``--device`` is also ``dan evaluate``'s and ``dan export``'s: :func:`add_device_option`),
+and :class:`Number`, the one type of every numeric option of every command."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from dan.common import BACKENDS, DETECTORS, FORMAT_NAMES, LABEL_SETS, DanError, parse_device, parse_labels
 
-__all__ = ["add_device_option", "add_model_and_detector_options", "device_arg", "predictor_from_args", "say_device"]
+__all__ = [
+    "Number",
+    "add_device_option",
+    "add_model_and_detector_options",
+    "device_arg",
+    "predictor_from_args",
+    "say_device",
+]
+
+
+class Number:
+    """The ``type=`` of a numeric option: a finite int or float in a range, checked while the command line is
+    parsed (before any model loads or folder appears).
+
+    A bad value is a :class:`DanError` naming the option (``--batch-size must be at least 1, got 0``), so
+    ``dan`` prints it as one line and exits 1.
+
+    Args:
+        option: The option's name, for the message.
+        kind: ``int`` or ``float``.
+        minimum: Smallest value allowed (None: no bound).
+        maximum: Largest value allowed (None: no bound).
+        above: The value must be greater than this (a strict lower bound, e.g. 0 for a size in MB).
+        below: The value must be less than this (a strict upper bound, e.g. 1 for a fraction).
+    """
+
+    def __init__(
+        self,
+        option: str,
+        kind: type = int,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        above: float | None = None,
+        below: float | None = None,
+    ) -> None:
+        self.option, self.kind = option, kind
+        self.minimum, self.maximum, self.above, self.below = minimum, maximum, above, below
+
+    def __call__(self, text: str) -> int | float:
+        name = "a whole number" if self.kind is int else "a number"
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise DanError(f"{self.option} must be {name}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise DanError(f"{self.option} must be a finite number, got {text!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise DanError(f"{self.option} must be at least {self.minimum:g}, got {text}")
+        if self.maximum is not None and value > self.maximum:
+            raise DanError(f"{self.option} must be at most {self.maximum:g}, got {text}")
+        if self.above is not None and value <= self.above:
+            raise DanError(f"{self.option} must be above {self.above:g}, got {text}")
+        if self.below is not None and value >= self.below:
+            raise DanError(f"{self.option} must be below {self.below:g}, got {text}")
+        return value
 
 
 def device_arg(text: str) -> str:
@@ -98,12 +154,15 @@ def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detec
     )
     p.add_argument(
         "--margin",
-        type=float,
+        type=Number("--margin", float, minimum=0.0, maximum=2.0),
         default=None,
         help="fraction of the face box added on each side of a box crop (default: the model's own setting)",
     )
     p.add_argument(
-        "--detect-size", type=int, default=detect_size, help=f"longest side detection runs at (default {detect_size})"
+        "--detect-size",
+        type=Number("--detect-size", int, minimum=32, maximum=8192),
+        default=detect_size,
+        help=f"longest side detection runs at (default {detect_size})",
     )
 
 

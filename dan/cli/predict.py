@@ -22,7 +22,7 @@ import glob
 import sys
 from pathlib import Path
 
-from dan.cli.options import add_model_and_detector_options, predictor_from_args
+from dan.cli.options import Number, add_model_and_detector_options, predictor_from_args
 from dan.common import DanError
 from dan.fileio import check_writable
 from dan.imaging import IMAGE_SUFFIXES, list_images
@@ -41,13 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_and_detector_options(p, whole="image", detect_size=640)
     p.add_argument("--output", help="write results to FILE.csv or FILE.json (default: print a table)")
     p.add_argument("--recursive", action="store_true", help="also look for images in subfolders of folders")
-    p.add_argument("--threads", type=int, help="CPU threads for the model (default: torch's, one per core)")
     p.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"faces per model run (default {DEFAULT_BATCH_SIZE})"
+        "--threads",
+        type=Number("--threads", int, minimum=1),
+        help="CPU threads for the model (default: torch's, one per core)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=Number("--batch-size", int, minimum=1),
+        default=DEFAULT_BATCH_SIZE,
+        help=f"faces per model run (default {DEFAULT_BATCH_SIZE})",
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=Number("--workers", int, minimum=0),
         help="threads that read images, find faces and crop them while the model runs (default: one per core "
         "but one, 1 to 4; 0: one image at a time in one thread)",
     )
@@ -95,10 +102,6 @@ def _print_table(rows: list[list], header: list[str]) -> None:
 def main(argv: list[str]) -> int:
     """Run ``dan predict``; returns 0 when every input was processed, 1 when some failed."""
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1:
-        raise DanError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.workers is not None and args.workers < 0:
-        raise DanError(f"--workers must be 0 or more, got {args.workers}")
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise DanError(f"{out}: --output must end in .csv or .json")

@@ -23,7 +23,7 @@ import socket
 import sys
 from urllib.parse import quote
 
-from dan.cli.options import add_model_and_detector_options, predictor_from_args
+from dan.cli.options import Number, add_model_and_detector_options, predictor_from_args
 from dan.common import DanError
 
 __all__ = ["build_parser", "exposure_warning", "main"]
@@ -38,22 +38,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_and_detector_options(p, whole="image", detect_size=640)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 takes a free one)")
+    p.add_argument(
+        "--port",
+        type=Number("--port", int, minimum=0, maximum=65535),
+        default=8000,
+        help="port (default 8000; 0 takes a free one)",
+    )
     p.add_argument(
         "--token",
         default=os.environ.get("DAN_SERVE_TOKEN") or None,
         help="require this token on every request (default: $DAN_SERVE_TOKEN; none: open to whoever can connect)",
     )
-    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload or live frame in MB (default 10)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=Number("--max-upload-mb", float, above=0, maximum=1024),
+        default=10.0,
+        help="largest upload or live frame in MB (default 10)",
+    )
     p.add_argument(
         "--max-pixels",
-        type=int,
+        type=Number("--max-pixels", int, minimum=0),
         help="largest image in pixels, read from its header before decoding (default 50000000; 0: no limit)",
     )
     p.add_argument(
-        "--smoothing", type=float, default=0.6, help="weight of the past in a live face's probabilities (default 0.6)"
+        "--smoothing",
+        type=Number("--smoothing", float, minimum=0, below=1),
+        default=0.6,
+        help="weight of the past in a live face's probabilities (default 0.6)",
     )
-    p.add_argument("--threads", type=int, help="CPU threads for the model (default: the runtime's own choice)")
+    p.add_argument(
+        "--threads",
+        type=Number("--threads", int, minimum=1),
+        help="CPU threads for the model (default: the runtime's own choice)",
+    )
     return p
 
 
@@ -93,14 +110,6 @@ def _url(sock: socket.socket, host: str) -> str:
 def main(argv: list[str]) -> int:
     """Run ``dan serve`` until Ctrl-C; returns 0."""
     args = build_parser().parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        raise DanError(f"--port must be in 0..65535, got {args.port}")
-    if args.max_upload_mb <= 0:
-        raise DanError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-    if args.max_pixels is not None and args.max_pixels < 0:
-        raise DanError(f"--max-pixels must be 0 (no limit) or positive, got {args.max_pixels}")
-    if not 0.0 <= args.smoothing < 1.0:
-        raise DanError(f"--smoothing must be in [0, 1), got {args.smoothing}")
     if args.token is not None and not re.fullmatch(r"[\x21-\x7e]{8,}", args.token):
         raise DanError("--token must be at least 8 printable ASCII characters without spaces")
     missing = [name for name in _NEEDS if importlib.util.find_spec(name) is None]

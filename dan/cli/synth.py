@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dan.cli.options import Number
+
 __all__ = ["main"]
 
 
@@ -14,11 +16,36 @@ def _parser() -> argparse.ArgumentParser:
         "(EmoLabel/list_patition_label.txt + Image/aligned/), plus preview.jpg.",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created)")
-    p.add_argument("--per-class", type=int, default=1000, help="images per class, train+test (default 1000)")
-    p.add_argument("--size", type=int, default=100, help="image side in pixels (default 100, like RAF-DB aligned)")
-    p.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same bytes (default 0)")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="share of each class in test (default 0.2)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.add_argument(
+        "--per-class",
+        type=Number("--per-class", int, minimum=1),
+        default=1000,
+        help="images per class, train+test (default 1000)",
+    )
+    p.add_argument(
+        "--size",
+        type=Number("--size", int, minimum=16, maximum=1024),
+        default=100,
+        help="image side in pixels (default 100, like RAF-DB aligned)",
+    )
+    p.add_argument(
+        "--seed",
+        type=Number("--seed", int, minimum=0),
+        default=0,
+        help="seed; the same seed writes the same bytes (default 0)",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=Number("--test-fraction", float, minimum=0, below=1),
+        default=0.2,
+        help="share of each class in test (default 0.2)",
+    )
+    p.add_argument(
+        "--workers",
+        type=Number("--workers", int, minimum=0),
+        default=None,
+        help="worker processes (default: CPU count)",
+    )
     p.add_argument(
         "--force", action="store_true", help="draw again even when OUT_DIR already holds this data set, complete"
     )
