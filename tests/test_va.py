@@ -303,12 +303,12 @@ def test_evaluate_without_va_reports_none(tiny_checkpoint: Path, va_synth: Path,
 def test_the_va_demo_script_prints_model_and_baseline(tmp_path: Path, capsys) -> None:
     from scripts import va_demo
 
-    args = ["--out", str(tmp_path), "--per-class", "3", "--epochs", "1", "--size", "32", "--workers", "0"]
+    args = ["--out", str(tmp_path), "--per-class", "4", "--epochs", "1", "--size", "32", "--workers", "0"]
     assert va_demo.main([*args, "--backbone", "test_resnet"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^Model name: +\S", out, re.M), out
     header = "| model | CCC valence | CCC arousal | RMSE valence | RMSE arousal |"
-    assert header in out and "on the test split of `dan synth --per-class 3 --seed 0` (7 faces)" in out
+    assert header in out and "on the test split of `dan synth --per-class 4 --seed 0` (7 faces)" in out
     number = r"-?\d\.\d{3}"
     assert re.search(rf"^\| DAN \+ valence/arousal output( \| {number}){{4}} \|$", out, re.M), out
     assert re.search(rf"^\| training mean \(a constant: CCC 0\) \| 0\.000 \| 0\.000( \| {number}){{2}} \|$", out, re.M)

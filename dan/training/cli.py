@@ -35,6 +35,7 @@ from dan.training.callbacks import ConfusionMatrixWriter, EpochSummary
 from dan.training.checkpoint_io import AtomicCheckpointIO
 from dan.training.ckpt_path import resolve_ckpt_path
 from dan.training.module import DANModule
+from dan.training.preflight import check_accelerator, check_run
 from dan.training.resume import ResumableTraining
 
 __all__ = ["DANCLI", "run"]
@@ -116,6 +117,8 @@ class DANCLI(LightningCLI):
         """Resolve ``trainer.precision: null`` (auto) from the hardware; one ``version_N`` for every logger."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         requested = config.get("trainer.precision")
+        check_accelerator(config.get("trainer.accelerator"), config.get("trainer.devices"))
+        self._root_runs(config)
         accelerator = str(config.get("trainer.accelerator") or "auto")
         if accelerator == "auto":
             import torch
@@ -128,6 +131,27 @@ class DANCLI(LightningCLI):
             config["trainer.precision"] = precision
             if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
                 print(f"precision: auto -> {precision} ({why})", flush=True)
+
+    def instantiate_classes(self) -> None:
+        """Build the classes, then check the run before any run folder exists (:mod:`dan.training.preflight`)."""
+        super().instantiate_classes()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        check_run(self.subcommand, self.model, self.datamodule, config.get("ckpt_path"))
+
+    def _root_runs(self, config) -> None:
+        """``trainer.default_root_dir DIR``: the default loggers write ``DIR/runs/<name>/version_N``.
+
+        Lightning's own default logger writes under ``default_root_dir``; dan's write ``runs/`` under it too
+        (the current folder when it is not given). A logger given its own ``save_dir`` keeps it.
+        """
+        root = config.get("trainer.default_root_dir")
+        loggers = config.get("trainer.logger")
+        if not root or not isinstance(loggers, list):
+            return
+        for logger in loggers:
+            args = getattr(logger, "init_args", None)
+            if args is not None and getattr(args, "save_dir", None) == "runs":
+                args.save_dir = str(Path(root) / "runs")
 
     def instantiate_trainer(self, **kwargs):
         """The trainer, with checkpoints written atomically on any filesystem."""

@@ -47,7 +47,11 @@ from dan.models.tapconv import use_tap_convs
 from dan.models.transfer import TransferReport, transfer_centres, transfer_weights
 from dan.training.optim import build_optimizer, param_groups
 
-__all__ = ["DANModule"]
+__all__ = ["MIN_VA_FACES", "DANModule"]
+
+MIN_VA_FACES = 8
+"""Fewest training faces with a known valence and arousal a ``va_head`` run accepts: the concordance loss
+of a batch needs a spread of known values, and a handful of faces teaches the output nothing."""
 
 # DANModule finishes the data module's uint8 batches in its own on_after_batch_transfer, on purpose: Lightning's
 # remark that the module's hook is used although a data module was given is nothing a user can act on
@@ -160,6 +164,7 @@ class DANModule(LightningModule):
             )
         self._frozen_norms = freeze_backbone(self.model.backbone, freeze)  # kept in eval mode while training
         self._weights_restored = False  # a checkpoint's weights were loaded: init_from does not apply
+        self._init_applied = False  # init_from's weights are in (once)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.channels_last, self.compile_model = channels_last, compile
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -211,8 +216,21 @@ class DANModule(LightningModule):
         return batch
 
     def setup(self, stage: str) -> None:
-        """Refuse a valence/arousal model on a data set without them, before any step (one line, naming the key)."""
+        """Refuse a valence/arousal model on a data set without enough of them, before any step (one line)."""
         data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit":
+            self.check_data(data)
+
+    def check_data(self, data: object) -> None:
+        """Refuse a valence/arousal model on data without them, naming the key (``dan fit`` runs it first).
+
+        Args:
+            data: The data module (a :class:`dan.data.datamodule.FERDataModule`; anything else passes).
+
+        Raises:
+            DanError: ``model.va_head`` on a data set that cannot carry valence and arousal, whose training
+                split knows fewer than :data:`MIN_VA_FACES` of them, or without ``data.device_transforms``.
+        """
         if not self.model.has_va or data is None or not hasattr(data, "has_va"):
             return
         if not data.has_va:
@@ -220,6 +238,15 @@ class DANModule(LightningModule):
                 f"model.va_head: true, but the {data.format} data set at {data.root} has no valence/arousal "
                 "(AffectNet's lists have them, and dan synth writes EmoLabel/valence_arousal.txt); "
                 "set model.va_head: false"
+            )
+        train = getattr(data, "train_dataset", None)
+        va = train.data.va if train is not None else None  # (N, 2), NaN where unknown; None: none known
+        known = 0 if va is None else int(torch.as_tensor(va).isfinite().all(dim=1).sum())
+        if train is not None and known < MIN_VA_FACES:
+            raise DanError(
+                f"model.va_head: true, but the training split of {data.root} knows the valence and arousal of "
+                f"{known} of its {len(train.data)} faces; the output needs at least {MIN_VA_FACES} "
+                "('dan data check' counts them per split); set model.va_head: false or add them"
             )
         if not getattr(data, "device_transforms", True):
             raise DanError(
@@ -353,11 +380,16 @@ class DANModule(LightningModule):
                 print(f"  note: this run prepares inputs unlike the source: {', '.join(changed)}", flush=True)
         return report
 
+    def apply_init_from(self) -> None:
+        """Apply ``init_from`` once (``dan fit`` does it before the run folder exists, so a refusal leaves none)."""
+        spec = self.hparams.get("init_from")
+        if spec and not self._weights_restored and not self._init_applied:
+            self.start_from(spec, self.hparams.get("init_from_labels"))
+            self._init_applied = True
+
     def on_fit_start(self) -> None:
         """Apply ``init_from`` (after a resumed run's checkpoint was restored: then it does not apply)."""
-        spec = self.hparams.get("init_from")
-        if spec and not self._weights_restored:
-            self.start_from(spec, self.hparams.get("init_from_labels"))
+        self.apply_init_from()
 
     def on_train_start(self) -> None:
         """Frozen BatchNorms to eval mode (after Lightning's check that every module starts in train mode)."""
