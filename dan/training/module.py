@@ -221,7 +221,7 @@ class DANModule(LightningModule):
         if stage == "fit":
             self.check_data(data)
 
-    def check_data(self, data: object) -> None:
+    def check_data(self, data: Any) -> None:
         """Refuse a valence/arousal model on data without them, naming the key (``dan fit`` runs it first).
 
         Args:
