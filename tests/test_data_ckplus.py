@@ -101,7 +101,7 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
     fd.make_ckplus(tmp_path, subjects=10, frames=4)
     marks = tmp_path / "Landmarks" / "S104" / "005" / "S104_005_00000003_landmarks.txt"
     marks.write_text("   1.0e+01   2.0e+01\n   3.0e+01 x\n")
-    with pytest.raises(DanError, match=rf"{marks}:2: expected 'x y', got '3.0e\+01 x'"):
+    with pytest.raises(DanError, match=rf"{marks}:2: expected 'x y' \(finite numbers\), got '3.0e\+01 x'"):
         _all(tmp_path)
     marks.unlink()
     with pytest.raises(DanError, match=rf"{marks}: landmarks file missing"):

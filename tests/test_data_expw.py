@@ -70,7 +70,10 @@ def test_bad_lines_name_file_and_line(tmp_path: Path) -> None:
     bad = {
         2: ("angry_photo_000.jpg 0 1 2 3", "expected 8 fields"),
         4: (lines[3].rsplit(" ", 1)[0] + " 7", "expression '7' outside 0..6"),
-        6: (" ".join([*lines[5].split()[:6], "high", "1"]), "face box, confidence or expression is not a number"),
+        6: (
+            " ".join([*lines[5].split()[:6], "high", "1"]),
+            "face box, confidence or expression is not a finite number in range",
+        ),
         8: ("x.jpg 0 30 10 5 40 0.9 1", "empty face box (top 30, left 10, right 5, bottom 40)"),
     }
     for line, (text, _) in bad.items():

@@ -31,6 +31,7 @@ import numpy as np
 from dan.common import LABEL_SETS, DanError
 from dan.data.folder import image_files
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
+from dan.data.numbers import finite, whole
 from dan.data.samples import Issue, Sample, SplitData
 
 __all__ = [
@@ -120,7 +121,7 @@ def _va_value(text: str) -> float:
     text = text.strip()
     if not text:
         return float("nan")
-    value = float(text)
+    value = finite(text)
     if value == UNKNOWN_VA:
         return float("nan")
     if not -1.0 <= value <= 1.0:
@@ -172,10 +173,10 @@ def _read_csv(root: Path, csv_path: Path, num_labels: int, issues: list[Issue]) 
                 issues.append(Issue(str(csv_path), line, f"expected at least {width} columns, got {len(row)}"))
                 continue
             try:
-                expression = int(float(row[col["expression"]]))
-                box = tuple(int(float(row[col[c]])) for c in ("face_x", "face_y", "face_width", "face_height"))
+                expression = whole(row[col["expression"]])
+                box = tuple(whole(row[col[c]], exact=False) for c in ("face_x", "face_y", "face_width", "face_height"))
             except ValueError:
-                issues.append(Issue(str(csv_path), line, "expression or face box is not a number"))
+                issues.append(Issue(str(csv_path), line, "expression or face box is not a finite number in range"))
                 continue
             keep = _keep(expression, num_labels)
             if keep is None:

@@ -37,6 +37,7 @@ import numpy as np
 from dan.common import LABEL_SETS, DanError
 from dan.data.formats import DataFormat, FaceCrop, ReadOptions, pick_split, register
 from dan.data.groups import deal_groups
+from dan.data.numbers import finite
 from dan.data.samples import Issue, Sample, SplitData
 from dan.imaging import list_images
 
@@ -64,8 +65,8 @@ def ckplus_roles(options: ReadOptions) -> dict[str, str | None]:
 def _code(path: Path, issues: list[Issue]) -> int | None:
     words = path.read_text(encoding="utf-8-sig", errors="replace").split()
     try:
-        value = float(words[0]) if len(words) == 1 else -1.0
-    except ValueError:
+        value = finite(words[0]) if len(words) == 1 else -1.0
+    except ValueError:  # not a number, NaN or infinite
         value = -1.0
     if value != int(value) or not 1 <= value <= 7:
         issues.append(Issue(str(path), 1, f"expected one emotion code 1..7, got {' '.join(words)[:40]!r}"))
@@ -108,10 +109,10 @@ def _box(path: Path, issues: list[Issue]) -> tuple[int, int, int, int] | None:
         words = raw.split()
         try:
             if words:
-                x, y = (float(w) for w in words)
+                x, y = (finite(w) for w in words)  # NaN or inf: no face box
                 points.append((x, y))
         except ValueError:
-            issues.append(Issue(str(path), lineno, f"expected 'x y', got {raw.strip()[:40]!r}"))
+            issues.append(Issue(str(path), lineno, f"expected 'x y' (finite numbers), got {raw.strip()[:40]!r}"))
             return None
     if len(points) < 2:
         issues.append(Issue(str(path), None, f"{len(points)} landmark(s); a face box needs at least 2"))

@@ -23,6 +23,7 @@ from pathlib import Path
 from dan.common import LABEL_SETS, DanError
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.groups import deal_groups
+from dan.data.numbers import finite, whole
 from dan.data.samples import Issue, Sample, SplitData
 
 __all__ = ["EXPW_IMAGE_DIRS", "EXPW_LIST", "EXPW_PARTS", "EXPW_SPLITS", "expw_image_dir", "read_expw"]
@@ -67,11 +68,13 @@ def _parse(path: Path, issues: list[Issue]) -> list[tuple[str, Sample]]:
             continue
         name, face_id = parts[0], parts[1]
         try:
-            top, left, right, bottom = (int(float(v)) for v in parts[2:6])
-            float(parts[6])
-            label = int(parts[7])
+            top, left, right, bottom = (whole(v, exact=False) for v in parts[2:6])
+            finite(parts[6])
+            label = whole(parts[7])
         except ValueError:
-            issues.append(Issue(str(path), lineno, "face box, confidence or expression is not a number"))
+            issues.append(
+                Issue(str(path), lineno, "face box, confidence or expression is not a finite number in range")
+            )
             continue
         if not 0 <= label < n:
             issues.append(Issue(str(path), lineno, f"expression {parts[7]!r} outside 0..{n - 1}"))

@@ -31,6 +31,7 @@ import numpy as np
 from dan.common import LABEL_SETS, DanError
 from dan.data.fer2013 import FER2013_COLUMNS, FER2013_ROLES, FER2013_SPLITS, parse_pixels
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
+from dan.data.numbers import whole
 from dan.data.samples import Issue, Sample, SplitData
 
 __all__ = ["FERPLUS_COLUMNS", "FERPLUS_CSV", "ferplus_files", "majority_label", "read_ferplus"]
@@ -98,7 +99,7 @@ def _read_votes(path: Path, usage: str, issues: list[Issue]) -> tuple[dict[int, 
             if row[col["Usage"]].strip() != usage or not row[col["Image name"]].strip():
                 continue  # another split, or an image FERPlus removed
             try:
-                votes = [int(row[col[c]]) for c in FERPLUS_COLUMNS[2:]]
+                votes = [whole(row[col[c]]) for c in FERPLUS_COLUMNS[2:]]
             except ValueError:
                 votes = [-1]
             if min(votes) < 0:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dan.common import LABEL_SETS, RAFDB_IMAGES, DanError
 from dan.data.formats import DataFormat, FaceCrop, ReadOptions, pick_split, register
+from dan.data.numbers import finite
 from dan.data.samples import Issue, Sample, SplitData
 
 __all__ = [
@@ -64,9 +65,9 @@ def read_rafdb_va(root: str | Path, issues: list[Issue]) -> dict[str, tuple[floa
         try:
             if len(parts) != 3:
                 raise ValueError
-            name, v, a = parts[0], float(parts[1]), float(parts[2])
+            name, v, a = parts[0], finite(parts[1]), finite(parts[2])
         except ValueError:
-            issues.append(Issue(str(path), lineno, f"expected 'NAME VALENCE AROUSAL', got {raw.strip()!r}"))
+            issues.append(Issue(str(path), lineno, f"expected 'NAME VALENCE AROUSAL' (finite), got {raw.strip()!r}"))
             continue
         if not (-1.0 <= v <= 1.0 and -1.0 <= a <= 1.0):
             issues.append(Issue(str(path), lineno, f"valence {parts[1]} or arousal {parts[2]} outside -1..1"))
