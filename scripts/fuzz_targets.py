@@ -7,6 +7,8 @@ with a file of their choosing:
 - ``checkpoint``: :func:`dan.models.checkpoint.load_model` on the bytes as ``.pt``, ``.ckpt``,
   ``.safetensors``, a reference ``.pth``, ``.onnx`` and ``.pt2``;
 - ``rafdb``, ``affectnet``, ``fer2013``: the data set readers on a list / CSV file of those bytes;
+- ``expw``, ``ckplus_emotion``, ``ckplus_landmarks``, ``ferplus``, ``sfew``, ``va``: every other reader
+  and side file (:mod:`scripts.fuzz_readers`);
 - ``serve``: ``POST /v1/predict`` of the served API (multipart and raw), which must answer with a
   status code below 500 and keep serving.
 
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dan.common import DanError
+from scripts.fuzz_readers import READER_TARGETS
 
 __all__ = ["CORPUS", "TARGETS", "mutations", "seeds"]
 
@@ -168,6 +171,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "affectnet": _reader(_affectnet_write, _affectnet_read),
     "fer2013": _reader(_fer_write, _fer_read),
     "serve": fuzz_serve,
+    **{name: _reader(write, read) for name, (write, read) in READER_TARGETS.items()},
 }
 _SEEDS = {"serve": "image"}  # targets that share another's seed files
 

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from scripts.fuzz_targets import TARGETS, mutations, seeds
 
 BUDGET = {"image": 150, "checkpoint": 30, "rafdb": 60, "affectnet": 60, "fer2013": 40, "serve": 40}
+BUDGET |= {"expw": 60, "ckplus_emotion": 12, "ckplus_landmarks": 12, "ferplus": 40, "sfew": 25, "va": 60}
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
