@@ -275,3 +275,27 @@ def test_cli_info_checkpoint_by_name(home: Path, server, capsys: pytest.CaptureF
     assert "model:      rafdb" in out and "'num_classes': 7" in out
     assert all(label in out for label in dan.LABEL_SETS["rafdb"])
     assert server.hits == {"/good7.pth": 1}
+
+
+def test_force_keeps_the_working_file_until_the_new_one_verifies(
+    home: Path, server, monkeypatch, capsys: pytest.CaptureFixture
+) -> None:
+    """main deleted the cached model first: an offline --force lost the only copy."""
+    assert dan_main(["models", "download", "rafdb", "--quiet"]) == 0
+    cached = home / RAFDB.filename
+    good = cached.read_bytes()
+    with socket.socket() as s:  # offline: a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for url in (f"http://127.0.0.1:{port}/rafdb.pth", server.base + "/html.pth", server.base + "/truncated.pth"):
+        point(monkeypatch, "rafdb", url)
+        capsys.readouterr()
+        assert dan_main(["models", "download", "rafdb", "--quiet", "--force"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"cannot download rafdb from {url}" in err[0]
+        assert cached.read_bytes() == good and _leftovers(home) == _entry(RAFDB.filename)
+    assert dan.load_model("rafdb") is not None  # still verifies against its record
+    point(monkeypatch, "rafdb", server.base + "/other/good7.pth")  # the same release, another address
+    assert dan_main(["models", "download", "rafdb", "--quiet", "--force"]) == 0
+    assert server.hits[("/other/good7.pth")] == 1 and cached.read_bytes() == good
+    assert _leftovers(home) == _entry(RAFDB.filename)

@@ -43,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     names = ", ".join([*RELEASED, *BACKBONES])
     d.add_argument("names", nargs="+", metavar="NAME", help=f"{names}, an https:// URL or hf:// path")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
-    d.add_argument("--force", action="store_true", help="delete the cached file first and fetch it again")
+    d.add_argument(
+        "--force",
+        action="store_true",
+        help="fetch again even when cached; the cached file is replaced only by a new one that verified",
+    )
     return p
 
 
@@ -73,7 +77,7 @@ def _list() -> int:
 
 
 def _download(names: list[str], progress: bool, force: bool) -> int:
-    from dan.hub import remove_cached, resolve_checkpoint
+    from dan.hub import resolve_checkpoint
     from dan.models.backbone import resolve_backbone_weights
     from dan.models.checkpoint import checkpoint_verifier
 
@@ -88,12 +92,10 @@ def _download(names: list[str], progress: bool, force: bool) -> int:
             status = 1
             continue
         try:
-            if force:
-                remove_cached(name)
             if name in BACKBONES:
-                path = resolve_backbone_weights(name, progress=progress)
+                path = resolve_backbone_weights(name, progress=progress, force=force)
             else:
-                path = resolve_checkpoint(name, verify=checkpoint_verifier(name), progress=progress)
+                path = resolve_checkpoint(name, verify=checkpoint_verifier(name), progress=progress, force=force)
         except DanError as err:
             print(f"dan models: error: {err}", file=sys.stderr)
             status = 1

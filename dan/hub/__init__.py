@@ -51,7 +51,6 @@ __all__ = [
     "list_released",
     "models_dir",
     "released_model",
-    "remove_cached",
     "resolve_backbone",
     "resolve_checkpoint",
 ]
@@ -204,23 +203,9 @@ def cached_path(spec: str | os.PathLike) -> Path | None:
     return None if source is None else source.dest
 
 
-def remove_cached(spec: str | os.PathLike) -> Path | None:
-    """Delete the cached file of ``spec`` so the next use fetches it again; returns its path.
-
-    Its SHA-256 record stays (the new download must match it), unless the record itself is damaged.
-    """
-    path = cached_path(spec)
-    if path is None:
-        return None
-    path.unlink(missing_ok=True)
-    try:
-        hubcache.read_record(path)
-    except DanError:
-        hubcache.sidecar_of(path).unlink(missing_ok=True)
-    return path
-
-
-def resolve_checkpoint(spec: str | os.PathLike, *, verify: Verify | None = None, progress: bool = True) -> Path:
+def resolve_checkpoint(
+    spec: str | os.PathLike, *, verify: Verify | None = None, progress: bool = True, force: bool = False
+) -> Path:
     """Turn a checkpoint spec (see the module docstring) into a local file, downloading it at most once.
 
     Args:
@@ -229,6 +214,9 @@ def resolve_checkpoint(spec: str | os.PathLike, *, verify: Verify | None = None,
             enters the cache, and with a cached file that has no pin; raises :class:`DanError` if the
             file is not what was expected.
         progress: Show a progress bar on stderr (only when stderr is a terminal).
+        force: Fetch a remote ``spec`` again even when it is cached (``dan models download --force``): the new
+            file is downloaded beside the cached one and replaces it only once it verified; a failed fetch
+            leaves the cached file as it was.
 
     Returns:
         The local file: ``spec`` itself when it is an existing file, else the cached file.
@@ -251,12 +239,12 @@ def resolve_checkpoint(spec: str | os.PathLike, *, verify: Verify | None = None,
         names = ", ".join(RELEASED)
         raise DanError(f"{text}: no such file, and not a released model name ({names}), https:// URL or hf:// path")
     refetch = f"dan models download {text} --force"
-    if source.dest.is_file():  # the common case: no lock, no network
+    if source.dest.is_file() and not force:  # the common case: no lock, no network
         return _check_cached(source.dest, source.pinned, verify, refetch)
-    return _fetch(source, verify, progress, refetch)
+    return _fetch(source, verify, progress, refetch, force)
 
 
-def resolve_backbone(name: str, *, verify: Verify | None = None, progress: bool = True) -> Path:
+def resolve_backbone(name: str, *, verify: Verify | None = None, progress: bool = True, force: bool = False) -> Path:
     """The local file of the released backbone ``name`` (:data:`BACKBONES`), downloaded at most once.
 
     The same verified, pinned, atomic and locked cache as :func:`resolve_checkpoint`, with the same
@@ -266,6 +254,7 @@ def resolve_backbone(name: str, *, verify: Verify | None = None, progress: bool 
         name: A key of :data:`BACKBONES`.
         verify: The layout check of a downloaded (or hand-placed, unpinned) file.
         progress: Show a progress bar on stderr (only when stderr is a terminal).
+        force: Fetch it again even when cached, replacing the cached file only once the new one verified.
 
     Raises:
         DanError: Not a released backbone, the download or its verification failed, or the cached file does
@@ -276,9 +265,9 @@ def resolve_backbone(name: str, *, verify: Verify | None = None, progress: bool 
     source = _source(name)
     assert source is not None  # every catalogue name has one
     refetch = f"dan models download {name} --force"
-    if source.dest.is_file():
+    if source.dest.is_file() and not force:
         return _check_cached(source.dest, source.pinned, verify, refetch)
-    return _fetch(source, verify, progress, refetch)
+    return _fetch(source, verify, progress, refetch, force)
 
 
 def _check_cached(path: Path, pinned: str | None, verify: Verify | None, refetch: str) -> Path:
@@ -304,7 +293,9 @@ def _check_cached(path: Path, pinned: str | None, verify: Verify | None, refetch
     return path
 
 
-def _fetch(source: _Source, verify: Verify | None, progress: bool, refetch: str) -> Path:
+def _fetch(source: _Source, verify: Verify | None, progress: bool, refetch: str, force: bool = False) -> Path:
+    """Download ``source`` under its entry's lock (``force``: even when cached; the cached file is replaced only
+    by a new one that verified)."""
     dest = source.dest
     manual = f"download it yourself and save it as {dest}"
     lock = hubcache.EntryLock(dest)
@@ -321,7 +312,7 @@ def _fetch(source: _Source, verify: Verify | None, progress: bool, refetch: str)
             f"cannot download {source.what}: cannot write in {dest.parent} ({err.strerror}); {manual}"
         ) from None
     try:
-        if dest.is_file():  # another process fetched it while we waited
+        if dest.is_file() and not force:  # another process fetched it while we waited
             return _check_cached(dest, source.pinned, verify, refetch)
         for stale in dest.parent.glob(f".{dest.name}.*.part*"):  # an older version's, left by a killed process
             stale.unlink(missing_ok=True)

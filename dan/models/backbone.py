@@ -172,7 +172,7 @@ def check_torchvision_layout(path: str | os.PathLike, architecture: str = "resne
         raise DanError(f"{path}: not torchvision's {architecture} layout: {problem}")
 
 
-def resolve_backbone_weights(spec: str | os.PathLike, progress: bool = True) -> Path:
+def resolve_backbone_weights(spec: str | os.PathLike, progress: bool = True, force: bool = False) -> Path:
     """The local file ``model.backbone_weights`` names: a path, or a released backbone's name (``msceleb``).
 
     A name is fetched once into the download cache (:func:`dan.hub.resolve_backbone`, with its progress
@@ -188,7 +188,7 @@ def resolve_backbone_weights(spec: str | os.PathLike, progress: bool = True) -> 
     entry = BACKBONES.get(os.fspath(spec))
     if entry is not None and not path.is_file():
         check = functools.partial(check_torchvision_layout, architecture=entry.architecture)
-        return resolve_backbone(entry.name, verify=check, progress=progress)
+        return resolve_backbone(entry.name, verify=check, progress=progress, force=force)
     if not path.is_file():
         raise DanError(f"{path}: backbone weights file not found: {MSCELEB_HELP}")
     return path
