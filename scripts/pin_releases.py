@@ -11,6 +11,10 @@ release that already has a pin is checked against it. Paste the printed lines in
 ``ReleasedModel(...)`` / ``ReleasedBackbone(...)`` entries of ``dan/hub/catalogue.py``. Pin
 only files fetched from the original release (not a copy of unknown origin): once pinned, every user's
 download and every load from the cache is checked against the hash.
+
+This is how a maintainer with network fills the pins. Until an entry carries one, ``dan`` can only record a
+file's hash when it first sees it (a download, or a file placed in the cache by hand), and ``dan models``
+says so: ``unchanged since recorded at first download|use, no published hash``, never ``verified``.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def test_msceleb_is_fetched_once_verified_and_loaded(home: Path, server, payload
     assert server.hits == {"/msceleb.pth": 1}
     rows = hub.list_backbones()
     assert [(r["name"], r["cached"], r["state"]) for r in rows] == [
-        ("msceleb", path, "verified (recorded at its first download)")
+        ("msceleb", path, "unchanged since recorded at first download, no published hash")
     ]
 
 
@@ -111,7 +111,10 @@ def test_dan_models_lists_and_downloads_the_backbone(home: Path, server, capsys:
     assert main(["models", "download", "msceleb", "--quiet", "--force"]) == 0  # fetched again, same bytes
     assert server.hits == {"/msceleb.pth": 2}
     assert main(["models"]) == 0
-    assert "msceleb     resnet18  verified (recorded at its first download)\n" in capsys.readouterr().out
+    assert (
+        "msceleb     resnet18  unchanged since recorded at first download, no published hash\n"
+        in capsys.readouterr().out
+    )
 
 
 def test_the_pin_script_pins_the_backbone_too(home: Path, server, payloads: dict, capsys) -> None:

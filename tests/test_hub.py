@@ -262,7 +262,7 @@ def test_cli_models_list_and_download(home: Path, server, monkeypatch, capsys: p
     assert dan_main(["models", "list"]) == 0
     out = capsys.readouterr().out
     assert f"cached {home / RAFDB.filename}\n" in out and out.count("  not cached\n") == 3
-    assert "  verified (recorded at its first download)\n" in out
+    assert "  unchanged since recorded at first download, no published hash\n" in out
     url = point(monkeypatch, "affectnet8", server.base + "/missing.pth")
     assert dan_main(["models", "download", "affectnet8", "bogus", "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

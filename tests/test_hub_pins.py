@@ -110,7 +110,7 @@ def test_first_download_records_the_hash_and_later_loads_check_it(home: Path, pa
     path = _fetch("rafdb")  # the fixture's entry has no catalogue pin
     sidecar = path.with_name(f"{path.name}.sha256")
     assert sidecar.read_text().splitlines()[0] == f"{_sha(payloads['good7'])}  {path.name}"  # sha256sum -c format
-    assert _states(capsys)["rafdb"] == "verified (recorded at its first download)"
+    assert _states(capsys)["rafdb"] == "unchanged since recorded at first download, no published hash"
     path.write_bytes(reference_file(seed=2))
     with pytest.raises(DanError) as err:
         dan.load_model("rafdb")
@@ -129,9 +129,11 @@ def test_hand_placed_file_is_accepted_once_with_a_notice(home: Path, server, pay
     dan.load_model("rafdb")
     err = capsys.readouterr().err
     assert "notice" in err and "not pinned" in err and str(placed) in err and server.hits == {}
+    assert "no published hash" in err and "recorded at first use" in err and "verified" not in err
     dan.load_model("rafdb")
     assert "notice" not in capsys.readouterr().err  # one time only: the hash is recorded now
-    assert _states(capsys)["rafdb"] == "verified (recorded at its first use)"
+    assert _states(capsys)["rafdb"] == "unchanged since recorded at first use, no published hash"
+    assert dan_main(["models"]) == 0 and "verified" not in capsys.readouterr().out  # nothing carries a pin
     placed.write_bytes(reference_file(seed=4))
     with pytest.raises(DanError, match="SHA-256 mismatch"):
         dan.load_model("rafdb")

@@ -8,9 +8,12 @@ Any ``--checkpoint`` option also takes a released name (``rafdb``, ``affectnet7`
 https:// URL or an ``hf://owner/repo/path[@revision]`` path: the file is fetched once into the cache
 (``$DAN_HOME/models``, default ``~/.cache/dan/models``) and read from there afterwards, with no network.
 Every use checks the cached file's SHA-256 against the catalogue's pin or, for a release not pinned
-yet, the hash recorded at its first download (``<file>.sha256``). The list says for each: verified,
-MISMATCH (damaged or replaced: ``dan models download NAME --force`` fetches it again), unpinned (found
-in the cache, not used yet), or not cached.
+yet, the hash recorded at its first download or first use (``<file>.sha256``). The list says for each:
+``verified (catalogue pin)`` (only a pin published in the catalogue verifies a file), ``unchanged since
+recorded at first download|use, no published hash`` (the file is the one first seen, which no published
+hash confirms), MISMATCH (damaged or replaced: ``dan models download NAME --force`` fetches it again),
+unpinned (found in the cache, not used yet), or not cached. A maintainer with network fills the pins with
+``python -m scripts.pin_releases``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ __all__ = ["main"]
 def _print_file(r: dict, pad: str) -> None:
     """A listed file's source, hash and cached copy (with how to fetch it again when it does not match)."""
     print(f"{pad}  file {r['file']} from {r['url']}")
-    print(f"{pad}  sha256 {r['sha256'] or 'not in the catalogue yet (recorded at the first download)'}")
+    none = "none published yet (dan records it at first download or use; pins: python -m scripts.pin_releases)"
+    print(f"{pad}  sha256 {r['sha256'] or none}")
     if r["cached"]:
         fix = "; fetch it again: dan models download " + r["name"] + " --force" if r["state"] == "MISMATCH" else ""
         print(f"{pad}  cached {r['cached']}{fix}")

@@ -95,7 +95,8 @@ def list_released() -> list[dict]:
     Returns:
         One dict per model: the :class:`ReleasedModel` fields, ``file`` (its file name), ``cached`` (the
         cached file's path, or None) and ``state``: ``not cached``, ``verified (catalogue pin)``,
-        ``verified (recorded at its first download)``, ``verified (recorded at its first use)``,
+        ``unchanged since recorded at first download, no published hash``, ``unchanged since recorded at
+        first use, no published hash``,
         ``MISMATCH``, ``unpinned`` (found in the cache, not loaded yet) or ``damaged record``.
     """
     return [_cache_row(m) for m in RELEASED.values()]
@@ -286,8 +287,9 @@ def _check_cached(path: Path, pinned: str | None, verify: Verify | None, refetch
                 raise DanError(f"{err}; delete it, or fetch the file: {refetch}") from None
         hubcache.write_record(path, verdict.sha256, "first use")
         print(
-            f"dan: notice: {path} is not pinned (no SHA-256 in the catalogue, not downloaded by dan); it passed "
-            f"the layout check and its SHA-256 {verdict.sha256} is now recorded: a changed file will be refused",
+            f"dan: notice: {path} is not pinned (no published hash: the catalogue has no SHA-256 for it, and dan did "
+            f"not download it); it passed the layout check only; SHA-256 {verdict.sha256} recorded at first use, "
+            "so a changed file will be refused",
             file=sys.stderr,
         )
     return path

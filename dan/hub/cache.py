@@ -37,8 +37,8 @@ __all__ = ["EntryLock", "Record", "Verdict", "inspect", "read_record", "sha256_f
 
 SOURCES = {
     "catalogue": "catalogue pin",
-    "download": "recorded at its first download",
-    "first use": "recorded at its first use",
+    "download": "recorded at first download",
+    "first use": "recorded at first use",
 }
 _HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -135,9 +135,13 @@ class Verdict:
     source: str | None = None
 
     def describe(self) -> str:
-        """``verified (catalogue pin)``, ``MISMATCH``, ``unpinned``."""
+        """``verified (catalogue pin)``; ``unchanged since recorded at first download|use, no published hash``
+        (a recorded hash says the file has not changed since, not that it is the release); ``MISMATCH``;
+        ``unpinned``."""
+        if self.state == "verified" and self.source == "catalogue":
+            return f"verified ({SOURCES['catalogue']})"
         if self.state == "verified":
-            return f"verified ({SOURCES[self.source or 'download']})"
+            return f"unchanged since {SOURCES[self.source or 'download']}, no published hash"
         return "MISMATCH" if self.state == "mismatch" else self.state
 
 
