@@ -235,7 +235,7 @@ def test_pt2_files_holding_pickles_are_refused(setup, tmp_path) -> None:
         load_backend(tmp_path / "old.ts")
 
 
-def test_cli_export_verify_and_errors(setup, tmp_path, capsys) -> None:
+def test_cli_export_verify_and_errors(setup, tmp_path, capsys, monkeypatch) -> None:
     _, ckpt, faces, _ = setup
     out = tmp_path / "sub" / "cli.onnx"
     args = ["export", "--checkpoint", str(ckpt), "--output", str(out), "--calib", str(faces)]
@@ -246,7 +246,9 @@ def test_cli_export_verify_and_errors(setup, tmp_path, capsys) -> None:
     assert OnnxBackend(out).labels == RAFDB
     # a verification that cannot pass: exit 1, nothing under the name asked for, the export kept under a name saying so
     pt2 = tmp_path / "cli.pt2"
-    assert dan_main([*args[:4], str(pt2), "--verify", "--tolerance", "-1"]) == 1
+    with monkeypatch.context() as m:  # (--tolerance -1 is refused while parsing now)
+        m.setattr("dan.export.verify_against_torch", lambda report, *_: report.fail("difference 1 > tolerance 0"))
+        assert dan_main([*args[:4], str(pt2), "--verify"]) == 1
     assert not pt2.exists() and (tmp_path / "cli.failed-verify.pt2").is_file()
     assert "verification failed" in capsys.readouterr().err
     # bad inputs: one line naming the file, exit 1
@@ -297,3 +299,28 @@ def test_a_seven_class_reference_file_asks_for_the_labels_option(tmp_path, capsy
     assert not (tmp_path / "x.onnx").exists()
     with pytest.raises(DanError, match="pass labels= one of: rafdb, affectnet7, fer2013"):
         load_backend(ref, "torch")
+
+
+def test_int8_export_leaves_nothing_in_tmpdir_and_prints_only_its_lines(setup, tmp_path) -> None:
+    """main left torchinductor_root/ and onnxruntime's .ses session file in $TMPDIR, and printed onnxruntime's
+    calibration progress on stdout. A fresh process: both are made when torch and onnxruntime are imported."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    _, ckpt, faces, _ = setup
+    tmpdir, home = tmp_path / "tmpdir", tmp_path / "home"
+    tmpdir.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir), "DAN_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    out = tmp_path / "m8.onnx"
+    argv = ["export", "--checkpoint", str(ckpt), "--output", str(out), "--int8", "--calib", str(faces)]
+    done = subprocess.run(
+        [sys.executable, "-m", "dan.cli.main", *argv], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(tmpdir)) == []
+    lines = done.stdout.splitlines()
+    assert lines and lines[0] == f"wrote {out} (ONNX int8, opset 18)", lines
+    assert all(line.startswith(("wrote ", "int8", "kept a copy ")) for line in lines), lines

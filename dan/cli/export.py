@@ -98,6 +98,10 @@ def main(argv: list[str]) -> int:
     except OSError as err:
         raise DanError(f"{out}: cannot create the output folder {out.parent}: {err.strerror or err}") from None
     check_writable(out, "export")  # before the model is loaded (or downloaded), before torch is imported
+    from dan.hub import dan_home
+
+    # importing torch._dynamo (timm does) makes inductor's cache folder, by default in $TMPDIR: dan's home instead
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(dan_home() / "torchinductor"))
     from dan.export import DEFAULT_OPSET, export_checkpoint
     from dan.models.checkpoint import load_model
 

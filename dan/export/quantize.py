@@ -26,6 +26,8 @@ static ``calibration``, what the faces were, ``images``, how many, and ``ranges`
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import warnings
@@ -118,6 +120,13 @@ def quantize_static_qdq(
     from onnxruntime import quantization as q
 
     input_name = onnx.load(str(pre)).graph.input[0].name
+    # its calibrators print progress ("Collecting tensor data and making histogram ..."): dan prints its own lines
+    with contextlib.redirect_stdout(io.StringIO()):
+        _quantize_static(q, pre, output, faces, exclude, input_name, reduce_range, percentile, uint8_weights)
+
+
+def _quantize_static(q, pre, output, faces, exclude, input_name, reduce_range, percentile, uint8_weights) -> None:
+    """onnxruntime's ``quantize_static`` with :func:`quantize_static_qdq`'s settings."""
     q.quantize_static(
         str(pre),
         str(output),

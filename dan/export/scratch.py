@@ -3,7 +3,8 @@
 An int8 export writes a float32 ONNX graph, a pre-processed copy and onnxruntime's calibration models
 (together about the size of the model, several times over). In ``tempfile``'s folder, a ``kill -9``
 leaves them there for good. Here they go to ``<dan_home>/tmp/export-<pid>-<random>/``; ``tempfile``
-itself points there while the folder is open (onnxruntime makes its own temporary folders), and every
+itself and ``$TMPDIR`` point there while the folder is open (onnxruntime makes its own temporary folders,
+and its telemetry writes a ``.ses`` session file into ``$TMPDIR`` when it is first imported), and every
 new scratch folder first removes the folders of processes that no longer run.
 """
 
@@ -81,10 +82,14 @@ def scratch_folder(kind: str = "export") -> Iterator[Path]:
         folder.mkdir(mode=0o700)
     except OSError:
         folder = Path(tempfile.mkdtemp(prefix=f"dan-{kind}-"))
-    previous = tempfile.tempdir
-    tempfile.tempdir = str(folder)
+    previous, previous_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = str(folder)
     try:
         yield folder
     finally:
         tempfile.tempdir = previous
+        if previous_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous_env
         shutil.rmtree(folder, ignore_errors=True)
