@@ -78,3 +78,17 @@ def test_missing_things_are_problems(tmp_path: Path, capsys) -> None:
     img.write_bytes(fd.truncate(img).read_bytes())
     report = check_dataset("affectnet", tmp_path / "aff2")
     assert [str(p).split(": ")[1] for p in report.problems] == [f"{img}"]
+
+
+def test_check_prints_valence_arousal_coverage_per_split(tmp_path: Path, capsys) -> None:
+    """main said "no problems found" and nothing else with two thirds of the valence/arousal rows missing."""
+    from dan.cli.main import main
+
+    fd.make_rafdb(tmp_path, train_per_class=3, test_per_class=1)
+    names = [f"train_{k:05d}.jpg" for k in range(1, 8)] + ["test_0001.jpg"]
+    (tmp_path / "EmoLabel" / "valence_arousal.txt").write_text("".join(f"{n} 0.5 -0.5\n" for n in names))
+    assert main(["data", "check", "--format", "rafdb", "--root", str(tmp_path), "--no-decode"]) == 0
+    assert "valence/arousal known: train 7 of 21, test 1 of 7" in capsys.readouterr().out
+    (tmp_path / "EmoLabel" / "valence_arousal.txt").unlink()
+    assert main(["data", "check", "--format", "rafdb", "--root", str(tmp_path), "--no-decode"]) == 0
+    assert "valence/arousal" not in capsys.readouterr().out  # a data set without them: no line

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from dan.common import DanError
 from dan.data.dataset import load_sample_image
 from dan.data.formats import ReadOptions, get_format
@@ -31,6 +33,7 @@ class CheckReport:
         root: Data set root.
         label_names: Class names (empty when they could not be determined).
         counts: ``{split: {class name: count}}`` for every split that could be read.
+        va: ``{split: (faces with a known valence and arousal, faces)}`` for a data set that can carry them.
         problems: Everything wrong, in the order found.
     """
 
@@ -38,6 +41,7 @@ class CheckReport:
     root: str
     label_names: tuple[str, ...] = ()
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    va: dict[str, tuple[int, int]] = field(default_factory=dict)
     problems: list[Issue] = field(default_factory=list)
 
     @property
@@ -68,6 +72,9 @@ class CheckReport:
         lines = [f"{self.format} data set at {self.root}", ""]
         if self.counts:
             lines += [self.table(), ""]
+        if self.va:  # a data set that can carry valence and arousal: how many faces know them, per split
+            known = ", ".join(f"{split} {n} of {total}" for split, (n, total) in self.va.items())
+            lines += [f"valence/arousal known: {known}", ""]
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  {p}" for p in self.problems]
@@ -134,6 +141,10 @@ def check_dataset(
                 report.problems.append(issue)
             continue
         report.counts[data.split] = data.class_counts()
+        if fmt.can_have_va(root, options):
+            va = data.va  # (N, 2), NaN where unknown; None: no face knows them
+            known = 0 if va is None else int(np.isfinite(va).all(axis=1).sum())
+            report.va[data.split] = (known, len(data.samples))
         for issue in data.issues:
             if issue not in seen_issue:
                 seen_issue.add(issue)
