@@ -275,7 +275,7 @@ def test_dan_fit_fine_tunes_from_a_file(faces: Path, source: Path, tmp_path: Pat
 
 
 def test_the_demo_script_relabels_generated_faces_into_another_label_set(faces: Path, tmp_path: Path) -> None:
-    from scripts import finetune_demo as demo
+    from scripts.demos import finetune as demo
 
     counts = demo.relabel(faces.parent / "synth", tmp_path / "target")
     assert folder_label_names(tmp_path / "target") == (

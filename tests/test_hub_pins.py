@@ -228,7 +228,7 @@ def test_huggingface_errors_while_resolving_are_one_line(home: Path, monkeypatch
 
 
 def test_pin_script_prints_the_catalogue_lines(home: Path, server, payloads, monkeypatch, capsys) -> None:
-    from scripts import pin_releases as module
+    from scripts.maint import pin_releases as module
 
     point(monkeypatch, "affectnet7", server.base + "/good7.pth", sha256="0" * 64)  # a wrong pin: refused
     assert module.main(["rafdb", "affectnet7", "--quiet"]) == 1

@@ -17,7 +17,7 @@ from dan.cli.main import main
 from dan.inference.batch import DEFAULT_BATCH_SIZE, default_workers, predict_images
 from dan.inference.detectors import YuNetDetector
 from dan.inference.predictor import Predictor
-from scripts.photo_folder import make_photo_folder
+from scripts.common.photos import make_photo_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

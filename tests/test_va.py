@@ -301,7 +301,7 @@ def test_evaluate_without_va_reports_none(tiny_checkpoint: Path, va_synth: Path,
 
 
 def test_the_va_demo_script_prints_model_and_baseline(tmp_path: Path, capsys) -> None:
-    from scripts import va_demo
+    from scripts.demos import va
 
     args = ["--out", str(tmp_path), "--per-class", "3", "--epochs", "1", "--size", "32", "--workers", "0"]
     assert va_demo.main([*args, "--backbone", "test_resnet"]) == 0

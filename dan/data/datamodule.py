@@ -14,7 +14,7 @@ have valence and arousal (:attr:`FERDataModule.has_va`) adds each face's to its 
 (B, 2), NaN where unknown), for a model with the valence/arousal output (``model.va_head``); the all-CPU
 pipeline's pairs do not carry them.
 ``device_transforms=False`` keeps the older all-CPU pipeline (float32 ``(images, labels)`` pairs), for
-comparison (``scripts/benchmark_data.py``, ``scripts/gpu_check.py``).
+comparison (``scripts/bench/data.py``, ``scripts/maint/gpu_check.py``).
 """
 
 from __future__ import annotations

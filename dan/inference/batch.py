@@ -45,7 +45,7 @@ def default_workers() -> int:
     """Threads that read, detect and crop: one per core, 1 to 4.
 
     The model's own (torch intra-op) threads use every core too, yet decoding and YuNet release the GIL
-    and fill the model's gaps: on a 2-core AVX2 EPYC (``python -m scripts.benchmark_predict --workers 1 2``,
+    and fill the model's gaps: on a 2-core AVX2 EPYC (``python -m scripts.bench.predict --workers 1 2``,
     200 photos, 2026-12-03) 2 threads gave 1.58x the sequential path's faces/s and 1 thread 1.29x.
     """
     return max(1, min(4, os.cpu_count() or 2))

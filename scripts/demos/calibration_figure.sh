@@ -2,7 +2,7 @@
 # ECE and NLL on the test split before and after `dan calibrate`, for a quickstart-style run: a
 # checkpoint trained on a generated set (`dan synth`, RAF-DB layout). T is fitted on the faces training
 # held out of its training split (never the test split). Usage:
-#   bash scripts/calibration_figure.sh [RUN_DIR] [DAN]
+#   bash scripts/demos/calibration_figure.sh [RUN_DIR] [DAN]
 # RUN_DIR holds data/ and checkpoints/best.ckpt (default runs/quickstart, what scripts/quickstart.sh
 # writes); DAN is the command (default .venv/bin/dan). Writes RUN_DIR/checkpoints/best-calibrated.ckpt
 # and the two reports under RUN_DIR/calibration/.

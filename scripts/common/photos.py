@@ -5,9 +5,9 @@ a few photos have two faces (a photo beside its mirror image) and a few none (sc
 cat). Each file is one of them cropped, flipped, scaled (longest side 320 to 1400 pixels), its
 brightness and contrast changed and saved as JPEG (quality 70 to 95) or PNG, all drawn from a seeded
 generator: the same folder for the same arguments, every file different. What ``dan predict``'s
-benchmark (``scripts/benchmark_predict.py``), the GPU check and the tests run on. Usage::
+benchmark (``scripts/bench/predict.py``), the GPU check and the tests run on. Usage::
 
-    python -m scripts.photo_folder DIR [--count 200] [--seed 0]
+    python -m scripts.common.photos DIR [--count 200] [--seed 0]
 """
 
 from __future__ import annotations

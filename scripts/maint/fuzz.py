@@ -1,9 +1,9 @@
 """Fuzz every parser of untrusted bytes for a while and report what was tried and found.
 
-    python -m scripts.fuzz --minutes 10                 # all targets, the time split between them
-    python -m scripts.fuzz --minutes 2 --target image   # one target
+    python -m scripts.maint.fuzz --minutes 10                 # all targets, the time split between them
+    python -m scripts.maint.fuzz --minutes 2 --target image   # one target
 
-Targets and their seed corpus are in ``scripts/fuzz_targets.py`` and ``tests/fuzz_corpus/``. Each input
+Targets and their seed corpus are in ``scripts/maint/fuzz_targets.py`` and ``tests/fuzz_corpus/``. Each input
 must end in a clean result or a ``DanError`` (the served API: a status below 500) within the deadline;
 the peak resident memory of the run is printed at the end. Exit status 1 when anything was found.
 """
@@ -18,7 +18,7 @@ import traceback
 
 from hypothesis import HealthCheck, given, seed, settings
 
-from scripts.fuzz_targets import TARGETS, mutations, seeds
+from scripts.maint.fuzz_targets import TARGETS, mutations, seeds
 
 
 def fuzz(target: str, seconds: float, deadline_ms: int = 3000) -> tuple[int, list[str]]:

@@ -1,7 +1,7 @@
 """Face sets for the int8 measurements: real photographs and the generated faces, prepared as a model wants.
 
 - **Real faces** (:func:`real_faces`): the photographs with a face that ship with scikit-image and
-  matplotlib (the astronaut, the cameraman, Grace Hopper: :func:`scripts.benchmark_detectors.test_set`,
+  matplotlib (the astronaut, the cameraman, Grace Hopper: :func:`scripts.common.detector_set.test_set`,
   as they are, mirrored, turned by +-20 degrees, letterboxed, side by side), each face found by the
   YuNet detector shipped in ``dan`` and cut out as the model's preprocessing record says (aligned by its
   landmarks, or a box crop), each in a few exposures (darker, brighter, lower contrast, a JPEG copy);
@@ -44,7 +44,7 @@ def _exposures(face: np.ndarray) -> list[np.ndarray]:
 
 def _photo_faces(pre: Preprocessing) -> list[np.ndarray]:
     """uint8 RGB face images cut out of the photographs, as ``pre`` says."""
-    from scripts.benchmark_detectors import test_set
+    from scripts.common.detector_set import test_set
 
     detector = YuNetDetector()
     faces = []

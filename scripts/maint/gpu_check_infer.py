@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Inference rows of the GPU check: batched ``dan predict`` faces/s and ``dan evaluate`` images/s, torch and ONNX.
 
-The training rows are :mod:`scripts.gpu_check`; ``scripts/gpu_check.sh`` runs this after them (``INFER=0``
+The training rows are :mod:`scripts.maint.gpu_check`; ``scripts/gpu_check.sh`` runs this after them (``INFER=0``
 skips it, ``INFER=only`` runs only it). One model, the paper's size (ResNet-18, K = 4, 224 px, random
 weights, seed 0; ``--model tiny``: timm's test ResNet at 32 px, for the CPU smoke test), saved as a
 checkpoint and exported to ONNX, then per backend (``--backends``, default torch and onnx):
@@ -12,14 +12,14 @@ checkpoint and exported to ONNX, then per backend (``--backends``, default torch
 - ``evaluate``: :func:`dan.evaluation.evaluate.evaluate_backend` on the test split of a ``dan synth``
   data set (faces drawn at the model's input size), ``--eval-workers`` DataLoader processes.
 
-The photos are :mod:`scripts.photo_folder`'s real photographs when scikit-image and matplotlib are
+The photos are :mod:`scripts.common.photos`'s real photographs when scikit-image and matplotlib are
 installed; without them, the synthetic faces, whole image (``--detector none``), and the row says so.
 Each row says where the model ran (the backend's device line: for ONNX, whether ONNX Runtime's CUDA
 provider was there; the CPU-only ``onnxruntime`` package runs on the CPU, and the row says why). A row
 that fails (onnx or onnxscript missing for the export, say) is recorded with its error and the next
 one runs. Usage::
 
-    python -m scripts.gpu_check_infer [--device cuda] [--model paper|tiny] [--images 200]
+    python -m scripts.maint.gpu_check_infer [--device cuda] [--model paper|tiny] [--images 200]
         [--eval-per-class 300] [--batch-size 64] [--workers 4 8] [--eval-workers 8]
         [--backends torch onnx] [--work runs/gpu_check/infer] [--json FILE]
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scripts._common import machine_header, markdown_table
+from scripts.common.measure import machine_header, markdown_table
 
 
 def make_model(kind: str):
@@ -54,7 +54,7 @@ def make_model(kind: str):
 def photo_inputs(work: Path, count: int, synth_root: Path) -> tuple[list[Path], str, str]:
     """``(paths, detector, what)``: real photos with YuNet, or (no scikit-image) synthetic faces, whole image."""
     try:
-        from scripts.photo_folder import make_photo_folder
+        from scripts.common.photos import make_photo_folder
 
         return make_photo_folder(work / "photos", count), "yunet", "real photos, YuNet"
     except ImportError as err:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.benchmark_demo [--checkpoint CKPT] [--frames 300] [--detect-every 1 2 3]
+    python -m scripts.bench.demo [--checkpoint CKPT] [--frames 300] [--detect-every 1 2 3]
         [--threads 1 2] [--backends torch onnx] [--memory-frames 3000]
 
 Without ``--checkpoint`` a DAN of the paper's size (ResNet-18, 4 heads, 224 px, 7 classes, random
@@ -29,43 +29,12 @@ import numpy as np
 
 import dan
 from dan.demo.loop import STAGES, run_demo
-from dan.demo.sources import Frame, FrameSource
 from dan.inference.predictor import Predictor
 from dan.runtime.torch import TorchBackend
-from scripts._common import machine_header, median_ms, rss_mib
+from scripts.common.frames import face_frames
+from scripts.common.measure import machine_header, median_ms
 
 HAAR = {"scale_factor": 1.2, "min_face": 48}  # what `dan demo` uses
-
-
-def face_frames(n: int, size: tuple[int, int] = (640, 480)) -> FrameSource:
-    """A generated source: the astronaut's head sliding over a background, ``n`` RGB frames."""
-    import skimage.data
-
-    w, h = size
-    head = skimage.data.astronaut()[20:260, 110:350]  # frames are RGB inside dan
-    tile = cv2.resize(head, (200, 200), interpolation=cv2.INTER_AREA)
-    rng = np.random.default_rng(0)
-    bg = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 8)
-
-    class _Source(FrameSource):
-        name, fps = "generated", 30.0
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.size = (w, h)
-            self.marks: dict[int, float] = {}
-
-        def __iter__(self):
-            for i in range(n):
-                frame = bg.copy()
-                x = int((w - 200) * (0.5 + 0.5 * np.sin(i / 40)))
-                y = int((h - 200) * (0.5 + 0.3 * np.cos(i / 55)))
-                frame[y : y + 200, x : x + 200] = tile
-                if i in (0, n // 2, n - 1):
-                    self.marks[i] = rss_mib()
-                yield Frame(i, i / self.fps, frame, self.name)
-
-    return _Source()
 
 
 def write_video(path: Path, n: int) -> Path:

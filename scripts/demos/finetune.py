@@ -20,7 +20,7 @@ thousands of face-views from a random start (the quickstart: about 70,000), so t
 is a smoke run of the pipeline; the figure worth quoting comes from ``--base`` the quickstart's model.
 Usage::
 
-    python -m scripts.finetune_demo --out runs/finetune_demo [--base runs/quickstart/checkpoints/best.ckpt]
+    python -m scripts.demos.finetune --out runs/finetune_demo [--base runs/quickstart/checkpoints/best.ckpt]
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 from dan.system import cpu_model
-from scripts._common import REPO as ROOT
-from scripts._common import markdown_table
+from scripts.common.measure import REPO as ROOT
+from scripts.common.measure import markdown_table
 
 SYNTHETIC = ROOT / "configs" / "synthetic.yaml"
 # the synth's RAF-DB classes -> the target's class folders; None: dropped

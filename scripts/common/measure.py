@@ -21,7 +21,7 @@ from dan.system import describe_machine
 
 __all__ = ["REPO", "interleaved", "interleaved_rounds", "machine_header", "markdown_table", "median_ms", "rss_mib"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 """The repository root (configs/, docs/, tests/ are found from it)."""
 
 

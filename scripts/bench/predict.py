@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """``dan predict`` over a folder of photos: the sequential path against the batched one, faces per second.
 
-Builds (once) a folder of ``--images`` distinct real photos (:mod:`scripts.photo_folder`: scikit-image's
+Builds (once) a folder of ``--images`` distinct real photos (:mod:`scripts.common.photos`: scikit-image's
 and matplotlib's sample photographs, cropped, scaled and re-encoded) and runs the whole folder through
 :func:`dan.inference.batch.predict_images` both ways, on one model and detector:
 
@@ -16,7 +16,7 @@ and checks that both give the same rows: the same images, faces, boxes and label
 within ``--tolerance``. The model is the paper's size (ResNet-18, K = 4, 224 px), randomly initialised
 (seed 0) unless ``--checkpoint`` names one (default: the quickstart's, when present). Usage::
 
-    python -m scripts.benchmark_predict [--images 200] [--rounds 2] [--batch-size 32] [--workers N ...]
+    python -m scripts.bench.predict [--images 200] [--rounds 2] [--batch-size 32] [--workers N ...]
         [--threads N] [--backend torch|onnx] [--device cpu] [--checkpoint FILE]
 
 Exit status 1 when the rows differ.
@@ -34,8 +34,8 @@ import torch
 
 from dan.inference.batch import DEFAULT_BATCH_SIZE, ImageResult, default_workers, predict_images
 from dan.inference.predictor import Predictor
-from scripts._common import REPO, machine_header, markdown_table
-from scripts.photo_folder import make_photo_folder
+from scripts.common.measure import REPO, machine_header, markdown_table
+from scripts.common.photos import make_photo_folder
 
 QUICKSTART = REPO / "runs" / "quickstart" / "checkpoints" / "best.ckpt"
 

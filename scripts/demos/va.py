@@ -11,7 +11,7 @@
 Prints the CPU (``lscpu``'s model line), the settings and a table of test CCC and RMSE for valence and
 arousal, and writes ``OUT/va_demo.md`` and ``OUT/va_demo.json``. Usage::
 
-    python -m scripts.va_demo --out runs/va_demo [--per-class 2500 --epochs 6 --size 48] [--data data/synth]
+    python -m scripts.demos.va --out runs/va_demo [--per-class 2500 --epochs 6 --size 48] [--data data/synth]
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from dan.system import cpu_model
-from scripts._common import REPO as ROOT
-from scripts._common import markdown_table
+from scripts.common.measure import REPO as ROOT
+from scripts.common.measure import markdown_table
 
 CONFIG = ROOT / "configs" / "va.yaml"
 KEYS = ("ccc_valence", "ccc_arousal", "rmse_valence", "rmse_arousal")

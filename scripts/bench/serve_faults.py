@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.benchmark_serve_faults [--checkpoint CKPT] [--threads 2] [--connections 4]
+    python -m scripts.bench.serve_faults [--checkpoint CKPT] [--threads 2] [--connections 4]
         [--frames 30] [--uploads 64] [--slow-clients 8] [--slow-seconds 35] [--frame-mib 9.9]
         [--phases flood stuffed uploads slow]
 
@@ -45,8 +45,8 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from scripts._common import machine_header, rss_mib
-from scripts.benchmark_serve import paper_model, start_server
+from scripts.bench.serve import paper_model, start_server
+from scripts.common.measure import machine_header, rss_mib
 
 
 def big_jpeg(mib: float) -> bytes:

@@ -29,7 +29,7 @@ are left out. Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU and th
 a run stopped early keeps the rows done; a row that fails is recorded with its error and the next one
 runs. Usage (``scripts/gpu_check.sh`` draws the data and runs this)::
 
-    python -m scripts.gpu_check --data DIR [--data100 DIR] [--config configs/rafdb.yaml] [--rows old new ...]
+    python -m scripts.maint.gpu_check --data DIR [--data100 DIR] [--config configs/rafdb.yaml] [--rows old new ...]
         [--steps 80] [--warmup N] [--device gpu] [--precision bf16-mixed] [--batch 256] [--workers 8]
         [--json out.json]
 """
@@ -52,7 +52,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning import Callback
 
-from scripts._common import REPO as ROOT
+from scripts.common.measure import REPO as ROOT
 
 warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")  # args given on purpose
 

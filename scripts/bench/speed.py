@@ -10,16 +10,16 @@ other path runs the same weights on the same inputs:
   (inductor, freezing); ONNX Runtime and OpenVINO float32; ONNX Runtime int8 static as ``dan export
   --int8 --calib DIR`` writes it, int8 as ``dan export --int8`` writes it without ``--calib``
   (calibrated on generated faces), the same file under OpenVINO, and dynamic int8 (``--int8-mode
-  dynamic``), see :mod:`scripts._int8`; and the top-1 agreement of each int8 model with float32 on
+  dynamic``), see :mod:`scripts.common.int8`; and the top-1 agreement of each int8 model with float32 on
   faces it was not calibrated on (real photographs and generated faces);
 - training step (forward + CE + affinity + partition loss + backward + SGD): baseline, fused,
   fused + channels-last, fused + channels-last + torch.compile; images per second.
 
-Timings are interleaved rounds (:func:`scripts._common.interleaved_rounds`: every path in turn, each
+Timings are interleaved rounds (:func:`scripts.common.measure.interleaved_rounds`: every path in turn, each
 path's figure the smallest of its per-round medians), so a load change on a shared machine hits all
 paths alike: the ratios within one run are what count. Usage::
 
-    python -m scripts.benchmark [--size 224] [--batch 32] [--rounds 5] [--iters 10] [--threads N]
+    python -m scripts.bench.speed [--size 224] [--batch 32] [--rounds 5] [--iters 10] [--threads N]
         [--checkpoint CKPT] [--quick]
 """
 
@@ -51,7 +51,7 @@ from dan.models.reference import PlainDAN
 from dan.models.reparam import reparameterize, to_channels_last
 from dan.runtime.torch import TorchBackend
 from dan.system import bf16_support
-from scripts._common import interleaved, interleaved_rounds, machine_header, markdown_table
+from scripts.common.measure import interleaved, interleaved_rounds, machine_header, markdown_table
 
 warnings.filterwarnings("ignore")
 
@@ -155,7 +155,7 @@ def inference_benchmark(
     ours: DAN, ref: PlainDAN, work: Path, args: argparse.Namespace, threads: int, notes: list[str]
 ) -> None:
     """Time every inference path (batch 1 and batch N, interleaved rounds) and print the tables."""
-    from scripts._int8 import INT8_NAMES, agreement_rows, face_sets, make_onnx_files
+    from scripts.common.int8 import INT8_NAMES, agreement_rows, face_sets, make_onnx_files
 
     size, batch = ours.preprocessing.input_size, args.batch
     x1 = torch.randn(1, 3, size, size)

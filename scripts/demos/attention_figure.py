@@ -1,6 +1,6 @@
 """A figure of faces and their heads' attention maps, one row per face (what docs/attention.png shows).
 
-    python -m scripts.make_attention_figure --checkpoint CKPT --out docs/attention.png face1.jpg face2.jpg ...
+    python -m scripts.demos.attention_figure --checkpoint CKPT --out docs/attention.png face1.jpg face2.jpg ...
 
 Each row: the face with the model's prediction, then one overlay per head of its spatial attention map
 (``dan.inference.attention.save_attention_figure``, the same preparation as every other path).

@@ -11,7 +11,7 @@ with a file of their choosing:
   status code below 500 and keep serving.
 
 The seed corpus (small valid and broken files) is ``tests/fuzz_corpus/<target>/``. ``python -m
-scripts.fuzz`` runs the targets with Hypothesis for a number of minutes; ``tests/test_fuzz.py`` runs each
+scripts.maint.fuzz`` runs the targets with Hypothesis for a number of minutes; ``tests/test_fuzz.py`` runs each
 for a few seconds in every test run. A target that raises anything but :class:`dan.common.DanError` (or, for
 ``serve``, answers 5xx), or that takes longer than the deadline, is a bug: Hypothesis shrinks the
 input and reports it.
@@ -29,7 +29,7 @@ from dan.common import DanError
 
 __all__ = ["CORPUS", "TARGETS", "mutations", "seeds"]
 
-CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fuzz_corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "tests" / "fuzz_corpus"
 
 
 def _file(data: bytes, suffix: str) -> Path:

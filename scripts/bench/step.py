@@ -20,7 +20,7 @@ per step, the speed-up over ``old``, GFLOP per step (``torch.utils.flop_counter.
 forward + backward; convolutions count their padding), GFLOP/s, and the float32 ceiling: a
 2048 x 2048 matrix product timed in the same rounds. Usage::
 
-    python -m scripts.benchmark_step [--size 48] [--batch 64] [--threads 2] [--no-channels-last]
+    python -m scripts.bench.step [--size 48] [--batch 64] [--threads 2] [--no-channels-last]
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dan.models.tapconv import TapConv2d
 from dan.training.module import DANModule
-from scripts._common import REPO as ROOT
-from scripts._common import interleaved_rounds, machine_header
+from scripts.common.measure import REPO as ROOT
+from scripts.common.measure import interleaved_rounds, machine_header
 
 warnings.filterwarnings("ignore")
 CONFIG = ROOT / "configs" / "synthetic.yaml"

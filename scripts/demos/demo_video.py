@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.make_demo_video data/synth/Image/aligned demo_in.mp4 [--seconds 10] [--fps 25]
+    python -m scripts.demos.demo_video data/synth/Image/aligned demo_in.mp4 [--seconds 10] [--fps 25]
         [--size 640x480] [--layout centre|pan] [--face-seconds 1.5] [--seed 0]
 
 Layouts:

@@ -24,8 +24,8 @@ On generated 100 px faces (``dan synth``), with the RAF-DB recipe's augmentation
 
 Usage::
 
-    python -m scripts.benchmark_data                         # 1,024 generated faces, batch 256, 3 rounds
-    python -m scripts.benchmark_data --root DIR --images 2000 --sizes 224
+    python -m scripts.bench.data                         # 1,024 generated faces, batch 256, 3 rounds
+    python -m scripts.bench.data --root DIR --images 2000 --sizes 224
 
 Not a test. The machine's load changes the figures: it is printed before and after.
 """

@@ -13,11 +13,12 @@ Each variant quantises the same float32 export of ``--checkpoint`` with onnxrunt
 
 Calibration: the generated faces ``dan export --int8`` draws (:data:`dan.cli.export.GENERATED_FACES`
 of seed :data:`dan.cli.export.GENERATED_SEED`, the first half). Agreement is on the benchmark's face
-sets, none calibrated on (:func:`scripts._int8.face_sets`); a flip's margin is float32's top-1 minus
+sets, none calibrated on (:func:`scripts.common.int8.face_sets`); a flip's margin is float32's top-1 minus
 top-2 probability on that face (near 0: a near-tie). Latency: the median of ``--iters`` batch-1 calls,
 each variant interleaved with float32. Usage::
 
-    python -m scripts.int8_variants --checkpoint runs/quickstart/checkpoints/best.ckpt [--variants pct7] [--size 224]
+    python -m scripts.bench.int8_variants --checkpoint runs/quickstart/checkpoints/best.ckpt \
+        [--variants pct7] [--size 224]
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from dan.export import export_onnx, top1_agreement
 from dan.export.quantize import float_nodes, quantize_static_qdq
 from dan.export.verify import run_batched
 from dan.models.checkpoint import load_model
-from scripts._common import interleaved, machine_header, markdown_table
-from scripts._int8 import face_sets
+from scripts.common.int8 import face_sets
+from scripts.common.measure import interleaved, machine_header, markdown_table
 
 VARIANTS = ("minmax8", "minmax7", "stem8", "u8u8", "pct7")
 

@@ -14,7 +14,7 @@ Each ablation is a small YAML delta in ``configs/ablation/`` applied on top of a
 The table goes to ``OUT/ablation.md`` (and the numbers to ``OUT/ablation.json``) and is printed; its
 caption says what data it ran on. Usage::
 
-    python -m scripts.ablation --configs k1 k2 k4 k8 no_affinity no_partition mha \\
+    python -m scripts.bench.ablation --configs k1 k2 k4 k8 no_affinity no_partition mha \\
         --base configs/synthetic.yaml --data data/synth --out runs/ablation --epochs 20 [--dry-run]
 
 A name is a file of ``configs/ablation/`` (``k1`` -> ``configs/ablation/k1.yaml``) or a YAML path.
@@ -37,8 +37,8 @@ from pathlib import Path
 import yaml
 
 from dan.system import cpu_model
-from scripts._common import REPO as ROOT
-from scripts._common import interleaved, markdown_table
+from scripts.common.measure import REPO as ROOT
+from scripts.common.measure import interleaved, markdown_table
 
 ABLATIONS = ROOT / "configs" / "ablation"
 

@@ -1,6 +1,6 @@
 """Soak test of the demo loop: many frames, resident memory and per-frame latency sampled all along.
 
-    python -m scripts.soak_demo --frames 50000 [--checkpoint CKPT] [--csv]
+    python -m scripts.maint.soak --frames 50000 [--checkpoint CKPT] [--csv]
 
 A generated 640x480 stream (the astronaut's head moving over a background; no decoding) goes through
 the real demo loop (YuNet detection, alignment, the model, tracking, drawing, and with ``--csv`` the
@@ -30,8 +30,8 @@ from dan.demo.sources import FrameSource
 from dan.inference.predictor import Predictor
 from dan.runtime.loader import load_backend
 from dan.runtime.torch import TorchBackend
-from scripts._common import machine_header, rss_mib
-from scripts.benchmark_demo import face_frames
+from scripts.common.frames import face_frames
+from scripts.common.measure import machine_header, rss_mib
 
 
 class _Probe(FrameSource):

@@ -2,7 +2,7 @@
 
 - ``float32``: :func:`dan.export.export_onnx` (what ``dan export`` writes);
 - ``static``: ``dan export --int8 --calib DIR``: static QDQ int8 calibrated on half of the real photo
-  faces (:func:`scripts._faces.real_faces`, the even ones; the odd ones are held out);
+  faces (:func:`scripts.common.faces.real_faces`, the even ones; the odd ones are held out);
 - ``default``: ``dan export --int8`` without ``--calib``: :func:`dan.export.export_checkpoint` with the
   generated faces the command draws itself (:data:`dan.cli.export.GENERATED_FACES`, seed
   :data:`dan.cli.export.GENERATED_SEED`), exactly as the command calls it;
@@ -25,7 +25,7 @@ from dan.data.synth import prepared_faces
 from dan.export import export_checkpoint, export_onnx, quantize_onnx, top1_agreement
 from dan.export.verify import run_batched
 from dan.models.dan import DAN
-from scripts._faces import generated_faces, real_faces
+from scripts.common.faces import generated_faces, real_faces
 
 __all__ = ["INT8_NAMES", "agreement_rows", "face_sets", "make_onnx_files"]
 

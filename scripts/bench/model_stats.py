@@ -5,7 +5,7 @@ Multiply-adds are counted with ``torch.utils.flop_counter.FlopCounterMode`` on o
 eval mode): convolutions, matrix products and attention, as fvcore counts them; BatchNorm,
 LayerNorm, activations, softmax and pooling are not counted. MACs = FLOPs / 2. Usage::
 
-    python -m scripts.model_stats [--classes 7] [--heads 4] [--size 224] [--backbone resnet18]
+    python -m scripts.bench.model_stats [--classes 7] [--heads 4] [--size 224] [--backbone resnet18]
 
 The paper (arXiv 2109.07270) reports 19,723,733 parameters and about 2.23 G multiply-adds for
 C = 7, K = 4 at 224 px: ResNet-18 about 1.82 G, the heads about 0.41 G.

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.benchmark_serve [--checkpoint CKPT] [--threads 2] [--clients 1 4 16] [--seconds 10]
+    python -m scripts.bench.serve [--checkpoint CKPT] [--threads 2] [--clients 1 4 16] [--seconds 10]
         [--live-seconds 10] [--requests 10000]
 
 Without ``--checkpoint`` a DAN of the paper's size (ResNet-18, 4 heads, 224 px, 7 classes, random
@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from scripts._common import REPO, machine_header, rss_mib
+from scripts.common.measure import REPO, machine_header, rss_mib
 
 
 def percentiles(ms: list[float]) -> str:

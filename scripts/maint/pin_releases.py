@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m scripts.pin_releases                 # downloads each release into a fresh folder (online)
-    python -m scripts.pin_releases --cache         # hashes the files already in $DAN_HOME/models instead
+    python -m scripts.maint.pin_releases                 # downloads each release into a fresh folder (online)
+    python -m scripts.maint.pin_releases --cache         # hashes the files already in $DAN_HOME/models instead
 
 Each file is downloaded the way ``dan`` downloads it (Google Drive through gdown) and verified (every key
 and shape of the reference layout, or of torchvision's model for a backbone) before it is hashed; a
