@@ -10,11 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dan.common import DanError, Preprocessing
 from dan.data.dataset import FERDataset, build_dataset
 from dan.data.folder import read_folder
 from dan.data.transforms import TRANSFORMS, build_transform, tta_flip
+from dan.errors import DanError
 from dan.imaging import ImageReadError
+from dan.preprocess import Preprocessing
 
 import fakedata as fd
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from dan.cli.main import main
-from dan.common import DanError, Preprocessing
 from dan.data import batch as batches
 from dan.data.batch import DeviceTransform, collate, sample
 from dan.data.datamodule import FERDataModule
 from dan.data.transforms import build_transform
-from dan.preprocess import normalize, resize_face
+from dan.errors import DanError
+from dan.preprocess import Preprocessing, normalize, resize_face
 from dan.training.module import DANModule
 
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"

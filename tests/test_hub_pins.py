@@ -18,7 +18,7 @@ import dan
 from dan import DanError, hub
 from dan.cli.main import main as dan_main
 from dan.hub import cache as hubcache
-from dan.models.checkpoint import checkpoint_verifier
+from dan.models.loading import checkpoint_verifier
 from dan.models.reference import PlainDAN
 
 pytest_plugins = ["hubserver"]  # the loopback server and the private cache: fixtures

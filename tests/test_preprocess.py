@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from dan.common import DanError, Preprocessing
 from dan.data.transforms import build_transform
+from dan.errors import DanError
 from dan.inference.align import FACE_TEMPLATE, align_face, similarity_matrix
-from dan.preprocess import normalize, prepare_face, prepare_faces
+from dan.preprocess import Preprocessing, normalize, prepare_face, prepare_faces
 
 
 def _face(size: int) -> np.ndarray:

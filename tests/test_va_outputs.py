@@ -107,11 +107,11 @@ def test_predictor_and_predict_give_valence_and_arousal(va_checkpoint: Path, fac
 
 
 def test_a_model_without_va_gives_todays_output_exactly(tiny_checkpoint: Path, faces_dir: Path, tmp_path, capsys):
-    from dan.common import LABEL_SETS
     from dan.inference.predictor import Predictor
     from dan.preprocess import prepare_faces
     from dan.runtime.backend import probabilities
     from dan.runtime.torch import TorchBackend
+    from dan.vocab import LABEL_SETS
 
     _predict(tiny_checkpoint, faces_dir, tmp_path / "f.csv", capsys)
     with open(tmp_path / "f.csv", newline="") as f:

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import check_writable
 from dan.imaging import IMAGE_SUFFIXES, list_images
 

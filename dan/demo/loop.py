@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-import cv2
 import numpy as np
 
 from dan.demo.outputs import CsvStream
@@ -34,6 +33,7 @@ from dan.demo.window import Window, window_support
 from dan.demo.writer import VideoWriter, check_output
 from dan.inference.live import STEP_STAGES, LiveFace, LiveStep
 from dan.inference.predictor import Predictor
+from dan.opencv import cv2
 
 __all__ = ["DemoStats", "STAGES", "csv_header", "run_demo"]
 

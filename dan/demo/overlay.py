@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from dan.inference.attention import attention_overlay
+from dan.opencv import cv2
 
 __all__ = ["PALETTE", "color_for", "draw_attention", "draw_face", "draw_status", "draw_va"]
 

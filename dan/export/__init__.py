@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import EXPORT_FORMATS, DanError
+from dan.errors import DanError
 from dan.export.onnx import DEFAULT_OPSET, export_metadata, export_onnx, prepare_for_export, sample_input
 from dan.export.quantize import INT8_MODES, quantize_onnx
 from dan.export.report import ExportReport
@@ -38,6 +38,7 @@ from dan.export.verify import (
 )
 from dan.fileio import atomic_path, check_writable
 from dan.models.dan import DAN
+from dan.vocab import EXPORT_FORMATS
 
 __all__ = [
     "DEFAULT_OPSET",

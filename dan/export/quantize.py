@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.export.onnx import set_onnx_metadata
 from dan.export.scratch import scratch_folder
 from dan.fileio import atomic_path

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dan.common import Preprocessing
+from dan.preprocess import Preprocessing
 
 __all__ = ["BACKBONES", "RELEASED", "ReleasedBackbone", "ReleasedModel"]
 
@@ -24,7 +24,7 @@ class ReleasedModel:
         filename: The file's own name, kept in the cache.
         drive_id: Google Drive file id of the original release.
         num_classes: Outputs of the classifier.
-        labels: Label-set name in :data:`dan.common.LABEL_SETS`.
+        labels: Label-set name in :data:`dan.vocab.LABEL_SETS`.
         accuracy: Published test accuracy (fraction).
         balanced_accuracy: Published balanced accuracy (fraction), or None where none was published.
         description: One line on what it was trained on.

@@ -23,10 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
-import cv2
 import numpy as np
 
-from dan.common import DETECTORS, DanError
+from dan.errors import DanError
+from dan.opencv import cv2
+from dan.vocab import DETECTORS
 
 __all__ = [
     "DETECTORS",

@@ -22,9 +22,9 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from dan import __version__
-from dan.common import DanError
-from dan.imaging import DEFAULT_MAX_PIXELS
+from dan.errors import DanError
 from dan.inference.predictor import Predictor
+from dan.opencv import DEFAULT_MAX_PIXELS
 from dan.serve.guard import Guard
 from dan.serve.live import LiveSession
 from dan.serve.runner import ModelRunner

@@ -43,13 +43,12 @@ import cv2
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from dan.common import Preprocessing
 from dan.data.batch import DeviceTransform, collate
 from dan.data.dataset import FERDataset, load_sample_image
 from dan.data.readers import read_split
 from dan.data.sampler import EpochSampler
 from dan.data.transforms import build_transform
-from dan.preprocess import normalize, resize_face
+from dan.preprocess import Preprocessing, normalize, resize_face
 
 PATHS = ("old", "new", "resize")
 

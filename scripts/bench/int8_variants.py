@@ -35,7 +35,7 @@ from dan.data.synth import prepared_faces
 from dan.export import export_onnx, top1_agreement
 from dan.export.quantize import float_nodes, quantize_static_qdq
 from dan.export.verify import run_batched
-from dan.models.checkpoint import load_model
+from dan.models.loading import load_model
 from scripts.common.int8 import face_sets
 from scripts.common.measure import interleaved, machine_header, markdown_table
 

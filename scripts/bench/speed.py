@@ -44,13 +44,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from dan import DAN
-from dan.common import LABEL_SETS, Preprocessing
-from dan.losses import AffinityLoss, PartitionLoss
-from dan.models.checkpoint import convert_reference_state_dict, load_model
+from dan.models.losses import AffinityLoss, PartitionLoss
+from dan.models.checkpoint import convert_reference_state_dict
+from dan.models.loading import load_model
 from dan.models.reference import PlainDAN
 from dan.models.reparam import reparameterize, to_channels_last
+from dan.preprocess import Preprocessing
 from dan.runtime.torch import TorchBackend
 from dan.system import bf16_support
+from dan.vocab import LABEL_SETS
 from scripts.common.measure import interleaved, interleaved_rounds, machine_header, markdown_table
 
 warnings.filterwarnings("ignore")

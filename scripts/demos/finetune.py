@@ -74,7 +74,7 @@ def dan(*args: str, cwd: Path) -> None:
 
 def relabel(synth: Path, root: Path) -> dict[str, int]:
     """File a ``dan synth`` set (RAF-DB layout) into class folders by :data:`RELABEL`; counts per class."""
-    from dan.common import LABEL_SETS
+    from dan.vocab import LABEL_SETS
 
     names = LABEL_SETS["rafdb"]
     words = (synth / "EmoLabel" / "list_patition_label.txt").read_text().split()
@@ -116,7 +116,7 @@ def start_model(base: Path, data: Path, out: Path) -> Path:
     """The base loaded into the target's label set before any training step, saved for ``dan evaluate``."""
     from dan.data.datamodule import FERDataModule
     from dan.models import save_model
-    from dan.models.checkpoint import read_weights
+    from dan.models.loading import read_weights
     from dan.training.module import DANModule
 
     record = FERDataModule(format="folder", root=str(data), image_size=48).preprocessing

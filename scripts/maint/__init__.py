@@ -1,1 +1,1 @@
-"""Maintenance: fuzzing, the released models' pins, the soak test, the GPU checks (``python -m scripts.maint.<name>``)."""
+"""Maintenance: fuzzing, the models' pins, the soak test, the GPU checks (``python -m scripts.maint.<name>``)."""

@@ -4,7 +4,7 @@ Each target takes bytes and runs one entry point a user (or a client of ``dan se
 with a file of their choosing:
 
 - ``image``: :func:`dan.imaging.decode_image` (and the header-only size reader);
-- ``checkpoint``: :func:`dan.models.checkpoint.load_model` on the bytes as ``.pt``, ``.ckpt``,
+- ``checkpoint``: :func:`dan.models.loading.load_model` on the bytes as ``.pt``, ``.ckpt``,
   ``.safetensors``, a reference ``.pth``, ``.onnx`` and ``.pt2``;
 - ``rafdb``, ``affectnet``, ``fer2013``: the data set readers on a list / CSV file of those bytes;
 - ``serve``: ``POST /v1/predict`` of the served API (multipart and raw), which must answer with a
@@ -12,7 +12,7 @@ with a file of their choosing:
 
 The seed corpus (small valid and broken files) is ``tests/fuzz_corpus/<target>/``. ``python -m
 scripts.maint.fuzz`` runs the targets with Hypothesis for a number of minutes; ``tests/test_fuzz.py`` runs each
-for a few seconds in every test run. A target that raises anything but :class:`dan.common.DanError` (or, for
+for a few seconds in every test run. A target that raises anything but :class:`dan.errors.DanError` (or, for
 ``serve``, answers 5xx), or that takes longer than the deadline, is a bug: Hypothesis shrinks the
 input and reports it.
 """
@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["CORPUS", "TARGETS", "mutations", "seeds"]
 
@@ -60,7 +60,7 @@ def fuzz_image(data: bytes) -> None:
 
 
 def fuzz_checkpoint(data: bytes) -> None:
-    from dan.models.checkpoint import load_model
+    from dan.models.loading import load_model
 
     for suffix in (".pt", ".ckpt", ".safetensors", ".pth", ".onnx", ".pt2"):
         with _as_file(data, suffix) as path:

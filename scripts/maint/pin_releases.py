@@ -22,10 +22,11 @@ import tempfile
 from pathlib import Path
 
 from dan import hub
-from dan.common import DanError
+from dan.errors import DanError
 from dan.hub import cache as hubcache
 from dan.models.backbone import check_torchvision_layout, resolve_backbone_weights
-from dan.models.checkpoint import checkpoint_verifier
+from dan.models.loading import checkpoint_verifier
+from dan.paths import models_dir
 
 
 def pin_lines(names: list[str], from_cache: bool, progress: bool) -> tuple[list[str], int]:
@@ -36,7 +37,7 @@ def pin_lines(names: list[str], from_cache: bool, progress: bool) -> tuple[list[
         verify = checkpoint_verifier(name) if name in hub.RELEASED else check_torchvision_layout
         try:
             if from_cache:
-                path = hub.models_dir() / m.filename
+                path = models_dir() / m.filename
                 if not path.is_file():
                     raise DanError(f"{path}: not in the cache")
                 verify(path)
