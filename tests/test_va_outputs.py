@@ -164,7 +164,7 @@ def test_serve_returns_valence_and_arousal_only_from_a_model_with_them(va_checkp
     from dan.inference.live import LiveStep
     from dan.inference.predictor import Predictor
     from dan.serve import create_app
-    from dan.serve.live import _face_json
+    from dan.serve.websocket import _face_json
 
     body = (sorted(faces_dir.iterdir())[0]).read_bytes()
     for checkpoint, has in ((va_checkpoint, True), (tiny_checkpoint, False)):

@@ -32,18 +32,18 @@ def test_the_ground_floor_is_cheap_and_has_no_side_effect() -> None:
 
 def test_data_formats_and_transforms() -> None:
     from dan.data.readers import FORMATS
-    from dan.data.transforms import PIPELINES, TRANSFORMS, build_transform
+    from dan.data.transforms import PIPELINES, TRANSFORMS, Transform
 
     assert tuple(FORMATS) == vocab.FORMAT_NAMES
     assert tuple(PIPELINES) == TRANSFORMS == vocab.TRANSFORMS
     for name in vocab.TRANSFORMS:
-        assert build_transform(name).name == name
+        assert Transform(name).name == name
     with pytest.raises(DanError, match="choose one of rafdb, affectnet, flip, eval, none"):
-        build_transform("strong")
+        Transform("strong")
 
 
 def test_heads_backends_detectors_exports() -> None:
-    from dan.export import FORMATS as EXPORT_FORMATS
+    from dan.export import export_checkpoint
     from dan.inference import detectors
     from dan.models.dan import HEAD_TYPES
     from dan.runtime.loader import load_backend
@@ -56,7 +56,8 @@ def test_heads_backends_detectors_exports() -> None:
             load_backend("no-such-model.onnx", name)
     with pytest.raises(DanError, match="unknown backend 'tvm': choose one of auto, torch, onnx, openvino"):
         load_backend("no-such-model.onnx", "tvm")
-    assert EXPORT_FORMATS == vocab.EXPORT_FORMATS
+    with pytest.raises(DanError, match=f"choose one of {', '.join(vocab.EXPORT_FORMATS)}"):
+        export_checkpoint(None, "m.x", format="tflite")  # refused before the model is used
     assert detectors.DETECTORS == vocab.DETECTORS
     for name in vocab.DETECTORS:  # the factory makes every one it lists
         assert isinstance(detectors.create_detector(name), detectors.Detector)

@@ -33,7 +33,7 @@ from dan.data.formats import ReadOptions, get_format
 from dan.data.sampler import EpochSampler
 from dan.data.samples import SplitData
 from dan.data.synth import read_manifest
-from dan.data.transforms import TRANSFORMS, build_transform
+from dan.data.transforms import TRANSFORMS, Transform
 from dan.errors import DanError
 from dan.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from dan.vocab import RAFDB_IMAGES
@@ -231,7 +231,7 @@ class FERDataModule(pl.LightningDataModule):
         return self.data_format.read_split(self.root, split, self._options)  # class names checked
 
     def _dataset(self, data: SplitData, augment: str, ship_size: int | None = None) -> FERDataset:
-        transform = build_transform(augment, self.preprocessing, ship_size=ship_size)
+        transform = Transform(augment, self.preprocessing, ship_size=ship_size)
         return FERDataset(
             data, transform, self.skip_bad_files, device_transforms=self.device_transforms, with_va=self.has_va
         )

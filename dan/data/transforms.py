@@ -24,8 +24,6 @@ mean, std, resize filter), the one the data module builds and the model stores. 
 reference recipes (the 32 px padding of the RAF-DB crop) are for 224 px inputs and scale with the
 input size.
 
-Test-time augmentation: :func:`tta_flip` mirrors a batch of ``eval`` tensors; average the model's
-probabilities on ``batch`` and ``tta_flip(batch)``.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ from dan.opencv import cv2
 from dan.preprocess import Preprocessing, normalize, resize_face
 from dan.vocab import RESIZE_NAMES, TRANSFORMS
 
-__all__ = ["PIPELINES", "TRANSFORMS", "Box", "Transform", "build_transform", "tta_flip"]
+__all__ = ["PIPELINES", "TRANSFORMS", "Box", "Transform"]
 
 Steps = tuple[list, tuple[float, float] | None]
 Box = tuple[int, int, int, int]
@@ -212,18 +210,3 @@ class Transform:
 
     def __repr__(self) -> str:
         return f"Transform(name={self.name!r}, preprocessing={self.pre!r})"
-
-
-def build_transform(
-    name: str = "eval",
-    preprocessing: Preprocessing | None = None,
-    seed: int | None = None,
-    ship_size: int | None = None,
-) -> Transform:
-    """Build the named pipeline for a preprocessing record (see :class:`Transform`)."""
-    return Transform(name, preprocessing, seed, ship_size)
-
-
-def tta_flip(batch: torch.Tensor) -> torch.Tensor:
-    """Horizontally mirrored copy of a (B, C, H, W) or (C, H, W) image tensor (flip test-time augmentation)."""
-    return batch.flip(-1)

@@ -42,7 +42,6 @@ from dan.vocab import EXPORT_FORMATS
 
 __all__ = [
     "DEFAULT_OPSET",
-    "FORMATS",
     "INT8_MODES",
     "ExportReport",
     "export_checkpoint",
@@ -52,8 +51,6 @@ __all__ = [
     "quantize_onnx",
     "top1_agreement",
 ]
-
-FORMATS = EXPORT_FORMATS
 
 
 def _export_int8(
@@ -144,8 +141,8 @@ def export_checkpoint(
             unreadable image, an unwritable output.
     """
     output = Path(output)
-    if format not in FORMATS:
-        raise DanError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
+    if format not in EXPORT_FORMATS:
+        raise DanError(f"unknown export format {format!r}: choose one of {', '.join(EXPORT_FORMATS)}")
     if int8 and format != "onnx":
         raise DanError("--int8 is for ONNX exports only (use --format onnx)")
     if int8 and int8_mode not in INT8_MODES:

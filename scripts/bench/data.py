@@ -47,14 +47,14 @@ from dan.data.batch import DeviceTransform, collate
 from dan.data.dataset import FERDataset, load_sample_image
 from dan.data.readers import read_split
 from dan.data.sampler import EpochSampler
-from dan.data.transforms import build_transform
+from dan.data.transforms import Transform
 from dan.preprocess import Preprocessing, normalize, resize_face
 
 PATHS = ("old", "new", "resize")
 
 
 def _dataset(data, size: int, path: str, ship: int) -> FERDataset:
-    transform = build_transform("rafdb", Preprocessing(input_size=size), ship_size=ship if path == "resize" else None)
+    transform = Transform("rafdb", Preprocessing(input_size=size), ship_size=ship if path == "resize" else None)
     return FERDataset(data, transform, device_transforms=path != "old")
 
 
@@ -90,7 +90,7 @@ def _pass(loader: DataLoader) -> tuple[float, int, int]:
 def _stages(data, size: int, count: int) -> dict[str, float]:
     """Microseconds per face of each stage, one thread (what one worker does)."""
     pre = Preprocessing(input_size=size)
-    transform = build_transform("rafdb", pre, seed=0)
+    transform = Transform("rafdb", pre, seed=0)
     assert transform._compose is not None
     names = ("decode", "resize", "augment", "normalise + erase", "augment before any resize")
     times = dict.fromkeys(names, 0.0)

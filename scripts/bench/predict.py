@@ -3,7 +3,7 @@
 
 Builds (once) a folder of ``--images`` distinct real photos (:mod:`scripts.common.photos`: scikit-image's
 and matplotlib's sample photographs, cropped, scaled and re-encoded) and runs the whole folder through
-:func:`dan.inference.batch.predict_images` both ways, on one model and detector:
+:func:`dan.inference.pipeline.predict_images` both ways, on one model and detector:
 
 - ``sequential`` (``--workers 0``, the path ``dan predict`` had before): read, detect (YuNet), crop
   and the model on that image's faces, one image at a time;
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dan.inference.batch import DEFAULT_BATCH_SIZE, ImageResult, default_workers, predict_images
+from dan.inference.pipeline import DEFAULT_BATCH_SIZE, ImageResult, default_workers, predict_images
 from dan.inference.predictor import Predictor
 from scripts.common.measure import REPO, machine_header, markdown_table
 from scripts.common.photos import make_photo_folder

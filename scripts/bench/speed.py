@@ -44,9 +44,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from dan import DAN
-from dan.models.losses import AffinityLoss, PartitionLoss
 from dan.models.checkpoint import convert_reference_state_dict
 from dan.models.loading import load_model
+from dan.models.losses import AffinityLoss, PartitionLoss
 from dan.models.reference import PlainDAN
 from dan.models.reparam import reparameterize, to_channels_last
 from dan.preprocess import Preprocessing

@@ -7,7 +7,7 @@ weights, seed 0; ``--model tiny``: timm's test ResNet at 32 px, for the CPU smok
 checkpoint and exported to ONNX, then per backend (``--backends``, default torch and onnx):
 
 - ``predict-seq`` (torch only): the sequential path (``dan predict --workers 0``), for reference;
-- ``predict wN``: the batched path (:func:`dan.inference.batch.predict_images`: N threads read, detect
+- ``predict wN``: the batched path (:func:`dan.inference.pipeline.predict_images`: N threads read, detect
   with YuNet and crop, the model runs batches of ``--batch-size`` faces), one row per ``--workers`` N;
 - ``evaluate``: :func:`dan.evaluation.evaluate.evaluate_backend` on the test split of a ``dan synth``
   data set (faces drawn at the model's input size), ``--eval-workers`` DataLoader processes.
@@ -75,7 +75,7 @@ def backend_rows(args: argparse.Namespace, name: str, model_file: Path, photos, 
     """Every row of one backend: sequential predict (torch), batched predict per worker count, evaluate."""
     from dan.data.dataset import build_dataset
     from dan.evaluation.evaluate import evaluate_backend
-    from dan.inference.batch import predict_images
+    from dan.inference.pipeline import predict_images
     from dan.inference.predictor import Predictor
     from dan.runtime.loader import load_backend
 

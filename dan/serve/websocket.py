@@ -45,7 +45,7 @@ from dan.inference.live import LiveFace, LiveStep
 from dan.serve.runner import ModelRunner
 from dan.serve.uploads import ApiError, decode_upload
 
-__all__ = ["FRAME_HELP", "Frame", "LiveSession", "parse_frame"]
+__all__ = ["FRAME_HELP", "ReceivedFrame", "LiveSession", "parse_frame"]
 
 log = logging.getLogger("dan.serve")
 FRAME_HELP = "send frames as binary messages: 4-byte big-endian header length, a JSON header, then the image"
@@ -53,7 +53,7 @@ MAX_HEADER = 4096
 
 
 @dataclass
-class Frame:
+class ReceivedFrame:
     """One received frame, not decoded yet.
 
     Attributes:
@@ -93,7 +93,7 @@ def _plain(value: Any) -> Any:
     return value if not isinstance(value, str) else value[:64]
 
 
-def parse_frame(message: bytes, max_bytes: int) -> Frame:
+def parse_frame(message: bytes, max_bytes: int) -> ReceivedFrame:
     """Split a binary frame message into its header and image bytes.
 
     Raises:
@@ -116,10 +116,10 @@ def parse_frame(message: bytes, max_bytes: int) -> Frame:
     if len(message) == 4 + n:
         raise FrameError("frame has no image after its header", frame_id)
     attention = bool(header.get("attention", False))
-    return Frame(frame_id, _plain(header.get("t")), attention, message, 4 + n, time.perf_counter())
+    return ReceivedFrame(frame_id, _plain(header.get("t")), attention, message, 4 + n, time.perf_counter())
 
 
-def _decode_frame(frame: Frame, max_pixels: int | None) -> np.ndarray:
+def _decode_frame(frame: ReceivedFrame, max_pixels: int | None) -> np.ndarray:
     """The frame's image as RGB (H, W, 3), in the decode pool (the copy of its bytes too)."""
     return decode_upload(frame.data, max_pixels, "frame")
 
@@ -162,7 +162,7 @@ class LiveSession:
         self.max_pixels = max_pixels
         self.step = LiveStep(runner.predictor, smoothing=smoothing)  # this connection's tracks
         self.labels = runner.predictor.labels
-        self.pending: Frame | None = None
+        self.pending: ReceivedFrame | None = None
         self.wake = asyncio.Event()
         self.dropped = 0
         self.processed = 0
@@ -236,7 +236,7 @@ class LiveSession:
                 reply = await self._reply(frame)
             await self.send(reply)  # the slot is free before a slow client reads the reply
 
-    async def _reply(self, frame: Frame) -> dict:
+    async def _reply(self, frame: ReceivedFrame) -> dict:
         """The result message of one frame, or the error message to send instead."""
         try:
             return await self._process(frame)
@@ -248,7 +248,7 @@ class LiveSession:
             log.exception("live frame %r failed", frame.id)
             return {"type": "error", "id": frame.id, "message": "internal error processing the frame"}
 
-    async def _process(self, frame: Frame) -> dict:
+    async def _process(self, frame: ReceivedFrame) -> dict:
         waited_ms = (time.perf_counter() - frame.received) * 1e3
         image = await self.runner.decode(_decode_frame, frame, self.max_pixels)
         faces, model_ms = await self.runner.live(image, self.step, frame.attention)
