@@ -325,13 +325,11 @@ class DANModule(LightningModule):
         Raises:
             DanError: The source cannot be had or read, or differs in more than its classes.
         """
-        from dan.data.folder import canonical_class_name  # the names a class-folder data set gets
-
         try:
             source = read_weights(spec, labels)
         except MissingLabelsError as err:
             raise err.for_option("--model.init_from_labels") from None
-        report = transfer_weights(self.model, source, canonical_class_name)
+        report = transfer_weights(self.model, source)
         centres = transfer_centres(self.affinity.centers, source, report.match)
         report = dataclasses.replace(report, centres=centres)
         self.model.started_from = {"spec": str(spec), "checksum": source.checksum, "labels": list(source.labels)}
