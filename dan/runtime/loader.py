@@ -94,7 +94,7 @@ def load_backend(
         from dan.runtime.onnx import OnnxBackend
     except ImportError as err:
         raise DanError(
-            f"the onnx backend is not available ({err}); install the export extra (pip install 'dan[export]') "
+            f"the onnx backend is not available ({err}); install the export extra (pip install 'dan-fer[export]') "
             "or use --backend torch with a PyTorch checkpoint"
         ) from None
     runner: OnnxBackend
