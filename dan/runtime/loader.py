@@ -16,7 +16,7 @@ from pathlib import Path
 from dan.errors import DanError
 from dan.hub import RELEASED, is_remote, released_model, resolve_checkpoint
 from dan.runtime.backend import Backend
-from dan.runtime.fetch import download_check
+from dan.runtime.download_check import download_check
 from dan.system import torch_device
 from dan.vocab import BACKENDS
 
