@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 
 from dan.common import Preprocessing
-from dan.data.synth import prepared_faces
 from dan.inference.crops import extract_face
 from dan.inference.detectors import YuNetDetector
 from dan.preprocess import prepare_faces
+from dan.synthface import prepared_faces
 
 __all__ = ["generated_faces", "real_faces"]
 

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor(backend, detector="yunet")
     threads = torch.get_num_threads()
     print(machine_header(threads, ["cv2", "onnxruntime"]))
-    print(f"model: {name} on {getattr(backend, 'device_reason', args.device)}, {args.backend}; {len(paths)} photos")
+    print(f"model: {name} on {backend.device_reason}, {args.backend}; {len(paths)} photos")
     counted = "/".join(map(str, counts))
     print(f"batched: batch {args.batch_size}, {counted} preparing thread(s); model threads {threads}")
     runs = {"sequential": lambda: list(predict_images(predictor, paths, workers=0))}

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHARED = {"dan", "common", "fileio", "hub", "system", "imaging", "preprocess"}
+SHARED = {"dan", "common", "fileio", "hub", "system", "imaging", "preprocess", "synthface"}
 """The shared small modules every layer may import (``dan`` is the package root: ``from dan import __version__``)."""
 
 ALLOWED: dict[str, set[str]] = {
@@ -20,18 +20,21 @@ ALLOWED: dict[str, set[str]] = {
     "system": {"common"},
     "imaging": {"common"},
     "preprocess": {"common"},
+    "synthface": {"common", "preprocess"},  # the face drawer: generated data, calibration and probe faces
     "hub": {"dan", "common", "fileio"},  # downloads: the catalogue, the cache and its pins, the transports
     "models": {"common", "fileio", "hub", "system"},
     "losses": {"models"},  # dan.losses: the losses under their short name
     "data": SHARED,
     "runtime": SHARED | {"models"},
     "export": SHARED | {"models", "runtime"},
-    "inference": SHARED | {"models", "runtime"},
+    "auto": SHARED | {"models", "runtime", "export"},  # --backend auto: the race needs an ONNX export
+    "inference": SHARED | {"models", "runtime", "auto"},
     "demo": SHARED | {"models", "runtime", "inference"},
     "serve": SHARED | {"runtime", "inference"},
     "evaluation": SHARED | {"runtime", "data"},
     "training": SHARED | {"models", "data", "evaluation"},
-    "cli": SHARED | {"models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training"},
+    "cli": SHARED
+    | {"models", "data", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation", "training"},
     "__main__": {"cli"},
 }
 """Layer -> the other layers of ``dan`` it may import. Nothing imports ``cli`` (but ``python -m dan``)."""
@@ -39,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
 TRAINING_ONLY = {"pytorch_lightning", "lightning", "lightning_fabric", "albumentations"}
 """Third-party packages only ``training`` and ``data`` (the augmentations, the LightningDataModule) use."""
 
-DEPLOYED = {"models", "runtime", "export", "inference", "demo", "serve", "evaluation"} | SHARED
+DEPLOYED = {"models", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation"} | SHARED
 
 
 def _module(path: Path, root: Path) -> str:

@@ -31,19 +31,19 @@ def test_data_formats_and_transforms() -> None:
 
 
 def test_heads_backends_detectors_exports() -> None:
+    from dan.auto.open import open_backend
     from dan.export import FORMATS as EXPORT_FORMATS
     from dan.inference import detectors
     from dan.models.dan import HEAD_TYPES
-    from dan.runtime.loader import load_backend
     from dan.training.module import DANModule
 
     assert tuple(HEAD_TYPES) == common.HEADS
     assert get_args(get_type_hints(DANModule.__init__)["head"]) == common.HEADS  # what --model.head accepts
-    for name in common.BACKENDS:  # the loader takes every runtime it lists (and finds no file here)
+    for name in common.BACKENDS:  # the opener takes every runtime it lists (and finds no file here)
         with pytest.raises(DanError, match="checkpoint not found"):
-            load_backend("no-such-model.onnx", name)
+            open_backend("no-such-model.onnx", name)
     with pytest.raises(DanError, match="unknown backend 'tvm': choose one of auto, torch, onnx, openvino"):
-        load_backend("no-such-model.onnx", "tvm")
+        open_backend("no-such-model.onnx", "tvm")
     assert EXPORT_FORMATS == common.EXPORT_FORMATS
     assert detectors.DETECTORS == common.DETECTORS
     for name in common.DETECTORS:  # the factory makes every one it lists

@@ -110,7 +110,7 @@ def create_app(
     uploading: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
     page, policy = page_html()
     backend = predictor.backend
-    backend_name = getattr(backend, "name", None) or type(backend).__name__.lower().removesuffix("backend")
+    backend_name = backend.name
     app = FastAPI(
         title="dan",
         version=__version__,

@@ -1,10 +1,9 @@
 """``--backend auto``'s race: the fastest of several runtimes of one model that agree with PyTorch.
 
 :func:`race` takes the re-parameterised PyTorch backend (the reference: the same function to float32
-rounding as the checkpoint) and candidate backends of the same weights built by the caller
-(:func:`dan.export.fastest.fastest_backend` builds ONNX Runtime and OpenVINO ones from a cached ONNX
-export, float32 and, when there is one, int8: making those files is export's job, and this package
-never imports export). A short timed probe (batch 1 at the model's input size) decides among the
+rounding as the checkpoint) and candidate backends of the same weights (:func:`dan.auto.open.fastest_backend`
+builds ONNX Runtime and OpenVINO ones from the export cache, float32 and, when there is one, int8). A
+short timed probe (batch 1 at the model's input size) decides among the
 candidates that agree with PyTorch; its result is kept in ``$DAN_HOME/probe.json`` under a key of the
 CPU, its vector ISA, the library versions, the thread count and the model, so it runs once per
 machine and model.
@@ -193,5 +192,5 @@ def race(
     if reasons:
         how += "; " + "; ".join(reasons)
     picked = runners[choice["pick"]]
-    picked.auto_reason = f"{RUNTIME_NAMES[choice['pick']]} ({how})"  # type: ignore[attr-defined]
+    picked.auto_reason = f"{RUNTIME_NAMES[choice['pick']]} ({how})"
     return picked
