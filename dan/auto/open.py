@@ -33,6 +33,7 @@ from dan.export.faces import probe_faces
 from dan.runtime.backend import Backend
 from dan.runtime.loader import load_backend
 from dan.runtime.torch import TorchBackend
+from dan.system import DeviceChoice
 
 __all__ = ["fastest_backend", "open_backend"]
 
@@ -86,12 +87,14 @@ def open_backend(
     return fastest_backend(opened, threads, int8=int8, faces=lambda: probe_faces(pre))
 
 
-def _int8_candidate(model_size: int, path: Path, labels: tuple[str, ...], threads: int | None, given: bool):
+def _int8_candidate(
+    model_size: int, path: Path, labels: tuple[str, ...], threads: int | None, where: DeviceChoice, given: bool
+) -> Backend | None:
     """The ONNX Runtime backend of an int8 file, or None when a cached copy cannot be read (not raced)."""
     from dan.runtime.onnx import OnnxBackend
 
     try:
-        runner = OnnxBackend(path, labels=labels, threads=threads)
+        runner = OnnxBackend(path, labels=labels, threads=threads, device=where)
         if runner.preprocessing.input_size != model_size:
             raise DanError(f"{path}: not an export of this model (another input size)")
         return runner
@@ -137,13 +140,13 @@ def fastest_backend(
         return torch_backend
     from dan.runtime.openvino import OpenVinoBackend, openvino_available
 
-    model, labels = torch_backend.source, torch_backend.labels
+    model, labels, where = torch_backend.source, torch_backend.labels, torch_backend.device  # the CPU, and why
     exported = cached_export(model)
     try:
         if not exported.is_file():
             exported.parent.mkdir(parents=True, exist_ok=True)
             export_onnx(model, exported)
-        candidates: dict[str, Backend] = {"onnx": OnnxBackend(exported, labels=labels, threads=threads)}
+        candidates: dict[str, Backend] = {"onnx": OnnxBackend(exported, labels=labels, threads=threads, device=where)}
     except (DanError, OSError) as err:
         torch_backend.auto_reason = f"torch, re-parameterised (no ONNX export: {err})"
         return torch_backend
@@ -152,13 +155,13 @@ def fastest_backend(
         given = int8 is not None
         int8_path = Path(int8) if isinstance(int8, (str, os.PathLike)) else cached_export(model, "int8")
         if given or int8_path.is_file():
-            runner = _int8_candidate(model.preprocessing.input_size, int8_path, labels, threads, given)
+            runner = _int8_candidate(model.preprocessing.input_size, int8_path, labels, threads, where, given)
             if runner is not None:
                 candidates["onnx-int8"], files["-int8"] = runner, int8_path
     if openvino_available():
         for suffix, path in files.items():
             try:
-                candidates[f"openvino{suffix}"] = OpenVinoBackend(path, labels=labels, threads=threads)
+                candidates[f"openvino{suffix}"] = OpenVinoBackend(path, labels=labels, threads=threads, device=where)
             except DanError:
                 pass  # OpenVINO cannot run it here: the others still race
     model_key = exported.stem.rsplit("-", 1)[0]
