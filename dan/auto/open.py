@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,7 +34,9 @@ from dan.export.faces import probe_faces
 from dan.runtime.backend import Backend
 from dan.runtime.loader import load_backend
 from dan.runtime.torch import TorchBackend
-from dan.system import DeviceChoice
+
+if TYPE_CHECKING:
+    from dan.runtime.onnx import OnnxBackend
 
 __all__ = ["fastest_backend", "open_backend"]
 
@@ -87,21 +90,16 @@ def open_backend(
     return fastest_backend(opened, threads, int8=int8, faces=lambda: probe_faces(pre))
 
 
-def _int8_candidate(
-    model_size: int, path: Path, labels: tuple[str, ...], threads: int | None, where: DeviceChoice, given: bool
-) -> Backend | None:
-    """The ONNX Runtime backend of an int8 file, or None when a cached copy cannot be read (not raced)."""
-    from dan.runtime.onnx import OnnxBackend
+def _opener(kind: type[OnnxBackend], path: Path, **options: Any) -> Callable[[], Backend | None]:
+    """A function that opens ``path`` with the ONNX runtime ``kind``, or gives None when it cannot run here."""
 
-    try:
-        runner = OnnxBackend(path, labels=labels, threads=threads, device=where)
-        if runner.preprocessing.input_size != model_size:
-            raise DanError(f"{path}: not an export of this model (another input size)")
-        return runner
-    except DanError:
-        if given:
-            raise
-        return None  # an unreadable cached copy is not raced; one of other weights fails the top-1 check
+    def open_it() -> Backend | None:
+        try:
+            return kind(path, **options)
+        except DanError:
+            return None  # OpenVINO cannot run it here, or an unreadable cached copy: the others still race
+
+    return open_it
 
 
 def fastest_backend(
@@ -140,30 +138,33 @@ def fastest_backend(
         return torch_backend
     from dan.runtime.openvino import OpenVinoBackend, openvino_available
 
-    model, labels, where = torch_backend.source, torch_backend.labels, torch_backend.device  # the CPU, and why
+    model = torch_backend.source
+    # where torch runs (the CPU, and why); ONNX Runtime's threads wait without spinning, as the cores are
+    # shared with the threads that read and detect (folders, video)
+    options: dict[str, Any] = {"labels": torch_backend.labels, "threads": threads, "device": torch_backend.device}
     exported = cached_export(model)
     try:
         if not exported.is_file():
             exported.parent.mkdir(parents=True, exist_ok=True)
             export_onnx(model, exported)
-        candidates: dict[str, Backend] = {"onnx": OnnxBackend(exported, labels=labels, threads=threads, device=where)}
     except (DanError, OSError) as err:
         torch_backend.auto_reason = f"torch, re-parameterised (no ONNX export: {err})"
         return torch_backend
     files = {"": exported}
     if int8 is not False:
-        given = int8 is not None
         int8_path = Path(int8) if isinstance(int8, (str, os.PathLike)) else cached_export(model, "int8")
-        if given or int8_path.is_file():
-            runner = _int8_candidate(model.preprocessing.input_size, int8_path, labels, threads, where, given)
-            if runner is not None:
-                candidates["onnx-int8"], files["-int8"] = runner, int8_path
+        if int8 is not None:  # given: checked now, one line when it is not an export of this model
+            given = OnnxBackend(int8_path, spinning=False, **options)
+            if given.preprocessing.input_size != model.preprocessing.input_size:
+                raise DanError(f"{int8_path}: not an export of this model (another input size)")
+        if int8_path.is_file():
+            files["-int8"] = int8_path
+    candidates: dict[str, Callable[[], Backend | None]] = {}
+    for suffix, path in files.items():
+        candidates[f"onnx{suffix}"] = _opener(OnnxBackend, path, spinning=False, **options)
     if openvino_available():
         for suffix, path in files.items():
-            try:
-                candidates[f"openvino{suffix}"] = OpenVinoBackend(path, labels=labels, threads=threads, device=where)
-            except DanError:
-                pass  # OpenVINO cannot run it here: the others still race
+            candidates[f"openvino{suffix}"] = _opener(OpenVinoBackend, path, **options)
     model_key = exported.stem.rsplit("-", 1)[0]
     if "-int8" in files:
         model_key += f"+int8:{onnx_weights_key(files['-int8'])}"
