@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-import cv2
 import numpy as np
 
-from dan.common import Preprocessing
-from dan.preprocess import prepare_faces
+from dan.opencv import cv2
+from dan.preprocess import Preprocessing, prepare_faces
 
 __all__ = [
     "CIRCUMPLEX",

@@ -21,7 +21,7 @@ from dan.auto import race as auto
 from dan.auto.open import fastest_backend
 from dan.cli.main import main as dan_main
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
-from dan.common import DanError
+from dan.errors import DanError
 from dan.export import export_checkpoint, export_onnx
 from dan.export.cache import cached_export
 from dan.models.reference import PlainDAN

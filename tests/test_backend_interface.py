@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from dan.common import LABEL_SETS, Preprocessing
 from dan.models.metadata import ModelMetadata
+from dan.preprocess import Preprocessing
 from dan.runtime.backend import Backend, Outputs, softmax
 from dan.system import DeviceChoice
+from dan.vocab import LABEL_SETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,8 +50,8 @@ def _face(seed: int) -> np.ndarray:
 def test_a_backend_with_only_outputs_works_everywhere(tmp_path: Path) -> None:
     """The Predictor (with attention and valence/arousal), folder prediction, the live step and scoring."""
     from dan.evaluation.evaluate import evaluate_backend
-    from dan.inference.batch import predict_images
     from dan.inference.live import LiveStep
+    from dan.inference.pipeline import predict_images
     from dan.inference.predictor import Predictor
     from dan.preprocess import prepare_faces
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.evaluation.calibration import (
     brier_score,
     calibration_scores,

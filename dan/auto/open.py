@@ -28,12 +28,13 @@ import numpy as np
 import torch
 
 from dan.auto.race import probe_key, race
-from dan.common import BACKENDS, DanError
+from dan.errors import DanError
 from dan.export.cache import cached_export, onnx_weights_key
 from dan.export.faces import probe_faces
 from dan.runtime.backend import Backend
 from dan.runtime.loader import load_backend
 from dan.runtime.torch import TorchBackend
+from dan.vocab import BACKENDS
 
 if TYPE_CHECKING:
     from dan.runtime.onnx import OnnxBackend

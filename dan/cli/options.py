@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from dan.common import BACKENDS, DETECTORS, FORMAT_NAMES, LABEL_SETS, parse_device, parse_labels
+from dan.vocab import BACKENDS, DETECTORS, FORMAT_NAMES, LABEL_SETS, parse_device, parse_labels
 
 if TYPE_CHECKING:
     from dan.runtime.backend import Backend
@@ -16,7 +16,7 @@ __all__ = ["add_device_option", "add_model_and_detector_options", "device_arg", 
 
 
 def device_arg(text: str) -> str:
-    """``--device``'s type: :func:`dan.common.parse_device`, its error as argparse's usage message."""
+    """``--device``'s type: :func:`dan.vocab.parse_device`, its error as argparse's usage message."""
     try:
         return parse_device(text)
     except ValueError as err:

@@ -28,13 +28,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from dan.common import LABEL_SETS, DanError
 from dan.data.rafdb import RAFDB_LIST, RAFDB_VA
+from dan.errors import DanError
 from dan.fileio import atomic_write, check_writable
+from dan.opencv import cv2
 from dan.synthface import draw_face_with_intensity, render_image, valence_arousal
+from dan.vocab import LABEL_SETS
 
 __all__ = [
     "MANIFEST",

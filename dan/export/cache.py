@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 from dan.fileio import atomic_path
-from dan.hub import dan_home
 from dan.models.dan import DAN
 from dan.models.metadata import tensor_checksum
+from dan.paths import dan_home
 
 __all__ = ["cache_int8", "cached_export", "onnx_weights_key"]
 

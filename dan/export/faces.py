@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dan.common import Preprocessing
+from dan.preprocess import Preprocessing
 from dan.synthface import prepared_faces
 
 __all__ = [

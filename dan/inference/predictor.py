@@ -25,14 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from dan.common import Preprocessing, resolve_labels
 from dan.imaging import read_image
 from dan.inference.crops import prepare_batch
 from dan.inference.detectors import BoxLike, Detection, Detector, NoneDetector, create_detector
+from dan.opencv import cv2
+from dan.preprocess import Preprocessing
 from dan.runtime.backend import Backend
+from dan.vocab import resolve_labels
 
 __all__ = ["FaceResult", "Predictor"]
 

@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dan.common import Preprocessing
 from dan.models.metadata import ModelMetadata
+from dan.preprocess import Preprocessing
 from dan.system import DeviceChoice
 
 __all__ = ["CPU", "Backend", "Outputs", "softmax"]

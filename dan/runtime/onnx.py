@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import DanError, one_line
+from dan.errors import DanError, one_line
 from dan.models.metadata import ModelMetadata
 from dan.runtime.backend import CPU, Backend, Outputs
 from dan.system import DeviceChoice

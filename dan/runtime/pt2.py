@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dan.common import DanError, one_line
+from dan.errors import DanError, one_line
 from dan.models.metadata import ModelMetadata
 from dan.runtime.backend import Backend, Outputs
 from dan.runtime.torch import cuda_math
