@@ -36,7 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--rafdb-images", default="aligned", choices=RAFDB_IMAGES)
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="model runtime (auto: the fastest float32 runtime here that agrees with torch; an export file runs "
+        "with its own runtime)",
+    )
     add_device_option(p)
     return p
 
@@ -54,12 +60,12 @@ def _worker_error(err: DanError) -> DanError:
 def main(argv: list[str]) -> int:
     """Run ``dan evaluate``; returns the exit status."""
     args = _parser().parse_args(argv)
+    from dan.auto.open import open_backend
     from dan.data.dataset import build_dataset
     from dan.data.formats import ReadOptions, get_format
     from dan.evaluation.evaluate import evaluate_backend
     from dan.evaluation.report import write_report
     from dan.fileio import check_writable
-    from dan.runtime.loader import load_backend
 
     fmt = get_format(args.format, "--format")
     options = ReadOptions(rafdb_images=args.rafdb_images)
@@ -82,12 +88,12 @@ def main(argv: list[str]) -> int:
         raise DanError(f"{out}: cannot create the report folder: {err.strerror or err}") from None
     check_writable(out / "metrics.json", "report")  # creates and removes a file there: before any work
     try:
-        backend = load_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device)
+        backend = open_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device, int8=False)
     except MissingLabelsError:  # a 7-class reference file: the data set's own label set
         default = fmt.eval_labels
         if default is None:
             raise
-        backend = load_backend(args.checkpoint, args.backend, labels=default, device=args.device)
+        backend = open_backend(args.checkpoint, args.backend, labels=default, device=args.device, int8=False)
         print(f"note: {args.checkpoint} carries no class names; assuming the {default} label order (--labels)")
     say_device(backend)
     num_classes = args.num_classes
@@ -101,7 +107,7 @@ def main(argv: list[str]) -> int:
     except DanError as err:  # an unreadable or over-sized image, maybe raised in a DataLoader worker
         raise _worker_error(err) from None
     meta = {"checkpoint": str(args.checkpoint), "format": args.format, "root": str(args.root), "split": split}
-    meta["backend"] = getattr(backend, "name", type(backend).__name__)
+    meta["backend"] = backend.name
     meta["tta"] = args.tta
     paths = write_report(result, out, meta)
     for line in result.left_out_lines():  # another label set: what was not scored, on each side
