@@ -11,7 +11,8 @@ from dan.cli.main import main
 from dan.common import LABEL_SETS, DanError
 from dan.data.check import check_dataset
 from dan.data.dataset import load_sample_image
-from dan.data.formats import ReadOptions, get_format
+from dan.data.formats import get_format
+from dan.data.options import ReadOptions
 from dan.data.samples import SplitData
 
 import fakedata as fd

@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dan.common import LABEL_SETS, RAFDB_IMAGES, DanError
-from dan.data.formats import DataFormat, FaceCrop, ReadOptions, pick_split, register
+from dan.data.formats import DataFormat, FaceCrop, pick_split, register
+from dan.data.options import ReadOptions
 from dan.data.samples import Issue, Sample, SplitData
 
 __all__ = [
