@@ -276,12 +276,17 @@ class FERDataModule(pl.LightningDataModule):
     def trained_on(self) -> dict:
         """What a model trained here learns from (for checkpoints; :class:`dan.data.provenance.TrainedOn`):
         the format, whether the faces are generated, the reader options, the splits, the hold-out and a
-        digest of the training split (read here, once, if :meth:`setup` has not read it yet)."""
+        digest of the training split (read here, once, if :meth:`setup` has not read it yet; one that
+        cannot be read is recorded by name, and :meth:`setup` raises its error)."""
+        try:
+            train: SplitData | str = self._read(self.train_split)
+        except DanError:
+            train = self.train_split
         record = TrainedOn.of_training(
             self.data_format,
             self.root,
             self.read_options,
-            self._read(self.train_split),
+            train,
             self.val_split,
             self.val_fraction,
             self.seed,

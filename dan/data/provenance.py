@@ -91,23 +91,24 @@ class TrainedOn:
         fmt: DataFormat,
         root: str | Path,
         options: ReadOptions,
-        train: SplitData,
+        train: SplitData | str,
         val_split: str | None,
         val_fraction: float,
         seed: int,
         synthetic: bool,
     ) -> TrainedOn:
-        """The record of a training run that reads ``train`` and validates on ``val_split`` (None: held out)."""
+        """The record of a training run that reads ``train`` (its name when it cannot be read: no size nor
+        digest then) and validates on ``val_split`` (None: held out)."""
         return cls(
             fmt.name,
             synthetic,
             dataclasses.replace(options, strict=True),
-            train.split,
+            train.split if isinstance(train, SplitData) else train,
             None if val_split is None else fmt.resolve_split(root, val_split, options),
             val_fraction,
             seed,
-            len(train),
-            samples_digest(train, root),
+            len(train) if isinstance(train, SplitData) else None,
+            samples_digest(train, root) if isinstance(train, SplitData) else None,
         )
 
     def to_dict(self) -> dict:
