@@ -13,12 +13,13 @@ import torch
 
 import dan
 from dan.cli.main import main
-from dan.common import LABEL_SETS, DanError
 from dan.data.datamodule import FERDataModule
 from dan.data.formats import get_format
 from dan.data.options import ReadOptions
 from dan.data.provenance import TrainedOn
 from dan.data.readers import read_split
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS
 
 import fakedata as fd
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from dan.cli.options import add_device_option, add_model_and_data_options, say_device
 from dan.cli.read_options import add_read_options, read_options, recorded_training
-from dan.common import BACKENDS, LABEL_SETS, DanError, MissingLabelsError, parse_labels
+from dan.errors import DanError, MissingLabelsError
+from dan.vocab import BACKENDS, LABEL_SETS, parse_labels
 
 __all__ = ["main"]
 
@@ -94,7 +95,7 @@ def main(argv: list[str]) -> int:
 
     from dan.data.dataset import FERDataset
     from dan.data.formats import get_format
-    from dan.data.transforms import build_transform
+    from dan.data.transforms import Transform
     from dan.evaluation.calibration import T_BOUNDS, calibration_scores, fit_temperature, log_softmax
     from dan.evaluation.calibration_split import calibration_split
     from dan.evaluation.evaluate import evaluate_backend
@@ -127,7 +128,7 @@ def main(argv: list[str]) -> int:
         advice = "fit on the validation split it was trained with (--split val, the recorded options and seed)"
         trained.refuse_trained_faces(fmt, args.root, chosen.data, f"--split {args.split}", advice)
     say_device(backend)  # after every refusal, so a refusal is one line
-    dataset = FERDataset(chosen.data, build_transform("eval", backend.preprocessing))
+    dataset = FERDataset(chosen.data, Transform("eval", backend.preprocessing))
     print(f"calibration split: {chosen.description}")
     result = evaluate_backend(backend, dataset, args.batch_size, args.workers)
     for line in result.left_out_lines():

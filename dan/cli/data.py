@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from dan.cli.read_options import add_read_options, read_options
-from dan.common import FORMAT_NAMES
+from dan.vocab import FORMAT_NAMES
 
 __all__ = ["main"]
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from dan.cli.options import add_device_option, add_model_and_data_options, say_device
 from dan.cli.read_options import add_read_options, read_options, recorded_training
-from dan.common import BACKENDS, LABEL_SETS, DanError, MissingLabelsError, parse_labels
+from dan.errors import DanError, MissingLabelsError
+from dan.vocab import BACKENDS, LABEL_SETS, parse_labels
 
 if TYPE_CHECKING:
     from dan.data.formats import DataFormat
@@ -86,7 +87,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from dan.data.dataset import FERDataset
     from dan.data.formats import get_format
-    from dan.data.transforms import build_transform
+    from dan.data.transforms import Transform
     from dan.evaluation.evaluate import evaluate_backend
     from dan.evaluation.report import write_report
     from dan.fileio import check_writable
@@ -120,7 +121,7 @@ def main(argv: list[str]) -> int:
         raise DanError(f"{out}: cannot create the report folder: {err.strerror or err}") from None
     check_writable(out / "metrics.json", "report")  # creates and removes a file there: before any work
     say_device(backend)  # after every refusal, so a refusal is one line
-    dataset = FERDataset(data, build_transform("eval", backend.preprocessing))
+    dataset = FERDataset(data, Transform("eval", backend.preprocessing))
     try:
         result = evaluate_backend(backend, dataset, args.batch_size, args.workers, args.tta)
     except DanError as err:  # an unreadable or over-sized image, maybe raised in a DataLoader worker

@@ -10,8 +10,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dan.common import RAFDB_IMAGES, DanError
 from dan.data.options import ReadOptions
+from dan.errors import DanError
+from dan.vocab import RAFDB_IMAGES
 
 if TYPE_CHECKING:
     from dan.data.formats import DataFormat

@@ -1,6 +1,6 @@
 """Data layer: one record per data-set layout (:mod:`dan.data.formats`), readers for each, the one
 reader options object (:mod:`dan.data.options`) and the record of what a model trained on
-(:mod:`dan.data.provenance`), transforms, the Dataset, a balanced sampler, the Lightning data module,
+(:mod:`dan.data.provenance`), transforms, the Dataset, the epoch sampler, the Lightning data module,
 the synthetic data set and the data checker.
 
 Never imports the model, training or inference layers (docs/design.md, layers). Heavy submodules are
@@ -13,7 +13,6 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "BalancedSampler",
     "CheckReport",
     "DataFormat",
     "FERDataModule",
@@ -24,16 +23,13 @@ __all__ = [
     "TrainedOn",
     "Transform",
     "build_dataset",
-    "build_transform",
     "check_dataset",
     "generate",
     "get_format",
     "read_split",
-    "tta_flip",
 ]
 
 _WHERE = {
-    "BalancedSampler": "dan.data.sampler",
     "CheckReport": "dan.data.check",
     "DataFormat": "dan.data.formats",
     "FERDataModule": "dan.data.datamodule",
@@ -44,12 +40,10 @@ _WHERE = {
     "TrainedOn": "dan.data.provenance",
     "Transform": "dan.data.transforms",
     "build_dataset": "dan.data.dataset",
-    "build_transform": "dan.data.transforms",
     "check_dataset": "dan.data.check",
     "generate": "dan.data.synth",
     "get_format": "dan.data.formats",
     "read_split": "dan.data.readers",
-    "tta_flip": "dan.data.transforms",
 }
 
 

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dan.common import RAFDB_IMAGES, DanError
+from dan.errors import DanError
+from dan.vocab import RAFDB_IMAGES
 
 __all__ = ["ReadOptions"]
 
@@ -31,7 +32,7 @@ class ReadOptions:
 
     Attributes:
         num_classes: The class count asked for (AffectNet: 7 or 8); None for the format's own.
-        rafdb_images: RAF-DB's image variant (:data:`dan.common.RAFDB_IMAGES`).
+        rafdb_images: RAF-DB's image variant (:data:`dan.vocab.RAFDB_IMAGES`).
         strict: Raise the first bad line as a :class:`DanError` (training, evaluation); False collects
             every problem in :attr:`SplitData.issues <dan.data.samples.SplitData.issues>` (``dan data check``).
         fold: CK+: the test fold, ``0 .. folds - 1`` (the next fold validates, the others train).

@@ -27,10 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dan.common import DanError
 from dan.data.formats import DataFormat
 from dan.data.options import ReadOptions
 from dan.data.samples import Sample, SplitData
+from dan.errors import DanError
 
 __all__ = ["TrainedOn", "samples_digest"]
 
@@ -64,7 +64,7 @@ class TrainedOn:
     """What a model was trained on (the module docstring).
 
     Attributes:
-        format: The data set's format (:data:`dan.common.FORMAT_NAMES`).
+        format: The data set's format (:data:`dan.vocab.FORMAT_NAMES`).
         synthetic: Whether its faces were generated (``dan synth``).
         options: How its splits were read; None in an older record that kept only the format.
         train_split: The training split, as named on disk (or as the older record's ``data.train_split``).
