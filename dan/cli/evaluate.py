@@ -27,6 +27,8 @@ from dan.vocab import BACKENDS, LABEL_SETS, parse_labels
 if TYPE_CHECKING:
     from dan.data.formats import DataFormat
     from dan.data.options import ReadOptions
+    from dan.data.samples import SplitData
+    from dan.runtime.backend import Backend
 
 __all__ = ["main"]
 
@@ -82,6 +84,61 @@ def _split(fmt: DataFormat, args: argparse.Namespace, options: ReadOptions) -> s
     return split
 
 
+def _report_folder(out: Path) -> Path | None:
+    """Make the report folder and check that it takes files; returns the topmost folder made (None: it was there).
+
+    Raises:
+        DanError: ``out`` is a file, cannot be made, or does not take files.
+    """
+    from dan.fileio import check_writable
+
+    if out.exists() and not out.is_dir():
+        raise DanError(f"{out}: --output names a file; it takes a folder")
+    made = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DanError(f"{out}: cannot create the report folder: {err.strerror or err}") from None
+    check_writable(out / "metrics.json", "report")  # creates and removes a file there
+    return made
+
+
+def _unmake(out: Path, made: Path) -> None:
+    """Remove the empty folders :func:`_report_folder` made, ``out`` up to ``made``."""
+    for folder in (out, *out.parents):
+        folder.rmdir()
+        if folder == made:
+            return
+
+
+def _backend(args: argparse.Namespace, fmt: DataFormat) -> Backend:
+    """The model's runtime; a reference file without class names gets the data set's label order."""
+    from dan.runtime.loader import load_backend
+
+    try:
+        return load_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device)
+    except MissingLabelsError:  # a 7-class reference file: the data set's own label set
+        default = fmt.eval_labels
+        if default is None:
+            raise
+        backend = load_backend(args.checkpoint, args.backend, labels=default, device=args.device)
+        print(f"note: {args.checkpoint} carries no class names; assuming the {default} label order (--labels)")
+        return backend
+
+
+def _scored_split(args: argparse.Namespace, fmt: DataFormat, backend: Backend) -> tuple[ReadOptions, SplitData]:
+    """The reader options (the model's record, flags over it) and the split to score, refused when it
+    holds faces the model trained on."""
+    trained = recorded_training(args.checkpoint, backend, fmt)
+    options = read_options(args, trained.options if trained is not None else None)
+    if options.num_classes is None:
+        options = options.overridden(num_classes=_class_count(fmt, args.root, options, len(backend.labels)))
+    data = fmt.read_split(args.root, _split(fmt, args, options), options)  # class names checked
+    if trained is not None:  # never score faces the model trained on
+        trained.refuse_trained_faces(fmt, args.root, data, f"--split {args.split}" if args.split else args.root)
+    return options, data
+
+
 def main(argv: list[str]) -> int:
     """Run ``dan evaluate``; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -90,36 +147,21 @@ def main(argv: list[str]) -> int:
     from dan.data.transforms import Transform
     from dan.evaluation.evaluate import evaluate_backend
     from dan.evaluation.report import write_report
-    from dan.fileio import check_writable
-    from dan.runtime.loader import load_backend
 
     fmt = get_format(args.format, "--format")
-    if args.output and Path(args.output).exists() and not Path(args.output).is_dir():
-        raise DanError(f"{args.output}: --output names a file; it takes a folder")
+    given = Path(args.output) if args.output else None
+    made = _report_folder(given) if given is not None else None  # checked before the model is loaded
     try:
-        backend = load_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device)
-    except MissingLabelsError:  # a 7-class reference file: the data set's own label set
-        default = fmt.eval_labels
-        if default is None:
-            raise
-        backend = load_backend(args.checkpoint, args.backend, labels=default, device=args.device)
-        print(f"note: {args.checkpoint} carries no class names; assuming the {default} label order (--labels)")
-    trained = recorded_training(args.checkpoint, backend, fmt)
-    options = read_options(args, trained.options if trained is not None else None)
-    if options.num_classes is None:
-        options = options.overridden(num_classes=_class_count(fmt, args.root, options, len(backend.labels)))
-    split = _split(fmt, args, options)
-    data = fmt.read_split(args.root, split, options)  # class names checked
-    if trained is not None:  # never score faces the model trained on
-        trained.refuse_trained_faces(fmt, args.root, data, f"--split {args.split}" if args.split else args.root)
-    out = Path(args.output or Path("runs/eval") / f"{Path(args.checkpoint).stem}-{args.format}-{split}")
-    if out.exists() and not out.is_dir():
-        raise DanError(f"{out}: --output names a file; it takes a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DanError(f"{out}: cannot create the report folder: {err.strerror or err}") from None
-    check_writable(out / "metrics.json", "report")  # creates and removes a file there: before any work
+        backend = _backend(args, fmt)
+        options, data = _scored_split(args, fmt, backend)
+    except BaseException:
+        if given is not None and made is not None:  # a refusal leaves no folder behind
+            _unmake(given, made)
+        raise
+    split = data.split
+    out = given or Path("runs/eval") / f"{Path(args.checkpoint).stem}-{args.format}-{split}"
+    if given is None:
+        _report_folder(out)
     say_device(backend)  # after every refusal, so a refusal is one line
     dataset = FERDataset(data, Transform("eval", backend.preprocessing))
     try:
