@@ -29,9 +29,10 @@ ALLOWED: dict[str, set[str]] = {
     "inference": SHARED | {"models", "runtime"},
     "demo": SHARED | {"models", "runtime", "inference"},
     "serve": SHARED | {"runtime", "inference"},
+    "web": SHARED | {"runtime", "inference"},  # the static page folder: the model record, YuNet's file
     "evaluation": SHARED | {"runtime", "data"},
     "training": SHARED | {"models", "data", "evaluation"},
-    "cli": SHARED | {"models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training"},
+    "cli": SHARED | {"models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training", "web"},
     "__main__": {"cli"},
 }
 """Layer -> the other layers of ``dan`` it may import. Nothing imports ``cli`` (but ``python -m dan``)."""
@@ -39,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
 TRAINING_ONLY = {"pytorch_lightning", "lightning", "lightning_fabric", "albumentations"}
 """Third-party packages only ``training`` and ``data`` (the augmentations, the LightningDataModule) use."""
 
-DEPLOYED = {"models", "runtime", "export", "inference", "demo", "serve", "evaluation"} | SHARED
+DEPLOYED = {"models", "runtime", "export", "inference", "demo", "serve", "evaluation", "web"} | SHARED
 
 
 def _module(path: Path, root: Path) -> str:
