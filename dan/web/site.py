@@ -50,8 +50,9 @@ def dynamic_yunet(dest: Path) -> None:
     model = onnx.load(str(YUNET_MODEL))
     dims = model.graph.input[0].type.tensor_type.shape.dim  # (1, 3, H, W)
     dims[2].dim_param, dims[3].dim_param = "height", "width"
-    for out in model.graph.output:  # (1, cells, k)
-        out.type.tensor_type.shape.dim[1].dim_param = "cells"
+    for out in model.graph.output:  # (1, cells, k), the cells of one stride
+        out.type.tensor_type.shape.dim[1].dim_param = f"cells_{out.name.rpartition('_')[2]}"
+    del model.graph.value_info[:]  # the 640 x 640 intermediate shapes: onnxruntime infers them
     onnx.save(model, str(dest))
 
 

@@ -58,7 +58,7 @@ async function start(options) {
       ort.env.wasm.numThreads = threads;
       ort.env.logLevel = "error";
       const eps = backend === "webgpu" ? ["webgpu"] : ["wasm"];
-      const opts = { executionProviders: eps, graphOptimizationLevel: "all" };
+      const opts = { executionProviders: eps, graphOptimizationLevel: "all", logSeverityLevel: 3 };
       try {
         model = await ort.InferenceSession.create(modelBytes, opts);
       } catch (err) {
@@ -132,7 +132,7 @@ self.onmessage = async (event) => {
   const msg = event.data;
   try {
     if (msg.type === "init") {
-      self.postMessage({ type: "ready", ...(await start(msg.options || {})) });
+      self.postMessage({ type: "ready", id: msg.id, ...(await start(msg.options || {})) });
     } else if (msg.type === "frame") {
       const rgba = pixels(msg);
       const img = fromRGBA(rgba, msg.width, msg.height);
