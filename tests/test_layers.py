@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "web": SHARED | {"runtime", "inference"},  # the static page folder: the model record, YuNet's file
     "evaluation": SHARED | {"runtime", "data"},
     "training": SHARED | {"models", "data", "evaluation"},
-    "cli": SHARED | {"models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training", "web"},
+    "cli": SHARED
+    | {"models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training", "web"},
     "__main__": {"cli"},
 }
 """Layer -> the other layers of ``dan`` it may import. Nothing imports ``cli`` (but ``python -m dan``)."""

@@ -1,4 +1,4 @@
-"""The page of ``dan export --web`` in a real browser (Debian's chromium, driven by Playwright), against ``dan predict``.
+"""The page of ``dan export --web`` in a real browser (Debian's chromium, Playwright), against ``dan predict``.
 
 The page runs the exported model and YuNet with onnxruntime-web in a Web Worker; these tests feed it
 photos (scikit-image's astronaut at two scales, and a group of generated faces) and a fake camera
@@ -96,7 +96,7 @@ class StaticServer:
 
 
 def _faces_video(path: Path) -> Path:
-    """Eight 640 x 480 frames, each with two generated faces (200 and 300 px: the larger is reduced before alignment)."""
+    """Eight 640 x 480 frames, each with two generated faces (200 and 300 px: the larger is reduced to align it)."""
     from dan.data.synth_face import draw_face
 
     rng = np.random.default_rng(0)
@@ -156,7 +156,7 @@ def _wait(page, condition: str, timeout: float = 60) -> None:
 
 
 def _photos(root: Path) -> list[Path]:
-    """The astronaut (512 px), the astronaut at 900 px (detection runs on it scaled down), a group of generated faces."""
+    """The astronaut (512 px), the astronaut at 900 px (detected scaled down), a group of generated faces."""
     from dan.data.synth_face import draw_face
 
     astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
@@ -183,7 +183,9 @@ class Agreement:
         self.max_box = self.max_prob = 0.0
 
     def add(self, page_faces: list[dict], reference: list, where: str) -> None:
-        assert len(page_faces) == len(reference), f"{where}: the page found {len(page_faces)} faces, dan {len(reference)}"
+        assert len(page_faces) == len(reference), (
+            f"{where}: the page found {len(page_faces)} faces, dan {len(reference)}"
+        )
         for got, ref in zip(page_faces, reference):
             box = np.array([got["x"], got["y"], got["w"], got["h"]], float)
             self.max_box = max(self.max_box, float(np.abs(box - np.array(ref.box, float)).max()))
@@ -241,15 +243,16 @@ def _frame(page, index: int) -> np.ndarray:
 def test_camera_faces_agree_with_dan_predict(browser, server, site) -> None:
     page = _open(browser, server.url + "?nosw=1&keep=1")
     page.click("#camera")
-    _wait(page, "danState.frames.length >= 4 || danState.error", 180)
+    _wait(page, "danState.frames.filter(f => f.faces.length === 2).length >= 3 || danState.error", 180)
     assert page.evaluate("danState.error") is None, page.evaluate("danState.error")
     stats = page.inner_text("#stats")
     assert "fps" in stats and "ms per face" in stats and "WASM SIMD" in stats, stats
     predictor, agreement = _predictor(site), Agreement()
-    for i in range(4):
+    kept = min(page.evaluate("danState.frames.length"), 8)
+    for i in range(kept):  # every frame the worker labelled, the first ones (before the video plays) too
         faces = page.evaluate("i => danState.frames[i].faces", i)
-        assert len(faces) == 2, faces
         agreement.add(faces, predictor.predict(_frame(page, i)), f"camera frame {i}")
+    assert agreement.faces >= 6
     print(agreement.report("camera, float32"), f"; first labelled face {page.evaluate('danState.firstLabelMs'):.0f} ms")
     assert agreement.max_box <= 2 and agreement.same_top1 >= 0.99 * agreement.faces
     assert agreement.max_prob <= 0.002, agreement.report("camera")

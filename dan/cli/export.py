@@ -95,7 +95,6 @@ def main(argv: list[str]) -> int:
     """Run ``dan export`` with ``argv`` (without the subcommand name); returns the exit status."""
     args = _parser().parse_args(argv)
     from dan.common import DanError
-    from dan.fileio import check_writable
 
     if (args.output is None) == (args.web is None):
         raise DanError("give one of --output FILE or --web DIR")

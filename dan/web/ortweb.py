@@ -134,7 +134,8 @@ def _verified(folder: Path) -> bool:
     """The cached folder is whole: every file there with the SHA-256 its ``SHA256SUMS`` recorded."""
     try:
         lines = (folder / SUMS).read_text(encoding="utf-8").splitlines()
-        sums = dict(reversed(line.split("  ", 1)) for line in lines if line)
+        pairs = [line.split("  ", 1) for line in lines if line]  # "<sha256>  <name>"
+        sums = {name: digest for digest, name in pairs}
         return set(sums) == {*FILES, "LICENSE"} and all(sha256_file(folder / n) == h for n, h in sums.items())
     except (OSError, ValueError):
         return False

@@ -117,7 +117,7 @@ def write_site(folder: str | os.PathLike, model: str | os.PathLike, ort_dir: Pat
             for name in (*FILES, "LICENSE"):
                 shutil.copyfile(ort_dir / name, new / "ort" / name)
             build = _build_id(new)
-            info = {"title": title, "dan": __version__, "ort_web": VERSION, "build": build}
+            info: dict[str, object] = {"title": title, "dan": __version__, "ort_web": VERSION, "build": build}
             info |= {"detection": DETECTION, "max_pixels": DEFAULT_MAX_PIXELS}
             (new / MARKER).write_text(json.dumps({**info, **record}, indent=1), encoding="utf-8")
             old = Path(tmp) / "old"

@@ -8,6 +8,7 @@ const PALETTE = ["rgb(0,191,255)", "rgb(255,105,180)", "rgb(0,128,0)", "rgb(255,
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 const video = $("video"), photo = $("photo"), overlay = $("overlay");
+const grab = document.createElement("canvas");
 
 // what the page is doing, readable by tests: window.danState
 const state = (window.danState = {
@@ -125,13 +126,18 @@ async function liveLoop() {
   }
   inFlight = true;
   try {
-    const bitmap = await createImageBitmap(video);
+    // the frame's pixels, read here (a copy the size of the frame) and handed to the worker
+    const width = video.videoWidth, height = video.videoHeight;
+    if (grab.width !== width || grab.height !== height) [grab.width, grab.height] = [width, height];
+    const ctx = grab.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(video, 0, 0, width, height);
+    const rgba = ctx.getImageData(0, 0, width, height).data;
     const keep = params.get("keep") === "1";
-    const result = await send({ type: "frame", bitmap, width: bitmap.width, height: bitmap.height, keep }, [bitmap]);
+    const result = await send({ type: "frame", rgba, width, height, keep }, [rgba.buffer]);
     if (mode === "camera") {
       if (state.firstLabelMs === null && result.faces.length) state.firstLabelMs = performance.now() - state.cameraStart;
       state.live = result;
-      if (keep) state.frames.push({ width: bitmap.width, height: bitmap.height, rgba: result.rgba, faces: result.faces });
+      if (keep) state.frames.push({ width, height, rgba: result.rgba, faces: result.faces });
       drawFaces(result.faces, video.videoWidth, video.videoHeight);
       listFaces(result.faces, "#");
       showStats(result);
