@@ -29,7 +29,7 @@ import skimage.data
 import torch
 
 import dan
-from dan.common import DanError
+from dan.errors import DanError
 from tests.test_serve_browser import CHROMIUM, _browser_or_skip, write_y4m
 
 RAFDB = dan.LABEL_SETS["rafdb"]

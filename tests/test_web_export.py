@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.web import ortweb
 
 

@@ -8,7 +8,7 @@ Usage::
 It listens on 127.0.0.1 unless ``--host`` says otherwise (and then warns that other machines can
 reach it); from a laptop, ``ssh -L 8000:localhost:8000 HOST`` and open http://localhost:8000/.
 ``--port 0`` takes a free port; the address is printed once the server accepts connections. Needs
-the ``serve`` extra (``pip install 'dan[serve]'``). Nothing heavy is imported until the options are
+the ``serve`` extra (``pip install 'dan-fer[serve]'``). Nothing heavy is imported until the options are
 parsed, so ``dan serve --help`` is instant.
 """
 
@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
+from dan.errors import DanError
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
-from dan.common import DanError
 
 __all__ = ["build_parser", "exposure_warning", "main"]
 
@@ -115,14 +115,14 @@ def main(argv: list[str]) -> int:
         raise DanError("--token must be at least 8 printable ASCII characters without spaces")
     missing = [name for name in _NEEDS if importlib.util.find_spec(name) is None]
     if missing:
-        raise DanError(f"dan serve needs the serve extra (missing: {', '.join(missing)}): pip install 'dan[serve]'")
+        raise DanError(f"dan serve needs the serve extra (missing: {', '.join(missing)}): pip install 'dan-fer[serve]'")
     if args.web is not None:  # before the model is loaded
         from dan.serve.web import page_folder
 
         page_folder(args.web)
     import uvicorn
 
-    from dan.imaging import DEFAULT_MAX_PIXELS
+    from dan.opencv import DEFAULT_MAX_PIXELS
     from dan.serve import create_app
 
     # the event loop waits for the GIL after every socket call; threads running Python (a hostile image's

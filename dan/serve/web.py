@@ -14,7 +14,7 @@ from pathlib import Path
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["ISOLATION_HEADERS", "page_folder", "with_web_page"]
 

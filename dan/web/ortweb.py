@@ -23,9 +23,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from dan.common import DanError, one_line
-from dan.hub import dan_home
+from dan.errors import DanError, one_line
 from dan.hub.cache import EntryLock, sha256_file
+from dan.paths import dan_home
 
 __all__ = ["FILES", "INTEGRITY", "VERSION", "ort_web_files"]
 

@@ -25,8 +25,9 @@ import tempfile
 from pathlib import Path
 
 from dan import __version__
-from dan.common import DEFAULT_MAX_PIXELS, DanError, one_line
+from dan.errors import DanError, one_line
 from dan.inference.detectors import YUNET_MODEL
+from dan.opencv import DEFAULT_MAX_PIXELS
 from dan.web.ortweb import FILES, VERSION
 
 __all__ = ["DETECTION", "PAGE_FILES", "write_site"]
