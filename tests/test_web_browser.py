@@ -303,3 +303,26 @@ def test_refused_camera_and_broken_model_say_why(browser, site) -> None:
         assert broken.evaluate("1 + 1") == 2  # the tab still answers
     finally:
         plain.close()
+
+
+@pytest.mark.slow
+def test_int8_page_agrees_with_dan_predict(browser, ort_dir, tmp_path) -> None:
+    """The int8 export (``dan export --web --int8``) in the page and in ``dan predict``: the figure is printed."""
+    from dan.cli.export import main
+
+    ckpt = dan.save_model(_model(64), tmp_path / "tiny.pt")
+    assert main(["--checkpoint", str(ckpt), "--web", str(tmp_path / "site"), "--int8"]) == 0
+    srv = StaticServer(tmp_path / "site")
+    try:
+        page = _open(browser, srv.url + "?nosw=1")
+        assert "int8" in page.inner_text("#model")
+        predictor, agreement = _predictor(tmp_path / "site"), Agreement()
+        for n, photo in enumerate(_photos(tmp_path), 1):
+            page.set_input_files("#upload", str(photo))
+            _wait(page, f"danState.photos.length >= {n} || danState.error", 120)
+            agreement.add(page.evaluate(f"danState.photos[{n - 1}].faces"), predictor.predict(photo), photo.name)
+        print(agreement.report("photos, int8"))
+        assert agreement.max_box <= 2 and agreement.same_top1 >= 0.99 * agreement.faces
+        assert agreement.max_prob <= 0.01, agreement.report("photos, int8")
+    finally:
+        srv.close()

@@ -14,6 +14,7 @@ const grab = document.createElement("canvas");
 const state = (window.danState = {
   ready: false, backend: null, error: null, meta: null, live: null, photos: [], frames: [],
   fps: null, msPerFace: null, firstLabelMs: null, cameraStart: null,
+  timings: [], // per live frame: {at, faces, detect, classify, total} (ms), the last 2000
 });
 let worker = null;
 let mode = "idle"; // idle | camera | photo
@@ -137,6 +138,8 @@ async function liveLoop() {
     if (mode === "camera") {
       if (state.firstLabelMs === null && result.faces.length) state.firstLabelMs = performance.now() - state.cameraStart;
       state.live = result;
+      state.timings.push({ at: performance.now(), faces: result.faces.length, ...result.ms });
+      if (state.timings.length > 2000) state.timings.shift();
       if (keep) state.frames.push({ width, height, rgba: result.rgba, faces: result.faces });
       drawFaces(result.faces, video.videoWidth, video.videoHeight);
       listFaces(result.faces, "#");
