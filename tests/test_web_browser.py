@@ -326,3 +326,33 @@ def test_int8_page_agrees_with_dan_predict(browser, ort_dir, tmp_path) -> None:
         assert agreement.max_prob <= 0.01, agreement.report("photos, int8")
     finally:
         srv.close()
+
+
+def test_second_visit_works_offline(browser, site) -> None:
+    """The service worker keeps the page, the model and the runtime: with the server gone, the page still starts."""
+    srv = StaticServer(site)
+    context = browser.new_context()
+    try:
+        first = context.new_page()
+        first.goto(srv.url)
+        _wait(first, "danState.ready || danState.error", 120)
+        _wait(first, "navigator.serviceWorker.controller !== null || danState.error", 60)
+        cached = """async () => { const urls = [];
+            for (const name of await caches.keys())
+                for (const r of await (await caches.open(name)).keys()) urls.push(r.url);
+            return urls; }"""
+        deadline = time.monotonic() + 60
+        while not any(url.endswith("/ort/ort-wasm-simd-threaded.wasm") for url in first.evaluate(cached)):
+            assert time.monotonic() < deadline, first.evaluate(cached)
+            time.sleep(0.2)
+        assert any(url.endswith("/model.onnx") for url in first.evaluate(cached))
+    finally:
+        srv.close()
+    try:
+        second = context.new_page()
+        second.goto(srv.url)
+        _wait(second, "danState.ready || danState.error", 120)
+        assert second.evaluate("danState.error") is None, second.evaluate("danState.error")
+        assert second.evaluate("danState.backend").startswith("WASM SIMD")
+    finally:
+        context.close()

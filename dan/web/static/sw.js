@@ -1,11 +1,21 @@
-// The offline cache: every file of this folder the page fetches (the page, the model, YuNet, the runtime)
-// is kept in Cache Storage under this export's build id, so the page works offline once it has run. The
+// The offline cache: the files of this folder (the page, the model, YuNet, the CPU runtime) are stored in
+// Cache Storage under this export's build id when the service worker installs, and any other file the page
+// fetches (the WebGPU runtime) when it is first fetched, so the page works offline once it has run. The
 // page and model.json come from the network first (so a new export is seen: another build id starts a
 // new cache and drops the old), everything else from the cache first.
 const BUILD = new URL(self.location.href).searchParams.get("build") || "dev";
 const CACHE = `dan-web-${BUILD}`;
+const FILES = ["./", "index.html", "style.css", "app.js", "worker.js", "vision.js", "yunet.js", "imagesize.js",
+  "model.json", "model.onnx", "yunet.onnx", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs",
+  "ort/ort-wasm-simd-threaded.wasm"];
 
-self.addEventListener("install", () => self.skipWaiting());
+self.addEventListener("install", (event) => {
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    await cache.addAll(FILES.map((name) => new URL(name, self.registration.scope).href));
+    await self.skipWaiting();
+  })());
+});
 
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
