@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHARED = {"dan", "errors", "vocab", "paths", "opencv", "fileio", "system", "imaging", "preprocess"}
+SHARED = {"dan", "errors", "vocab", "paths", "opencv", "fileio", "system", "imaging", "preprocess", "synthface"}
 """The ground floor every layer may import (``dan`` is the package root: ``from dan import __version__``)."""
 
 ALLOWED: dict[str, set[str]] = {
@@ -23,19 +23,22 @@ ALLOWED: dict[str, set[str]] = {
     "system": {"errors", "vocab"},
     "imaging": {"errors", "opencv"},
     "preprocess": {"errors", "vocab"},
+    "synthface": {"opencv", "preprocess"},  # the face drawer: generated data, calibration and probe faces
     "hub": SHARED,  # downloads: the catalogue, what a spec names, the fetch, the transports, the cache and its pins
     "models": SHARED | {"hub"},
     "data": SHARED,
     "runtime": SHARED | {"hub", "models"},
     "export": SHARED | {"models", "runtime"},
-    "inference": SHARED | {"models", "runtime"},
+    "auto": SHARED | {"models", "runtime", "export"},  # --backend auto: the race needs an ONNX export
+    "inference": SHARED | {"models", "runtime", "auto"},
     "demo": SHARED | {"models", "runtime", "inference"},
     "serve": SHARED | {"runtime", "inference"},
     "web": SHARED | {"hub", "runtime", "inference"},  # the page folder: the cache lock, the model record, YuNet
     "evaluation": SHARED | {"runtime", "data"},
     "training": SHARED | {"hub", "models", "data", "evaluation"},
     "cli": SHARED
-    | {"hub", "models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training", "web"},
+    | {"hub", "models", "data", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation", "training"}
+    | {"web"},
     "__main__": {"cli"},
 }
 """Layer -> the other layers of ``dan`` it may import. Nothing imports ``cli`` (but ``python -m dan``)."""
@@ -51,7 +54,7 @@ download cache) and no exported format (no ONNX)."""
 TRAINING_ONLY = {"pytorch_lightning", "lightning", "lightning_fabric", "albumentations"}
 """Third-party packages only ``training`` and ``data`` (the augmentations, the LightningDataModule) use."""
 
-DEPLOYED = {"models", "runtime", "export", "inference", "demo", "serve", "evaluation", "web"} | SHARED
+DEPLOYED = {"models", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation", "web"} | SHARED
 
 
 def _module(path: Path, root: Path) -> str:

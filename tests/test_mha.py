@@ -143,7 +143,7 @@ def test_onnx_float32_and_int8_match_pytorch(mha: DAN, tmp_path) -> None:
     backend = OnnxBackend(path, threads=2, spinning=False)
     assert backend.metadata.model_config["head"] == "mha"
     x = np.random.default_rng(1).standard_normal((5, 3, SIZE, SIZE)).astype(np.float32)
-    logits, attention = backend.predict_with_attention(x)
+    logits, attention, _ = backend.outputs(x, attention=True)
     with torch.no_grad():
         want = mha(torch.from_numpy(x), return_attention=True)
     assert attention.shape == (5, 2, 3, 3)

@@ -17,8 +17,8 @@ import torch
 
 from dan.data.datamodule import FERDataModule
 from dan.data.readers import read_split
-from dan.data.synth import generate, render_image, render_item
-from dan.data.synth_face import CIRCUMPLEX
+from dan.data.synth import generate, render_item
+from dan.synthface import CIRCUMPLEX, render_image
 
 import fakedata as fd
 

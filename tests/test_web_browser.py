@@ -97,7 +97,7 @@ class StaticServer:
 
 def _faces_video(path: Path) -> Path:
     """Eight 640 x 480 frames, each with two generated faces (200 and 300 px: the larger is reduced to align it)."""
-    from dan.data.synth_face import draw_face
+    from dan.synthface import draw_face
 
     rng = np.random.default_rng(0)
     frames = []
@@ -157,7 +157,7 @@ def _wait(page, condition: str, timeout: float = 60) -> None:
 
 def _photos(root: Path) -> list[Path]:
     """The astronaut (512 px), the astronaut at 900 px (detected scaled down), a group of generated faces."""
-    from dan.data.synth_face import draw_face
+    from dan.synthface import draw_face
 
     astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
     group = np.full((360, 760, 3), 120, np.uint8)

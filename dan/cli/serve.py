@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else (args.max_pixels or None)
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     haar = {"scale_factor": 1.2, "min_face": 48}  # as dan demo: about twice as fast on live frames
-    predictor = predictor_from_args(args, fastest=True, detector_options=haar if args.detector == "haar" else None)
+    predictor = predictor_from_args(args, detector_options=haar if args.detector == "haar" else None)
     api = create_app(
         predictor, token=args.token, max_upload_bytes=max_bytes, max_pixels=max_pixels, smoothing=args.smoothing
     )

@@ -3,7 +3,7 @@
 Any backend runs the model (a PyTorch checkpoint, an ONNX file, a ``.pt2`` program), fed by the data
 set's evaluation transform, which is :func:`dan.preprocess.prepare_face` with the model's own
 preprocessing record. Probabilities are softmax(logits / T) with the model file's calibrated
-temperature T (:func:`dan.runtime.backend.probabilities`; T = 1 for a model never calibrated).
+temperature T (:meth:`dan.runtime.backend.Backend.probabilities`; T = 1 for a model never calibrated).
 
 Model classes are matched to the data set's classes by canonical name (:func:`dan.vocab.match_classes`, the
 matcher ``init_from`` uses too: ``Happy``, ``happy`` and ``happiness`` are one class), so a model trained
@@ -42,7 +42,6 @@ from dan.errors import DanError
 from dan.evaluation.calibration import calibration_scores, log_softmax
 from dan.evaluation.metrics import ClassificationMetrics
 from dan.evaluation.va_metrics import va_scores, va_summary
-from dan.runtime.backend import backend_outputs, has_va, probabilities, temperature_of
 from dan.vocab import ClassMatch, match_classes
 
 if TYPE_CHECKING:
@@ -251,9 +250,7 @@ def collect_logits(
 
 def _infer(backend: Backend, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Logits (B, C) and, for a model with the output, valence/arousal (B, 2) of one batch, from one run."""
-    if not has_va(backend):
-        return np.asarray(backend(batch), np.float32), None  # as always: the backend's call
-    out = backend_outputs(backend, batch)
+    out = backend.outputs(batch)
     return np.asarray(out.logits, np.float32), None if out.va is None else np.asarray(out.va, np.float32)
 
 
@@ -271,7 +268,7 @@ def _run(
             z, va = _infer(backend, batch)  # (B, C), (B, 2) or None
             if tta:
                 mirrored, va_m = _infer(backend, np.ascontiguousarray(batch[..., ::-1]))  # (B, C), (B, 2) or None
-                z = (probabilities(backend, z) + probabilities(backend, mirrored)) / 2
+                z = (backend.probabilities(z) + backend.probabilities(mirrored)) / 2
                 va = None if va is None or va_m is None else (va + va_m) / 2
             outs.append(z)
             labels.append(y.numpy())
@@ -283,7 +280,7 @@ def _run(
             close()
     n = len(backend.labels)
     va_out = None
-    if has_va(backend):
+    if backend.has_va:
         va_out = np.concatenate(vas) if vas else np.zeros((0, 2), np.float32)
     return (
         np.concatenate(outs) if outs else np.zeros((0, n), np.float32),
@@ -338,8 +335,8 @@ def evaluate_backend(
     data = getattr(dataset, "data", None)  # the SplitData: its valence/arousal targets, if any
     targets = getattr(data, "va", None)
     va_targets = targets[keep] if targets is not None and va is not None and len(keep) else None  # (N, 2)
-    t = temperature_of(backend)
-    probs = out if tta else probabilities(backend, out)
+    t = backend.temperature
+    probs = out if tta else backend.probabilities(out)
     target = scored[y] if len(y) else np.zeros(0, np.int64)
     predictions = np.array(match.positions("source"), np.int64)[probs.argmax(1)] if len(y) else np.zeros(0, np.int64)
     sources = [samples[i][0] for i in keep] if samples else [str(i) for i in range(len(y))]

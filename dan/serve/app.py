@@ -134,7 +134,7 @@ def _add_page_and_info(app: FastAPI, runner: ModelRunner, limits: Limits) -> Non
     page, policy = page_html()
     predictor = runner.predictor
     backend = predictor.backend
-    backend_name = getattr(backend, "name", None) or type(backend).__name__.lower().removesuffix("backend")
+    backend_name = backend.name
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:

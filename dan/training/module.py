@@ -85,8 +85,10 @@ class DANModule(LightningModule):
             mean, std, resize filter and how the data set's faces were cut out of photos), linked from
             the data module, whose loaders prepare images by the same record; stored in checkpoints.
             None: the defaults.
-        trained_on: The data set's format and whether its faces are generated (linked from the data
-            module); stored in checkpoints, so inference can warn about a model of generated faces.
+        trained_on: What it is trained on (linked from the data module,
+            :class:`dan.data.provenance.TrainedOn`: the format, whether the faces are generated, the reader
+            options, the splits and the training split's digest); stored in checkpoints, so inference can
+            warn about a model of generated faces and ``dan evaluate`` reads the data set as training did.
         lambda_af: Weight of the affinity loss.
         lambda_pt: Weight of the partition loss.
         affinity_centres: Class centres of the affinity loss; None: one per class. The reference's
