@@ -119,3 +119,18 @@ def test_serve_mounts_the_page_cross_origin_isolated(page) -> None:
     )
     with pytest.raises(DanError, match="not a page folder dan export --web wrote"):
         with_web_page(api, page / "ort")
+
+
+def test_cli_writes_a_page_from_an_onnx_file(fake_ort, tiny_model, tmp_path, capsys) -> None:
+    from dan.cli.export import main
+    from dan.export import export_onnx
+
+    onnx = export_onnx(tiny_model, tmp_path / "tiny.onnx")
+    with pytest.raises(DanError, match="give one of --output FILE or --web DIR"):
+        main(["--checkpoint", str(onnx), "--output", str(tmp_path / "a.onnx"), "--web", str(tmp_path / "page")])
+    with pytest.raises(DanError, match="tiny.onnx: already an ONNX file: --int8 is for checkpoints"):
+        main(["--checkpoint", str(onnx), "--web", str(tmp_path / "page"), "--int8", "--ort-web", str(fake_ort)])
+    assert not (tmp_path / "page").exists()
+    assert main(["--checkpoint", str(onnx), "--web", str(tmp_path / "page"), "--ort-web", str(fake_ort)]) == 0
+    assert json.loads((tmp_path / "page" / "model.json").read_text())["title"] == "tiny"
+    assert "python -m http.server -d" in capsys.readouterr().out
