@@ -10,7 +10,7 @@ import pytest
 
 from dan.cli.main import main
 from dan.cli.options import Number
-from dan.common import DanError
+from dan.errors import DanError
 
 MODEL = "no-such-model.pt"
 DATA = ["--checkpoint", MODEL, "--format", "rafdb", "--root", "no-such-root"]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from dan.cli.main import main
-from dan.common import DanError
 from dan.data.formats import ReadOptions, get_format
 from dan.data.numbers import LIMIT, finite, whole
+from dan.errors import DanError
 
 import fakedata as fd
 

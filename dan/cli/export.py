@@ -12,14 +12,9 @@ import sys
 from pathlib import Path
 
 from dan.cli.options import Number, add_device_option
-from dan.common import EXPORT_FORMATS, LABEL_SETS, parse_labels
+from dan.vocab import EXPORT_FORMATS, LABEL_SETS, parse_labels
 
-__all__ = ["GENERATED_FACES", "GENERATED_SEED", "main"]
-
-GENERATED_FACES = 256
-"""Generated faces ``dan export --int8`` draws when no ``--calib`` folder is given: half calibrate, half check."""
-
-GENERATED_SEED = 0
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +36,19 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="output format: onnx, or pt2 (torch.export; replaces TorchScript); default from the --output suffix",
     )
-    p.add_argument("--output", required=True, help="file to write (written to a temporary name, then renamed)")
+    p.add_argument("--output", help="file to write (written to a temporary name, then renamed)")
+    p.add_argument(
+        "--web",
+        metavar="DIR",
+        help="instead of --output: write a static web page folder that finds and labels faces in the visitor's "
+        "browser (the ONNX model, float32 or --int8, YuNet and onnxruntime-web; serve it with any static server)",
+    )
+    p.add_argument(
+        "--ort-web",
+        metavar="FILE.tgz",
+        help="with --web: the onnxruntime-web npm tarball to use (checked against its pinned SHA-512) instead of "
+        "fetching it with npm once into $DAN_HOME",
+    )
     p.add_argument(
         "--verify",
         action="store_true",
@@ -52,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         "--int8",
         action="store_true",
         help="write an int8 ONNX model: static QDQ per-channel quantisation calibrated on the --calib faces, or "
-        f"without --calib on {GENERATED_FACES} generated faces (dan synth, seed {GENERATED_SEED}); reports top-1 "
+        "without --calib on generated faces (dan.export.faces, half of them; the other half checks); reports top-1 "
         "agreement with float32 on faces it was not calibrated on; keeps a copy where --backend auto races it",
     )
     p.add_argument(
@@ -89,7 +96,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run ``dan export`` with ``argv`` (without the subcommand name); returns the exit status."""
     args = _parser().parse_args(argv)
-    from dan.common import DanError
+    from dan.errors import DanError
+
+    if (args.output is None) == (args.web is None):
+        raise DanError("give one of --output FILE or --web DIR")
+    if args.web is not None:
+        return _web(args)
+    if args.ort_web is not None:
+        raise DanError("--ort-web is for --web pages")
+    return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    """The export of ``args.checkpoint`` to ``args.output`` and its report; the exit status."""
+    from dan.errors import DanError
     from dan.fileio import check_writable
 
     out = Path(args.output)
@@ -98,12 +118,12 @@ def main(argv: list[str]) -> int:
     except OSError as err:
         raise DanError(f"{out}: cannot create the output folder {out.parent}: {err.strerror or err}") from None
     check_writable(out, "export")  # before the model is loaded (or downloaded), before torch is imported
-    from dan.hub import dan_home
+    from dan.paths import dan_home
 
     # importing torch._dynamo (timm does) makes inductor's cache folder, by default in $TMPDIR: dan's home instead
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(dan_home() / "torchinductor"))
     from dan.export import DEFAULT_OPSET, export_checkpoint
-    from dan.models.checkpoint import load_model
+    from dan.models.loading import load_model
 
     if args.format is None:
         args.format = "pt2" if Path(args.output).suffix.lower() == ".pt2" else "onnx"
@@ -118,11 +138,11 @@ def main(argv: list[str]) -> int:
     mode = args.int8_mode or "static"
     calib, source, calib_images = args.calib, "calibration faces", 128
     if int8 and mode == "static" and calib is None:
-        calib_images = GENERATED_FACES // 2
-        from dan.data.synth import prepared_faces
+        from dan.export.faces import CALIBRATION_FACES, CALIBRATION_SEED, calibration_faces
 
-        calib = prepared_faces(GENERATED_FACES, model.preprocessing, GENERATED_SEED)
-        source = f"generated faces (dan synth, seed {GENERATED_SEED})"
+        calib_images = CALIBRATION_FACES // 2
+        calib = calibration_faces(model.preprocessing, CALIBRATION_FACES)
+        source = f"generated faces (dan synth, seed {CALIBRATION_SEED})"
     report = export_checkpoint(
         model,
         args.output,
@@ -145,7 +165,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
     if int8 and mode == "static" and report.ok:
-        from dan.export.fastest import cache_int8
+        from dan.export.export_cache import cache_int8
 
         try:
             report.lines.append(
@@ -162,4 +182,30 @@ def main(argv: list[str]) -> int:
             os.replace(output, kept)
         print(f"dan export: verification failed: {output} not written; the failed export is {kept}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    """``dan export --web DIR``: the ONNX export (or the given .onnx file) as a static page folder."""
+    from dan.errors import DanError
+    from dan.web import ort_web_files, write_site
+
+    if args.format not in (None, "onnx") or args.verify:
+        raise DanError("--web writes an ONNX page: --format pt2 and --verify are for --output")
+    ort_dir = ort_web_files(args.ort_web)  # first: no export work when the runtime cannot be had
+    source = Path(args.checkpoint)
+    if source.suffix.lower() == ".onnx" and source.is_file():
+        if args.int8 or args.int8_mode:
+            raise DanError(f"{source}: already an ONNX file: --int8 is for checkpoints")
+        folder = write_site(args.web, source, ort_dir, title=source.stem)
+    else:
+        from dan.export.scratch import scratch_folder
+
+        with scratch_folder() as work:
+            args.output = str(work / "model.onnx")
+            status = _export(args)
+            if status != 0:
+                return status
+            folder = write_site(args.web, work / "model.onnx", ort_dir, title=source.name)
+    print(f"wrote {folder}: serve it with python -m http.server -d {folder} (or dan serve --web {folder})")
     return 0

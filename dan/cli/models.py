@@ -13,7 +13,7 @@ yet, the hash recorded at its first download or first use (``<file>.sha256``). T
 recorded at first download|use, no published hash`` (the file is the one first seen, which no published
 hash confirms), MISMATCH (damaged or replaced: ``dan models download NAME --force`` fetches it again),
 unpinned (found in the cache, not used yet), or not cached. A maintainer with network fills the pins with
-``python -m scripts.pin_releases``.
+``python -m scripts.maint.pin_releases``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dan.common import DanError
-from dan.hub import BACKBONES, RELEASED, is_remote, list_backbones, list_released, models_dir
+from dan.errors import DanError
+from dan.hub import BACKBONES, RELEASED, is_remote, list_backbones, list_released
+from dan.paths import models_dir
 
 __all__ = ["main"]
 
@@ -30,7 +31,7 @@ __all__ = ["main"]
 def _print_file(r: dict, pad: str) -> None:
     """A listed file's source, hash and cached copy (with how to fetch it again when it does not match)."""
     print(f"{pad}  file {r['file']} from {r['url']}")
-    none = "none published yet (dan records it at first download or use; pins: python -m scripts.pin_releases)"
+    none = "none published yet (dan records it at first download or use; pins: python -m scripts.maint.pin_releases)"
     print(f"{pad}  sha256 {r['sha256'] or none}")
     if r["cached"]:
         fix = "; fetch it again: dan models download " + r["name"] + " --force" if r["state"] == "MISMATCH" else ""
@@ -83,7 +84,7 @@ def _list() -> int:
 def _download(names: list[str], progress: bool, force: bool) -> int:
     from dan.hub import resolve_checkpoint
     from dan.models.backbone import resolve_backbone_weights
-    from dan.models.checkpoint import checkpoint_verifier
+    from dan.runtime.download_check import download_check
 
     status = 0
     for name in names:
@@ -99,7 +100,7 @@ def _download(names: list[str], progress: bool, force: bool) -> int:
             if name in BACKBONES:
                 path = resolve_backbone_weights(name, progress=progress, force=force)
             else:
-                path = resolve_checkpoint(name, verify=checkpoint_verifier(name), progress=progress, force=force)
+                path = resolve_checkpoint(name, verify=download_check(name), progress=progress, force=force)
         except DanError as err:
             print(f"dan models: error: {err}", file=sys.stderr)
             status = 1

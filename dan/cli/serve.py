@@ -8,7 +8,7 @@ Usage::
 It listens on 127.0.0.1 unless ``--host`` says otherwise (and then warns that other machines can
 reach it); from a laptop, ``ssh -L 8000:localhost:8000 HOST`` and open http://localhost:8000/.
 ``--port 0`` takes a free port; the address is printed once the server accepts connections. Needs
-the ``serve`` extra (``pip install 'dan[serve]'``). Nothing heavy is imported until the options are
+the ``serve`` extra (``pip install 'dan-fer[serve]'``). Nothing heavy is imported until the options are
 parsed, so ``dan serve --help`` is instant.
 """
 
@@ -21,10 +21,14 @@ import os
 import re
 import socket
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from dan.cli.options import Number, add_model_and_detector_options, predictor_from_args
-from dan.common import DanError
+from dan.errors import DanError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 __all__ = ["build_parser", "exposure_warning", "main"]
 
@@ -71,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Number("--threads", int, minimum=1),
         help="CPU threads for the model (default: the runtime's own choice)",
     )
+    p.add_argument(
+        "--web",
+        metavar="DIR",
+        help="also serve the page dan export --web wrote at /web/, cross-origin isolated (COOP/COEP headers): the "
+        "model runs in the visitor's browser; its files are public (--token guards the API only)",
+    )
     return p
 
 
@@ -114,10 +124,14 @@ def main(argv: list[str]) -> int:
         raise DanError("--token must be at least 8 printable ASCII characters without spaces")
     missing = [name for name in _NEEDS if importlib.util.find_spec(name) is None]
     if missing:
-        raise DanError(f"dan serve needs the serve extra (missing: {', '.join(missing)}): pip install 'dan[serve]'")
+        raise DanError(f"dan serve needs the serve extra (missing: {', '.join(missing)}): pip install 'dan-fer[serve]'")
+    if args.web is not None:  # before the model is loaded
+        from dan.serve.web import page_folder
+
+        page_folder(args.web)
     import uvicorn
 
-    from dan.imaging import DEFAULT_MAX_PIXELS
+    from dan.opencv import DEFAULT_MAX_PIXELS
     from dan.serve import create_app
 
     # the event loop waits for the GIL after every socket call; threads running Python (a hostile image's
@@ -127,10 +141,15 @@ def main(argv: list[str]) -> int:
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else (args.max_pixels or None)
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     haar = {"scale_factor": 1.2, "min_face": 48}  # as dan demo: about twice as fast on live frames
-    predictor = predictor_from_args(args, fastest=True, detector_options=haar if args.detector == "haar" else None)
-    app = create_app(
+    predictor = predictor_from_args(args, detector_options=haar if args.detector == "haar" else None)
+    api = create_app(
         predictor, token=args.token, max_upload_bytes=max_bytes, max_pixels=max_pixels, smoothing=args.smoothing
     )
+    app: ASGIApp = api
+    if args.web is not None:
+        from dan.serve.web import with_web_page
+
+        app = with_web_page(api, args.web)
     warning = exposure_warning(sock.getsockname()[0], args.host, args.token)
     if warning:
         print(warning, file=sys.stderr)

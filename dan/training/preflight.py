@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["check_accelerator", "check_run", "machine_summary"]
 
