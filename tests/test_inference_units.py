@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import dan
+from dan.collection.writers import write_csv
 from dan.common import DanError, Preprocessing
-from dan.demo.outputs import CsvStream, write_csv
+from dan.demo.outputs import CsvStream
 from dan.demo.window import window_support
 from dan.inference.crops import crop_face, expand_box, prepare_batch
 from dan.inference.detectors import HaarDetector, NoneDetector, create_detector

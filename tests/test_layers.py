@@ -29,9 +29,11 @@ ALLOWED: dict[str, set[str]] = {
     "inference": SHARED | {"models", "runtime"},
     "demo": SHARED | {"models", "runtime", "inference"},
     "serve": SHARED | {"runtime", "inference"},
+    "collection": SHARED | {"models", "runtime", "inference", "demo"},  # videos and folders in, rows out
     "evaluation": SHARED | {"runtime", "data"},
     "training": SHARED | {"models", "data", "evaluation"},
-    "cli": SHARED | {"models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training"},
+    "cli": SHARED
+    | {"models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training", "collection"},
     "__main__": {"cli"},
 }
 """Layer -> the other layers of ``dan`` it may import. Nothing imports ``cli`` (but ``python -m dan``)."""
@@ -39,7 +41,7 @@ ALLOWED: dict[str, set[str]] = {
 TRAINING_ONLY = {"pytorch_lightning", "lightning", "lightning_fabric", "albumentations"}
 """Third-party packages only ``training`` and ``data`` (the augmentations, the LightningDataModule) use."""
 
-DEPLOYED = {"models", "runtime", "export", "inference", "demo", "serve", "evaluation"} | SHARED
+DEPLOYED = {"models", "runtime", "export", "inference", "demo", "serve", "evaluation", "collection"} | SHARED
 
 
 def _module(path: Path, root: Path) -> str:
