@@ -212,3 +212,22 @@ def test_shared_batcher_runs_the_faces_of_waiting_threads_together(tiny_checkpoi
     assert batcher.runs == 1 and batcher.faces == 5
     for i in range(2):
         assert got[i] == pytest.approx(predictor.run_outputs(batches[i])[0], abs=1e-5)
+
+
+def test_evaluate_shows_its_batches_unless_quiet(tmp_path, capsys) -> None:
+    import torch
+
+    from tests import fakedata as fd
+
+    fd.make_ckplus(tmp_path / "ck", subjects=10, frames=4)
+    torch.manual_seed(0)
+    model = dan.DAN(7, 1, backbone="test_resnet").eval()
+    model.labels, model.preprocessing = dan.LABEL_SETS["ckplus7"], dan.Preprocessing(input_size=32, crop="box")
+    ckpt = dan.save_model(model, tmp_path / "m.pt")
+    args = ["evaluate", "--checkpoint", str(ckpt), "--format", "ckplus", "--root", str(tmp_path / "ck")]
+    args += ["--workers", "0", "--batch-size", "8"]
+    assert main([*args, "--output", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "dan evaluate: 3 of 3 batches" in err  # 21 images; stderr is no terminal here: the plain line
+    assert main([*args, "--quiet", "--output", str(tmp_path / "q")]) == 0
+    assert "dan evaluate:" not in capsys.readouterr().err

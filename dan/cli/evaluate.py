@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rafdb-images", default="aligned", choices=RAFDB_IMAGES)
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime")
     add_device_option(p)
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     return p
 
 
@@ -53,6 +54,7 @@ def _worker_error(err: DanError) -> DanError:
 def main(argv: list[str]) -> int:
     """Run ``dan evaluate``; returns the exit status."""
     args = _parser().parse_args(argv)
+    from dan.collection.progress import Progress
     from dan.data.dataset import build_dataset
     from dan.data.formats import ReadOptions, get_format
     from dan.evaluation.evaluate import evaluate_backend
@@ -95,10 +97,14 @@ def main(argv: list[str]) -> int:
     dataset = build_dataset(
         args.format, args.root, split, num_classes, rafdb_images=args.rafdb_images, preprocessing=backend.preprocessing
     )
+    batches = -(-len(dataset) // max(1, args.batch_size))  # at most: classes the model lacks are left out
+    progress = Progress(batches, "batch", quiet=args.quiet, prefix="dan evaluate")
     try:
-        result = evaluate_backend(backend, dataset, args.batch_size, args.workers, args.tta)
+        result = evaluate_backend(backend, dataset, args.batch_size, args.workers, args.tta, progress.update)
     except DanError as err:  # an unreadable or over-sized image, maybe raised in a DataLoader worker
         raise _worker_error(err) from None
+    finally:
+        progress.close()
     meta = {"checkpoint": str(args.checkpoint), "format": args.format, "root": str(args.root), "split": split}
     meta["backend"] = getattr(backend, "name", type(backend).__name__)
     meta["tta"] = args.tta

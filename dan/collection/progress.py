@@ -76,7 +76,8 @@ class Progress:
         left = ""
         if self.total and rate > 0:
             left = f", {max(self.total - self.done, 0) / rate:.0f} s left"
-        line = f"{self.prefix}: {self._items()}{self.done}{of} {self.unit}s, {rate:.1f} {self.unit}s/s{left}"
+        units = self.unit + ("es" if self.unit.endswith(("s", "sh", "ch", "x")) else "s")
+        line = f"{self.prefix}: {self._items()}{self.done}{of} {units}, {rate:.1f} {units}/s{left}"
         print(line, file=self.stream, flush=True)
 
     def close(self) -> None:
