@@ -19,8 +19,8 @@ import torch
 import dan
 from dan.cli.main import main as dan_main
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
-from dan.common import DanError
 from dan.data.synth import prepared_faces
+from dan.errors import DanError
 from dan.export import export_checkpoint, export_onnx
 from dan.export.fastest import cached_export, fastest_backend
 from dan.models.reference import PlainDAN

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dan.common import LABEL_SETS
 from dan.evaluation.evaluate import evaluate_backend
 from dan.evaluation.report import write_report
+from dan.vocab import LABEL_SETS
 
 import fakedata as fd
 
@@ -87,7 +87,7 @@ def test_model_only_classes_renormalise_the_probabilities() -> None:
 
 
 def test_no_shared_class_is_one_line() -> None:
-    from dan.common import DanError
+    from dan.errors import DanError
 
     with pytest.raises(DanError, match="share none with the data set's"):
         evaluate_backend(_Oracle(("a", "b"), ("c", "d")), _Faces([0, 1], ("c", "d")))
@@ -179,7 +179,7 @@ def test_calibrate_an_onnx_export_and_exports_carry_t(tiny_model, rafdb_data: Pa
 
 def test_write_temperature_reference_pth_and_safetensors(tiny_model, tmp_path: Path) -> None:
     import dan
-    from dan.common import DanError
+    from dan.errors import DanError
     from dan.export.temperature import write_temperature
     from dan.models.metadata import ModelMetadata
     from dan.models.reference import PlainDAN, randomize
@@ -265,8 +265,8 @@ def test_calibrate_in_place_and_output_checks(tiny_model, rafdb_data: Path, tmp_
 
 
 def test_calibration_split_never_the_test_split(tmp_path: Path) -> None:
-    from dan.common import DanError
     from dan.data.formats import ReadOptions, get_format
+    from dan.errors import DanError
     from dan.evaluation.calibration_split import calibration_split
 
     fd.make_fer2013(tmp_path / "fer")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.evaluation.calibration import (
     brier_score,
     calibration_scores,

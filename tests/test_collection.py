@@ -18,7 +18,7 @@ from dan.collection.batcher import SharedBatcher
 from dan.collection.frames import Sampling
 from dan.collection.progress import Progress
 from dan.collection.run import run_collection
-from dan.common import DanError
+from dan.errors import DanError
 from dan.inference.predictor import Predictor
 
 RAFDB = dan.LABEL_SETS["rafdb"]

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dan.common import LABEL_SETS, DanError
 from dan.data.dataset import FERDataset
 from dan.data.folder import canonical_class_name
 from dan.data.readers import default_splits, format_label_names, read_split
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS
 
 import fakedata as fd
 

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from dan.cli.main import main
-from dan.common import LABEL_SETS, DanError
 from dan.data.check import check_dataset
 from dan.data.datamodule import FERDataModule
 from dan.data.dataset import load_sample_image
 from dan.data.formats import get_format
 from dan.data.readers import default_splits, read_split
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS
 
 import fakedata as fd
 

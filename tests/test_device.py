@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dan.cli.main import main
-from dan.common import DEVICES, DanError, parse_device
+from dan.errors import DanError
 from dan.system import pick_device, torch_device
+from dan.vocab import DEVICES, parse_device
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

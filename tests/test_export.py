@@ -14,7 +14,7 @@ from torch import nn
 
 from dan import DAN
 from dan.cli.main import main as dan_main
-from dan.common import DanError, Preprocessing
+from dan.errors import DanError
 from dan.export import (
     export_checkpoint,
     export_onnx,
@@ -23,6 +23,7 @@ from dan.export import (
     top1_agreement,
 )
 from dan.models.checkpoint import save_model
+from dan.preprocess import Preprocessing
 from dan.runtime.loader import load_backend
 from dan.runtime.onnx import OnnxBackend
 from dan.runtime.pt2 import Pt2Backend, check_pt2_archive

@@ -18,15 +18,16 @@ import yaml
 
 import dan
 from dan.cli.main import main
-from dan.common import LABEL_SETS, DanError, MissingLabelsError, Preprocessing
 from dan.data.folder import canonical_class_name, folder_label_names
+from dan.errors import DanError, MissingLabelsError
 from dan.imaging import list_images, read_image
 from dan.models import DAN, convert_reference_state_dict, save_model
 from dan.models.metadata import tensor_checksum
 from dan.models.reference import PlainDAN
 from dan.models.transfer import CLASS_ROWS, match_classes
-from dan.preprocess import prepare_face
+from dan.preprocess import Preprocessing, prepare_face
 from dan.training.module import DANModule
+from dan.vocab import LABEL_SETS
 
 pytest_plugins = ["hubserver"]  # the loopback server and the private cache: fixtures
 
@@ -275,7 +276,7 @@ def test_dan_fit_fine_tunes_from_a_file(faces: Path, source: Path, tmp_path: Pat
 
 
 def test_the_demo_script_relabels_generated_faces_into_another_label_set(faces: Path, tmp_path: Path) -> None:
-    from scripts import finetune_demo as demo
+    from scripts.demos import finetune as demo
 
     counts = demo.relabel(faces.parent / "synth", tmp_path / "target")
     assert folder_label_names(tmp_path / "target") == (

@@ -8,13 +8,14 @@ import pytest
 
 import dan
 from dan.collection.writers import write_csv
-from dan.common import DanError, Preprocessing
 from dan.demo.outputs import CsvStream
 from dan.demo.window import window_support
+from dan.errors import DanError
 from dan.inference.crops import crop_face, expand_box, prepare_batch
 from dan.inference.detectors import HaarDetector, NoneDetector, create_detector
 from dan.inference.predictor import Predictor
 from dan.inference.tracking import IoUTracker, iou
+from dan.preprocess import Preprocessing
 from dan.runtime.loader import load_backend
 from dan.runtime.torch import TorchBackend
 

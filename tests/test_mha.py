@@ -20,7 +20,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 import dan
 from dan import DAN, DanError, Preprocessing, load_model, save_model
 from dan.export import export_checkpoint, quantize_onnx
-from dan.models.checkpoint import checkpoint_metadata
+from dan.models.metadata import ModelMetadata
 from dan.models.mha import MultiHeadDotProductAttention
 from dan.models.reparam import reparameterize
 from dan.runtime.onnx import OnnxBackend
@@ -119,7 +119,7 @@ def test_checkpoint_roundtrip_and_files_without_head_load_as_dan(mha: DAN, tmp_p
             want, got = mha(x, return_attention=True), loaded(x, return_attention=True)
         assert torch.equal(got.logits, want.logits) and torch.equal(got.attention, want.attention)
     for model, name in ((_trained_like("dan"), "dan.pt"), (mha, "mha.pt")):  # an older file: no "head" key
-        blob = {"dan": checkpoint_metadata(model), "state_dict": model.state_dict()}
+        blob = {"dan": ModelMetadata.of_model(model).to_dict(), "state_dict": model.state_dict()}
         del blob["dan"]["model_config"]["head"]
         torch.save(blob, tmp_path / name)
     assert load_model(tmp_path / "dan.pt").head_type == "dan"
@@ -170,7 +170,9 @@ def test_onnx_float32_and_int8_match_pytorch(mha: DAN, tmp_path) -> None:
 def test_training_step_reaches_every_head_parameter() -> None:
     torch.manual_seed(0)
     module = DANModule(num_classes=7, num_heads=2, head="mha", preprocessing={"input_size": 64})
-    assert module.hparams.head == "mha" and checkpoint_metadata(module.model)["model_config"]["head"] == "mha"
+    assert (
+        module.hparams.head == "mha" and ModelMetadata.of_model(module.model).to_dict()["model_config"]["head"] == "mha"
+    )
     x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log without a Trainer

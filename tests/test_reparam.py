@@ -184,7 +184,7 @@ def test_channels_last_reparam_matches(dan4: DAN) -> None:
 
 def test_channels_last_training_step_matches_contiguous() -> None:
     """Channels-last is an option for training too: same loss and gradients (to float rounding)."""
-    from dan.losses import AffinityLoss, PartitionLoss
+    from dan.models.losses import AffinityLoss, PartitionLoss
 
     torch.manual_seed(0)
     ref = DAN(num_classes=7, num_heads=2)

@@ -24,7 +24,8 @@ import argparse
 from pathlib import Path
 
 from dan.cli.options import add_device_option, add_model_and_data_options, say_device
-from dan.common import BACKENDS, LABEL_SETS, RAFDB_IMAGES, DanError, MissingLabelsError, parse_labels
+from dan.errors import DanError, MissingLabelsError
+from dan.vocab import BACKENDS, LABEL_SETS, RAFDB_IMAGES, parse_labels
 
 __all__ = ["main"]
 
@@ -111,7 +112,7 @@ def main(argv: list[str]) -> int:
 
     from dan.data.dataset import FERDataset
     from dan.data.formats import ReadOptions, get_format
-    from dan.data.transforms import build_transform
+    from dan.data.transforms import Transform
     from dan.evaluation.calibration import T_BOUNDS, calibration_scores, fit_temperature, log_softmax
     from dan.evaluation.calibration_split import calibration_split
     from dan.evaluation.evaluate import evaluate_backend
@@ -145,7 +146,7 @@ def main(argv: list[str]) -> int:
         backend = load_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device)
         print(f"note: {args.checkpoint} carries no class names; assuming the {args.labels} label order (--labels)")
     say_device(backend)
-    dataset = FERDataset(chosen.data, build_transform("eval", backend.preprocessing))
+    dataset = FERDataset(chosen.data, Transform("eval", backend.preprocessing))
     print(f"calibration split: {chosen.description}")
     result = evaluate_backend(backend, dataset, args.batch_size, args.workers)
     for line in result.left_out_lines():

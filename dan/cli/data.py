@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dan.common import FORMAT_NAMES, RAFDB_IMAGES
+from dan.vocab import FORMAT_NAMES, RAFDB_IMAGES
 
 __all__ = ["main"]
 

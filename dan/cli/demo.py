@@ -18,7 +18,7 @@ import os
 import sys
 
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["build_parser", "main"]
 

@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 
 from dan.cli.options import add_device_option, add_model_and_data_options, say_device
-from dan.common import BACKENDS, LABEL_SETS, RAFDB_IMAGES, DanError, MissingLabelsError, parse_labels
+from dan.errors import DanError, MissingLabelsError
+from dan.vocab import BACKENDS, LABEL_SETS, RAFDB_IMAGES, parse_labels
 
 __all__ = ["main"]
 

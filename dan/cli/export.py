@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from dan.cli.options import add_device_option
-from dan.common import EXPORT_FORMATS, LABEL_SETS, parse_labels
+from dan.vocab import EXPORT_FORMATS, LABEL_SETS, parse_labels
 
 __all__ = ["GENERATED_FACES", "GENERATED_SEED", "main"]
 
@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run ``dan export`` with ``argv`` (without the subcommand name); returns the exit status."""
     args = _parser().parse_args(argv)
-    from dan.common import DanError
+    from dan.errors import DanError
     from dan.fileio import check_writable
 
     out = Path(args.output)
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
         raise DanError(f"{out}: cannot create the output folder {out.parent}: {err.strerror or err}") from None
     check_writable(out, "export")  # before the model is loaded (or downloaded), before torch is imported
     from dan.export import DEFAULT_OPSET, export_checkpoint
-    from dan.models.checkpoint import load_model
+    from dan.models.loading import load_model
 
     if args.format is None:
         args.format = "pt2" if Path(args.output).suffix.lower() == ".pt2" else "onnx"

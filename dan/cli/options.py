@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dan.common import BACKENDS, DETECTORS, FORMAT_NAMES, LABEL_SETS, DanError, parse_device, parse_labels
+from dan.errors import DanError
+from dan.vocab import BACKENDS, DETECTORS, FORMAT_NAMES, LABEL_SETS, parse_device, parse_labels
 
 __all__ = ["add_device_option", "add_model_and_detector_options", "device_arg", "predictor_from_args", "say_device"]
 
 
 def device_arg(text: str) -> str:
-    """``--device``'s type: :func:`dan.common.parse_device`, its error as argparse's usage message."""
+    """``--device``'s type: :func:`dan.vocab.parse_device`, its error as argparse's usage message."""
     try:
         return parse_device(text)
     except ValueError as err:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["add_collection_options", "is_collection", "run"]
 
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, paths: list[Path], errors: list[str]) -> int:
     from dan.collection.frames import Sampling
     from dan.collection.run import run_collection
     from dan.collection.store import PartStore
-    from dan.inference.batch import default_workers
+    from dan.inference.pipeline import default_workers
 
     if args.output is None:
         raise DanError("videos give one row per face per frame: name an --output (.csv, .jsonl, .parquet or a folder/)")

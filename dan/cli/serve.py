@@ -24,7 +24,7 @@ import sys
 from urllib.parse import quote
 
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["build_parser", "exposure_warning", "main"]
 
@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
         raise DanError(f"dan serve needs the serve extra (missing: {', '.join(missing)}): pip install 'dan[serve]'")
     import uvicorn
 
-    from dan.imaging import DEFAULT_MAX_PIXELS
+    from dan.opencv import DEFAULT_MAX_PIXELS
     from dan.serve import create_app
 
     # the event loop waits for the GIL after every socket call; threads running Python (a hostile image's

@@ -14,11 +14,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cv2
-
-from dan.common import DanError
 from dan.demo.sources import Frame, FrameSource, VideoFileSource
-from dan.imaging import DEFAULT_MAX_PIXELS
+from dan.errors import DanError
+from dan.opencv import DEFAULT_MAX_PIXELS, cv2
 
 __all__ = ["Sampling", "SampledVideo"]
 

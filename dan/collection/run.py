@@ -33,8 +33,8 @@ from dan.collection.progress import Progress
 from dan.collection.rows import columns, face_row
 from dan.collection.store import PartStore
 from dan.collection.writers import PartWriter
-from dan.common import DanError
 from dan.demo.sources import PrefetchSource
+from dan.errors import DanError
 from dan.imaging import ImageReadError
 from dan.inference.live import LiveStep
 from dan.inference.predictor import Predictor
@@ -74,9 +74,8 @@ class _Stop(Exception):
 
 
 def _frame_count(path: Path) -> int:
-    import cv2
-
     from dan.imaging import quiet_opencv
+    from dan.opencv import cv2
 
     with quiet_opencv("SILENT"):
         cap = cv2.VideoCapture(str(path))

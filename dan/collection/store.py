@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 
 from dan.collection.writers import FORMATS, concatenate
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import check_writable, remove_stale_temps_in
 
 __all__ = ["PartStore"]

@@ -8,7 +8,7 @@ Parquet in row groups of :data:`PARQUET_ROW_GROUP` rows. :func:`concatenate` str
 into one file, a row group or a line at a time.
 
 Parquet needs ``pyarrow`` (the ``dan[scale]`` extra); without it asking for Parquet is a one-line
-:class:`~dan.common.DanError`.
+:class:`~dan.errors.DanError`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import atomic_path, publish, temp_path_for
 
 __all__ = ["FORMATS", "PARQUET_ROW_GROUP", "PartWriter", "concatenate", "open_part", "write_csv", "write_json"]

@@ -1,5 +1,5 @@
 """Data layer: one record per data-set layout (:mod:`dan.data.formats`), readers for each, transforms,
-the Dataset, a balanced sampler, the Lightning data module, the synthetic data set and the data checker.
+the Dataset, the epoch sampler, the Lightning data module, the synthetic data set and the data checker.
 
 Never imports the model, training or inference layers (docs/design.md, layers). Heavy submodules are
 imported on attribute access, so ``import dan.data`` stays cheap.
@@ -11,7 +11,6 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "BalancedSampler",
     "CheckReport",
     "DataFormat",
     "FERDataModule",
@@ -20,16 +19,13 @@ __all__ = [
     "SplitData",
     "Transform",
     "build_dataset",
-    "build_transform",
     "check_dataset",
     "generate",
     "get_format",
     "read_split",
-    "tta_flip",
 ]
 
 _WHERE = {
-    "BalancedSampler": "dan.data.sampler",
     "CheckReport": "dan.data.check",
     "DataFormat": "dan.data.formats",
     "FERDataModule": "dan.data.datamodule",
@@ -38,12 +34,10 @@ _WHERE = {
     "SplitData": "dan.data.samples",
     "Transform": "dan.data.transforms",
     "build_dataset": "dan.data.dataset",
-    "build_transform": "dan.data.transforms",
     "check_dataset": "dan.data.check",
     "generate": "dan.data.synth",
     "get_format": "dan.data.formats",
     "read_split": "dan.data.readers",
-    "tta_flip": "dan.data.transforms",
 }
 
 

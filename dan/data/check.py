@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from dan.common import DanError
 from dan.data.dataset import load_sample_image
 from dan.data.formats import ReadOptions, get_format
 from dan.data.samples import Issue, Sample, SplitData
+from dan.errors import DanError
 from dan.imaging import ImageReadError
 
 __all__ = ["CheckReport", "check_dataset"]
@@ -96,7 +96,7 @@ def check_dataset(
     """Read every split of a data set, decode every image, and report counts and problems.
 
     Args:
-        format: A data set layout (:data:`dan.common.FORMAT_NAMES`).
+        format: A data set layout (:data:`dan.vocab.FORMAT_NAMES`).
         root: The data set root.
         num_classes: AffectNet: 7 or 8; others None.
         rafdb_images: ``aligned`` or ``original`` (RAF-DB).

@@ -3,9 +3,9 @@
 ``num_classes``, ``label_names`` and the model-input record ``preprocessing`` are known right after
 ``__init__`` (from the format's record, the given ``num_classes`` or a folder listing, and the image
 options), so LightningCLI can link them to the model: the training transforms and the model take the
-one :class:`dan.common.Preprocessing` built here.
+one :class:`dan.preprocess.Preprocessing` built here.
 The root is checked in ``__init__``; lists and columns are read and checked in :meth:`setup`, so
-every mistake surfaces as a one-line :class:`dan.common.DanError` before the first step.
+every mistake surfaces as a one-line :class:`dan.errors.DanError` before the first step.
 
 Batches are dicts (:mod:`dan.data.batch`): the workers ship uint8 faces, each with its random-erasing
 rectangle, and the model normalises and erases them on its device (``DANModule.on_after_batch_transfer``),
@@ -14,7 +14,7 @@ have valence and arousal (:attr:`FERDataModule.has_va`) adds each face's to its 
 (B, 2), NaN where unknown), for a model with the valence/arousal output (``model.va_head``); the all-CPU
 pipeline's pairs do not carry them.
 ``device_transforms=False`` keeps the older all-CPU pipeline (float32 ``(images, labels)`` pairs), for
-comparison (``scripts/benchmark_data.py``, ``scripts/gpu_check.py``).
+comparison (``scripts/bench/data.py``, ``scripts/maint/gpu_check.py``).
 """
 
 from __future__ import annotations
@@ -27,14 +27,16 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from dan.common import IMAGENET_MEAN, IMAGENET_STD, RAFDB_IMAGES, DanError, Preprocessing
 from dan.data.batch import collate
 from dan.data.dataset import FERDataset
 from dan.data.formats import ReadOptions, get_format
 from dan.data.sampler import EpochSampler
 from dan.data.samples import SplitData
 from dan.data.synth import read_manifest
-from dan.data.transforms import TRANSFORMS, build_transform
+from dan.data.transforms import TRANSFORMS, Transform
+from dan.errors import DanError
+from dan.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from dan.vocab import RAFDB_IMAGES
 
 __all__ = ["FERDataModule", "ResumableLoader"]
 
@@ -56,7 +58,7 @@ class FERDataModule(pl.LightningDataModule):
     """Train/val/test data loaders for RAF-DB, AffectNet, FER2013 or a class-folder tree.
 
     Args:
-        format: A data set layout (:data:`dan.common.FORMAT_NAMES`): ``rafdb`` (also ``dan synth``
+        format: A data set layout (:data:`dan.vocab.FORMAT_NAMES`): ``rafdb`` (also ``dan synth``
             output), ``affectnet``, ``fer2013`` or ``folder``; its record
             (:class:`dan.data.formats.DataFormat`) says everything else about it.
         root: The data set's root folder.
@@ -74,9 +76,9 @@ class FERDataModule(pl.LightningDataModule):
         image_size: Side of the square model input in pixels.
         mean: Per-channel RGB mean in [0, 1] the inputs are normalised with (ImageNet's by default).
         std: Per-channel RGB standard deviation in [0, 1] (ImageNet's by default).
-        resize: Resize filter (:data:`dan.common.RESIZE_NAMES`; ``bilinear`` is torchvision's
+        resize: Resize filter (:data:`dan.vocab.RESIZE_NAMES`; ``bilinear`` is torchvision's
             ``Resize`` on PIL images).
-        augment: Training pipeline (:data:`dan.common.TRANSFORMS`): ``rafdb``, ``affectnet``, ``flip``,
+        augment: Training pipeline (:data:`dan.vocab.TRANSFORMS`): ``rafdb``, ``affectnet``, ``flip``,
             ``eval`` or ``none``.
         batch_size: Training batch size (per device).
         eval_batch_size: Validation/test batch size; default ``batch_size``.
@@ -229,7 +231,7 @@ class FERDataModule(pl.LightningDataModule):
         return self.data_format.read_split(self.root, split, self._options)  # class names checked
 
     def _dataset(self, data: SplitData, augment: str, ship_size: int | None = None) -> FERDataset:
-        transform = build_transform(augment, self.preprocessing, ship_size=ship_size)
+        transform = Transform(augment, self.preprocessing, ship_size=ship_size)
         return FERDataset(
             data, transform, self.skip_bad_files, device_transforms=self.device_transforms, with_va=self.has_va
         )

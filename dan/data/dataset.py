@@ -19,17 +19,17 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from dan.common import Preprocessing
 from dan.data.batch import sample
 from dan.data.readers import read_split
 from dan.data.samples import Sample, SplitData
-from dan.data.transforms import build_transform
+from dan.data.transforms import Transform
 from dan.imaging import ImageReadError, read_image
+from dan.opencv import cv2
+from dan.preprocess import Preprocessing
 
 __all__ = ["FERDataset", "build_dataset", "load_sample_image"]
 
@@ -93,7 +93,7 @@ class FERDataset(Dataset):
         with_va: bool = False,
     ) -> None:
         self.data = data
-        self.transform = transform if transform is not None else build_transform("eval")
+        self.transform = transform if transform is not None else Transform("eval")
         self.skip_bad_files = skip_bad_files
         self.device_transforms = device_transforms
         if device_transforms and not callable(getattr(self.transform, "prepare", None)):
@@ -195,8 +195,8 @@ def build_dataset(
         augment: Pipeline name (:data:`dan.data.transforms.TRANSFORMS`), ``eval`` for evaluation.
         rafdb_images: ``aligned`` or ``original`` (RAF-DB only).
         skip_bad_files: Skip and count unreadable images instead of raising.
-        mean: Normalisation mean (RGB, [0, 1]); default :class:`dan.common.Preprocessing`'s (ImageNet).
-        std: Normalisation standard deviation; default :class:`dan.common.Preprocessing`'s.
+        mean: Normalisation mean (RGB, [0, 1]); default :class:`dan.preprocess.Preprocessing`'s (ImageNet).
+        std: Normalisation standard deviation; default :class:`dan.preprocess.Preprocessing`'s.
         preprocessing: A model's whole record (size, mean, std, resize filter); overrides the three above.
 
     Raises:
@@ -205,5 +205,5 @@ def build_dataset(
     data = read_split(format, root, split, num_classes, rafdb_images, strict=True)
     default = Preprocessing()
     pre = preprocessing or Preprocessing(input_size=image_size, mean=mean or default.mean, std=std or default.std)
-    transform = build_transform(augment, pre)
+    transform = Transform(augment, pre)
     return FERDataset(data, transform, skip_bad_files)

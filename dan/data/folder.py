@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dan.common import LABEL_SETS, SPLIT_ROLES, DanError
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.samples import Sample, SplitData, split_role
+from dan.errors import DanError
 from dan.imaging import list_images
+from dan.vocab import LABEL_SETS, SPLIT_ROLES
 
 __all__ = [
     "CLASS_SYNONYMS",

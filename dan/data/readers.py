@@ -2,7 +2,7 @@
 
 Each function looks the format up in the registry (:mod:`dan.data.formats`, one
 :class:`~dan.data.formats.DataFormat` per layout, registered by its reader module) and asks the
-record; no format is named here. Formats: :data:`dan.common.FORMAT_NAMES` (``rafdb``, also the
+record; no format is named here. Formats: :data:`dan.vocab.FORMAT_NAMES` (``rafdb``, also the
 ``dan synth`` output; ``affectnet`` in its csv, npy or class-folder layouts; ``fer2013``; ``folder``,
 any ``ROOT/SPLIT/CLASS/*.jpg`` tree).
 """
@@ -56,12 +56,12 @@ def read_split(
     """Read one split of a data set in any supported format.
 
     Args:
-        format: A name of :data:`dan.common.FORMAT_NAMES`.
+        format: A name of :data:`dan.vocab.FORMAT_NAMES`.
         root: The data set's root folder (for FER2013 also the CSV file).
         split: The split name as on disk, or a role in any usual spelling (``train``, ``val``,
             ``validation``, ``test``, ...); a role the data set has no split for is an error.
         num_classes: AffectNet: 7 or 8; others: None or their fixed/derived count.
-        rafdb_images: RAF-DB image variant (:data:`dan.common.RAFDB_IMAGES`).
+        rafdb_images: RAF-DB image variant (:data:`dan.vocab.RAFDB_IMAGES`).
         strict: Raise the first bad line as a :class:`DanError` (training); False records them in
             ``issues`` (``dan data check``). Missing files/columns and empty splits always raise.
 

@@ -4,7 +4,7 @@ A reader never decodes images; it lists them. Each :class:`Sample` is a file (or
 whose pixels are kept in :attr:`SplitData.pixels`), its label index, an optional face box and, where the
 data set has them (AffectNet, the generated set), its valence and arousal.
 Problems are collected as :class:`Issue` objects so ``dan data check`` can report all of them, while
-training raises the first fatal one as a :class:`dan.common.DanError` before any step runs.
+training raises the first fatal one as a :class:`dan.errors.DanError` before any step runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["SPLIT_WORDS", "Issue", "Sample", "SplitData", "split_role"]
 
@@ -79,7 +79,7 @@ class SplitData:
     """The samples of one split of one data set.
 
     Attributes:
-        format: Reader name (a name of :data:`dan.common.FORMAT_NAMES`).
+        format: Reader name (a name of :data:`dan.vocab.FORMAT_NAMES`).
         split: Split name as stored on disk (e.g. ``train``, ``validation``, ``PublicTest``).
         label_names: Class names; index ``i`` names label ``i``.
         samples: The samples, in a fixed order.

@@ -28,14 +28,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from dan.common import LABEL_SETS, DanError, Preprocessing
 from dan.data.rafdb import RAFDB_LIST, RAFDB_VA
 from dan.data.synth_face import draw_face, draw_face_with_intensity, valence_arousal
+from dan.errors import DanError
 from dan.fileio import atomic_write, check_writable
-from dan.preprocess import prepare_faces
+from dan.opencv import cv2
+from dan.preprocess import Preprocessing, prepare_faces
+from dan.vocab import LABEL_SETS
 
 __all__ = [
     "MANIFEST",

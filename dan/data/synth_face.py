@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-import cv2
 import numpy as np
+
+from dan.opencv import cv2
 
 __all__ = ["CIRCUMPLEX", "EXPRESSIONS", "Expression", "draw_face", "draw_face_with_intensity", "valence_arousal"]
 

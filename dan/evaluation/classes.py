@@ -3,7 +3,7 @@
 A model scored on a data set with another label set is scored on the classes both have
 (:attr:`ClassMatch.shared`); the data set's images of a class the model lacks are left out (the model
 cannot predict it), and a prediction of a class the data set lacks counts as wrong. Names are
-compared as they are: every label set of :data:`dan.common.LABEL_SETS` and every reader uses the
+compared as they are: every label set of :data:`dan.vocab.LABEL_SETS` and every reader uses the
 canonical class names.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["ClassMatch", "match_classes"]
 

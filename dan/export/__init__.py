@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import EXPORT_FORMATS, DanError
+from dan.errors import DanError
 from dan.export.onnx import DEFAULT_OPSET, export_metadata, export_onnx, prepare_for_export, sample_input
 from dan.export.quantize import INT8_MODES, quantize_onnx
 from dan.export.report import ExportReport
@@ -38,10 +38,10 @@ from dan.export.verify import (
 )
 from dan.fileio import atomic_path, check_writable
 from dan.models.dan import DAN
+from dan.vocab import EXPORT_FORMATS
 
 __all__ = [
     "DEFAULT_OPSET",
-    "FORMATS",
     "INT8_MODES",
     "ExportReport",
     "export_checkpoint",
@@ -51,8 +51,6 @@ __all__ = [
     "quantize_onnx",
     "top1_agreement",
 ]
-
-FORMATS = EXPORT_FORMATS
 
 
 def _export_int8(
@@ -143,8 +141,8 @@ def export_checkpoint(
             unreadable image, an unwritable output.
     """
     output = Path(output)
-    if format not in FORMATS:
-        raise DanError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
+    if format not in EXPORT_FORMATS:
+        raise DanError(f"unknown export format {format!r}: choose one of {', '.join(EXPORT_FORMATS)}")
     if int8 and format != "onnx":
         raise DanError("--int8 is for ONNX exports only (use --format onnx)")
     if int8 and int8_mode not in INT8_MODES:

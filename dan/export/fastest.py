@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import atomic_path
-from dan.hub import dan_home
 from dan.models.dan import DAN
 from dan.models.metadata import tensor_checksum
+from dan.paths import dan_home
 from dan.runtime.auto import probe_key, race
 from dan.runtime.backend import Backend
 from dan.runtime.torch import TorchBackend

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dan.common import DanError, Preprocessing
+from dan.errors import DanError
 from dan.export.report import ExportReport
 from dan.imaging import list_images, read_image
 from dan.models.dan import DAN
-from dan.preprocess import prepare_face
+from dan.preprocess import Preprocessing, prepare_face
 
 __all__ = [
     "load_images",

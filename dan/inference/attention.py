@@ -14,14 +14,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import atomic_path, check_writable
 from dan.inference.predictor import Predictor
 from dan.models.dan import DAN
+from dan.opencv import cv2
 from dan.runtime.backend import Backend
 from dan.runtime.loader import load_backend
 from dan.runtime.torch import TorchBackend

@@ -26,15 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-import cv2
 import numpy as np
 
-from dan.common import Preprocessing, resolve_labels
 from dan.imaging import read_image
 from dan.inference.crops import prepare_batch
 from dan.inference.detectors import BoxLike, Detection, Detector, NoneDetector, create_detector
+from dan.opencv import cv2
+from dan.preprocess import Preprocessing
 from dan.runtime.backend import AttentionBackend, Backend, backend_outputs, has_attention, has_va, probabilities
 from dan.runtime.loader import load_backend
+from dan.vocab import resolve_labels
 
 __all__ = ["FaceResult", "Predictor"]
 

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dan.common import Preprocessing
 from dan.models.backbone import FeatureBackbone, create_backbone, load_backbone_weights
 from dan.models.heads import MultiHeadCrossAttention
 from dan.models.mha import MultiHeadDotProductAttention
+from dan.preprocess import Preprocessing
 
 __all__ = ["DAN", "HEAD_TYPES", "DANOutput"]
 

@@ -8,7 +8,7 @@ ranges) before a model is built, and refuses a file written by a newer ``dan``; 
 checksum, so a file damaged after it was written is one line naming it, not a model that predicts
 nonsense.
 
-Every loader goes through this one record: :func:`dan.models.checkpoint.load_model` (checkpoints,
+Every loader goes through this one record: :func:`dan.models.loading.load_model` (checkpoints,
 reference files), and the ONNX, OpenVINO and ``.pt2`` runtimes (:mod:`dan.runtime`) call
 :meth:`ModelMetadata.read` on what the file stored, :meth:`ModelMetadata.with_labels` to settle the
 class names, and keep the record (``backend.metadata``); a file that stored none (a reference ``.pth``,
@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from dan.common import HEADS, DanError, Preprocessing, resolve_labels
+from dan.errors import DanError
+from dan.preprocess import Preprocessing
+from dan.vocab import HEADS, resolve_labels
 
 if TYPE_CHECKING:
     from dan.models.dan import DAN
@@ -185,7 +187,7 @@ class ModelMetadata:
             num_classes: The network's class count, when the loader knows it better than the record.
 
         Raises:
-            DanError: The class count is unknown, or the names do not fit it (:func:`dan.common.resolve_labels`).
+            DanError: The class count is unknown, or the names do not fit it (:func:`dan.vocab.resolve_labels`).
         """
         n = num_classes or self.num_classes
         if n is None:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.models.backbone import state_dict_mismatch
-from dan.models.checkpoint import StoredWeights
 from dan.models.dan import DAN
+from dan.models.loading import StoredWeights
 
 __all__ = ["CLASS_ROWS", "ClassMatch", "TransferReport", "match_classes", "transfer_centres", "transfer_weights"]
 
@@ -109,7 +109,7 @@ def transfer_weights(model: DAN, source: StoredWeights, canonical: Callable[[str
 
     Args:
         model: The new model; its ``labels`` name its classes.
-        source: The trained model's weights (:func:`dan.models.checkpoint.read_weights`).
+        source: The trained model's weights (:func:`dan.models.loading.read_weights`).
         canonical: Maps a class name to its canonical form before matching.
 
     Returns:

@@ -32,9 +32,9 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import atomic_write
-from dan.hub import dan_home
+from dan.paths import dan_home
 from dan.runtime.backend import Backend, softmax
 from dan.system import cpu_flags, cpu_model
 

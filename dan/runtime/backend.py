@@ -28,7 +28,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from dan.common import Preprocessing
+from dan.preprocess import Preprocessing
 
 __all__ = [
     "AttentionBackend",

@@ -13,11 +13,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from dan.common import BACKENDS, DanError
+from dan.errors import DanError
 from dan.hub import RELEASED, is_remote, released_model, resolve_checkpoint
-from dan.models.checkpoint import checkpoint_verifier
 from dan.runtime.backend import Backend
+from dan.runtime.fetch import download_check
 from dan.system import torch_device
+from dan.vocab import BACKENDS
 
 __all__ = ["load_backend"]
 
@@ -60,7 +61,7 @@ def load_backend(
     if released is not None and labels is None:
         labels = released.labels
     if is_remote(path):
-        path = resolve_checkpoint(path, verify=checkpoint_verifier(path))
+        path = resolve_checkpoint(path, verify=download_check(path))
     path = Path(path)
     if not path.is_file():
         names = ", ".join(RELEASED)

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import DanError, Preprocessing, one_line
+from dan.errors import DanError, one_line
 from dan.models.metadata import ModelMetadata
+from dan.preprocess import Preprocessing
 from dan.runtime.backend import Outputs
 from dan.system import pick_device
 

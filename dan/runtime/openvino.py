@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dan.common import DanError, one_line
+from dan.errors import DanError, one_line
 from dan.runtime.onnx import OnnxBackend
 
 __all__ = ["OpenVinoBackend", "openvino_available"]

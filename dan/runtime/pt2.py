@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dan.common import DanError, Preprocessing, one_line
+from dan.errors import DanError, one_line
 from dan.models.metadata import ModelMetadata
+from dan.preprocess import Preprocessing
 from dan.runtime.backend import Outputs
 from dan.runtime.torch import cuda_math
 from dan.system import torch_device

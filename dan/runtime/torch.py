@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from dan.common import Preprocessing
 from dan.models import DAN, load_model
 from dan.models.metadata import ModelMetadata
+from dan.preprocess import Preprocessing
 from dan.runtime.backend import Outputs
 from dan.system import torch_device
 

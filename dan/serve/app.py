@@ -1,7 +1,7 @@
 """The FastAPI application: the page, the HTTP API, the live WebSocket.
 
 Routes: ``GET /`` (the page), ``POST /v1/predict``, ``GET /v1/model``, ``GET /health``,
-``WS /v1/live`` (see :mod:`dan.serve.live`), and ``/openapi.json`` (the API's schema). There is no
+``WS /v1/live`` (see :mod:`dan.serve.websocket`), and ``/openapi.json`` (the API's schema). There is no
 ``/docs`` page: FastAPI's loads Swagger UI's JavaScript from a CDN (a floating version, no integrity
 hash, blank offline); open the schema in any OpenAPI viewer instead. Every request first passes
 :class:`dan.serve.guard.Guard` (token, WebSocket origin, declared body size). Uploads are handled a
@@ -22,14 +22,14 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from dan import __version__
-from dan.common import DanError
-from dan.imaging import DEFAULT_MAX_PIXELS
+from dan.errors import DanError
 from dan.inference.predictor import Predictor
+from dan.opencv import DEFAULT_MAX_PIXELS
 from dan.serve.guard import Guard
-from dan.serve.live import LiveSession
 from dan.serve.runner import ModelRunner
 from dan.serve.schemas import ERRORS, Face, Health, Limits, ModelInfo, PredictResponse
 from dan.serve.uploads import SUPPORTED_TYPES, ApiError, decode_upload, image_from_request
+from dan.serve.websocket import LiveSession
 
 __all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "create_app", "page_html"]
 
@@ -119,7 +119,6 @@ def create_app(
         redoc_url=None,
     )
     app.state.runner = runner
-    app.state.smoothing = smoothing  # each live connection's LiveStep smooths with it
     app.add_middleware(Guard, token=token, max_body=max_upload_bytes)
 
     @app.exception_handler(ApiError)

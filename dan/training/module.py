@@ -35,16 +35,18 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from dan.common import DanError, MissingLabelsError, Preprocessing
 from dan.data.batch import IMAGE, LABEL, VA, DeviceTransform
+from dan.errors import DanError, MissingLabelsError
 from dan.evaluation.metrics import ClassificationMetrics
 from dan.evaluation.va_metrics import VA_NAMES, VAMetrics
-from dan.models import DAN, AffinityLoss, DANOutput, PartitionLoss, checkpoint_metadata
-from dan.models.checkpoint import read_weights
+from dan.models import DAN, AffinityLoss, DANOutput, PartitionLoss
 from dan.models.freeze import freeze_backbone
+from dan.models.loading import read_weights
 from dan.models.losses import ccc_loss
+from dan.models.metadata import ModelMetadata
 from dan.models.tapconv import use_tap_convs
 from dan.models.transfer import TransferReport, transfer_centres, transfer_weights
+from dan.preprocess import Preprocessing
 from dan.training.optim import build_optimizer, param_groups
 
 __all__ = ["DANModule"]
@@ -69,7 +71,7 @@ class DANModule(LightningModule):
             download cache) or a weights file's path.
         drop_rate: Dropout before the classifier.
         label_names: Class names (linked from the data module); stored in checkpoints.
-        preprocessing: The model-input record (:meth:`dan.common.Preprocessing.to_dict`: input size,
+        preprocessing: The model-input record (:meth:`dan.preprocess.Preprocessing.to_dict`: input size,
             mean, std, resize filter and how the data set's faces were cut out of photos), linked from
             the data module, whose loaders prepare images by the same record; stored in checkpoints.
             None: the defaults.
@@ -394,4 +396,4 @@ class DANModule(LightningModule):
         # settings, label names, preprocessing and a checksum of the network's weights (the "model." entries,
         # as dan.load_model reads them), so that this file alone rebuilds the model and a damaged one is caught
         state = {k[len("model.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-        checkpoint["dan"] = checkpoint_metadata(self.model, state)
+        checkpoint["dan"] = ModelMetadata.of_model(self.model, state).to_dict()
