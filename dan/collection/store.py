@@ -25,7 +25,7 @@ import os
 import shutil
 from pathlib import Path
 
-from dan.collection.writers import FORMATS, concatenate
+from dan.collection.writers import FORMATS, concatenate, require_pyarrow
 from dan.errors import DanError
 from dan.fileio import check_writable, remove_stale_temps_in
 
@@ -63,6 +63,8 @@ class PartStore:
         self.format = suffix if self.single else fmt
         if self.format not in FORMATS:
             raise DanError(f"--format must be one of {', '.join(FORMATS)}, got {fmt}")
+        if self.format == "parquet":
+            require_pyarrow()  # missing: one line now, before any input is read; present: imported once, here
         self.folder = path.with_name(f".{path.name}.parts") if self.single else path
         if self.single:
             check_writable(self.output)

@@ -23,7 +23,15 @@ from typing import Any
 from dan.errors import DanError
 from dan.fileio import atomic_path, publish, temp_path_for
 
-__all__ = ["FORMATS", "PARQUET_ROW_GROUP", "PartWriter", "concatenate", "open_part", "write_csv", "write_json"]
+__all__ = [
+    "FORMATS",
+    "PARQUET_ROW_GROUP",
+    "PartWriter",
+    "concatenate",
+    "require_pyarrow",
+    "write_csv",
+    "write_json",
+]
 
 FORMATS = ("csv", "jsonl", "parquet")
 """Streaming row formats, by file suffix."""
@@ -49,7 +57,8 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     return Path(path)
 
 
-def _pyarrow():
+def require_pyarrow():
+    """``(pyarrow, pyarrow.parquet)``, imported (raises a one-line DanError when pyarrow is missing)."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -78,7 +87,7 @@ class PartWriter:
         self._buffer: list[Sequence[Any]] = []
         self._parquet: Any = None
         if self.format == "parquet":
-            pa, pq = _pyarrow()
+            pa, pq = require_pyarrow()
             kinds = {"str": pa.string(), "int": pa.int64(), "float": pa.float32()}
             self._schema = pa.schema([(c, kinds[t]) for c, t in zip(self.columns, self.types)])
             self._parquet = pq.ParquetWriter(self.tmp, self._schema)
@@ -105,7 +114,7 @@ class PartWriter:
 
     def _flush_parquet(self) -> None:
         if self._buffer:
-            pa, _ = _pyarrow()
+            pa, _ = require_pyarrow()
             table = pa.Table.from_pylist([dict(zip(self.columns, r)) for r in self._buffer], schema=self._schema)
             self._parquet.write_table(table)
             self._buffer = []
@@ -129,11 +138,6 @@ class PartWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def open_part(path: str | os.PathLike, columns: Sequence[str], types: Sequence[str]) -> PartWriter:
-    """A :class:`PartWriter` for ``path`` (the format from its suffix)."""
-    return PartWriter(path, columns, types)
-
-
 def concatenate(parts: Sequence[Path], path: str | os.PathLike) -> int:
     """Stream ``parts`` (all of one format, with the same columns) into one file, atomically.
 
@@ -150,7 +154,7 @@ def concatenate(parts: Sequence[Path], path: str | os.PathLike) -> int:
     rows = 0
     with atomic_path(path) as tmp:
         if fmt == "parquet":
-            _, pq = _pyarrow()
+            _, pq = require_pyarrow()
             writer = None
             for part in parts:
                 source = pq.ParquetFile(part)
