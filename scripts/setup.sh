@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[setup] installing torch 2.14.1 / torchvision 0.29.1"
     "$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
   fi
-  echo "[setup] installing dan[dev,export,serve]"
-  "$VENV/bin/python" -m pip install -q -e ".[dev,export,serve]"
+  echo "[setup] installing dan[dev,export,serve,scale]"
+  "$VENV/bin/python" -m pip install -q -e ".[dev,export,serve,scale]"
   echo "$want" > "$stamp"
 fi
