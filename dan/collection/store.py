@@ -29,7 +29,7 @@ from dan.collection.writers import FORMATS, concatenate, require_pyarrow
 from dan.errors import DanError
 from dan.fileio import check_writable, remove_stale_temps_in
 
-__all__ = ["PartStore"]
+__all__ = ["MANIFEST", "SKIPPED", "PartStore", "part_name"]
 
 MANIFEST, SKIPPED = "_manifest.jsonl", "_skipped.jsonl"
 
@@ -47,12 +47,14 @@ class PartStore:
         output: A file ``*.csv``, ``*.jsonl``, ``*.parquet``, or a folder (an existing one, or a path
             ending in ``/`` or without suffix).
         fmt: The parts' format for a folder output (a file's suffix names its own).
+        fresh: A new run over the store (the driver): clear the skipped record and temporary parts of
+            dead processes. False for the workers of a distributed run, which share the driver's.
 
     Raises:
         DanError: An unknown suffix, or a folder that cannot be written.
     """
 
-    def __init__(self, output: str | os.PathLike, fmt: str = "csv") -> None:
+    def __init__(self, output: str | os.PathLike, fmt: str = "csv", fresh: bool = True) -> None:
         text = os.fspath(output)
         path = Path(text)
         suffix = path.suffix.lower().lstrip(".")
@@ -72,8 +74,9 @@ class PartStore:
             check_writable(self.folder, "output folder")  # its parent exists and takes new files
             self.folder.mkdir()
         check_writable(self.folder / MANIFEST, "manifest")
-        remove_stale_temps_in(self.folder)  # temporary parts of killed runs: their inputs are redone
-        (self.folder / SKIPPED).unlink(missing_ok=True)  # skipped inputs are tried again
+        if fresh:
+            remove_stale_temps_in(self.folder)  # temporary parts of killed runs: their inputs are redone
+            (self.folder / SKIPPED).unlink(missing_ok=True)  # skipped inputs are tried again
 
     def part(self, source: str | os.PathLike) -> Path:
         """Where the rows of ``source`` go."""
@@ -95,6 +98,13 @@ class PartStore:
     def skipped(self, source: str | os.PathLike, reason: str) -> None:
         """Note an input that could not be read (the run goes on)."""
         self._append(SKIPPED, {"input": str(source), "reason": reason})
+
+    def records(self, name: str) -> list[dict]:
+        """The lines of the manifest (:data:`MANIFEST`) or the skipped record (:data:`SKIPPED`), newest first."""
+        path = self.folder / name
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in reversed(path.read_text(encoding="utf-8").splitlines()) if line]
 
     def skipped_record(self) -> Path | None:
         """The skipped record of a one-file output (beside it) or a folder (in it), when anything was skipped."""
