@@ -28,8 +28,7 @@ import sys
 from pathlib import Path
 
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
-from dan.cli.predict_collection import add_collection_options, is_collection
-from dan.cli.predict_collection import run as run_collection
+from dan.cli.predict_collection import add_collection_options, is_collection, score_collection
 from dan.collection.inputs import expand_inputs
 from dan.errors import DanError
 from dan.fileio import check_writable
@@ -86,7 +85,7 @@ def main(argv: list[str]) -> int:
     for message in errors:
         print(f"dan predict: {message}", file=sys.stderr)
     if is_collection(paths, args.output):
-        return run_collection(args, paths, errors)
+        return score_collection(args, paths, errors)
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise DanError(f"{out}: --output must end in .csv or .json")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dan.errors import DanError
 
-__all__ = ["add_collection_options", "is_collection", "run"]
+__all__ = ["add_collection_options", "is_collection", "score_collection"]
 
 _COLLECTION_SUFFIXES = (".jsonl", ".parquet")
 
@@ -52,7 +52,7 @@ def is_collection(paths: list[Path], output: str | None) -> bool:
     return out.suffix.lower() in _COLLECTION_SUFFIXES or out.is_dir() or output.endswith("/") or not out.suffix
 
 
-def run(args: argparse.Namespace, paths: list[Path], errors: list[str]) -> int:
+def score_collection(args: argparse.Namespace, paths: list[Path], errors: list[str]) -> int:
     """Score ``paths`` into ``args.output``; returns the exit status (1 when anything was skipped)."""
     from dan.cli.options import predictor_from_args
     from dan.collection.frames import Sampling
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, paths: list[Path], errors: list[str]) -> int:
         )
     sampling = Sampling(args.every, args.fps)
     PartStore(args.output, args.format)  # a bad output fails here, before the model loads
-    predictor = predictor_from_args(args, fastest=True)
+    predictor = predictor_from_args(args)
     stats = run_collection(
         predictor,
         paths,
