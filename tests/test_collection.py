@@ -231,3 +231,10 @@ def test_evaluate_shows_its_batches_unless_quiet(tmp_path, capsys) -> None:
     assert "dan evaluate: 3 of 3 batches" in err  # 21 images; stderr is no terminal here: the plain line
     assert main([*args, "--quiet", "--output", str(tmp_path / "q")]) == 0
     assert "dan evaluate:" not in capsys.readouterr().err
+
+
+def test_a_model_that_fails_to_load_leaves_no_parts_folder(collection, tmp_path, capsys) -> None:
+    _, videos, _ = collection
+    assert _predict(tmp_path / "missing.pt", str(videos / "a.avi"), "--output", str(tmp_path / "rows.parquet")) == 1
+    assert "missing.pt" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

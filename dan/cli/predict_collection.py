@@ -67,8 +67,12 @@ def score_collection(args: argparse.Namespace, paths: list[Path], errors: list[s
             f"{args.output}: rows of videos are written as .csv, .jsonl or .parquet (or a folder), not .json"
         )
     sampling = Sampling(args.every, args.fps)
-    PartStore(args.output, args.format)  # a bad output fails here, before the model loads
-    predictor = predictor_from_args(args)
+    store = PartStore(args.output, args.format)  # a bad output fails here, before the model loads
+    try:
+        predictor = predictor_from_args(args)
+    except BaseException:
+        store.remove_if_empty()
+        raise
     stats = run_collection(
         predictor,
         paths,

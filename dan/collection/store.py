@@ -99,6 +99,12 @@ class PartStore:
         """Note an input that could not be read (the run goes on)."""
         self._append(SKIPPED, {"input": str(source), "reason": reason})
 
+    def remove_if_empty(self) -> None:
+        """Remove the hidden parts folder of a one-file output when nothing is in it (a run that failed before
+        its first input leaves no trace)."""
+        if self.single and self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
     def records(self, name: str) -> list[dict]:
         """The lines of the manifest (:data:`MANIFEST`) or the skipped record (:data:`SKIPPED`), newest first."""
         path = self.folder / name
