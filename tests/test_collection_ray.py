@@ -86,3 +86,17 @@ def test_a_worker_killed_mid_job_still_ends_with_every_row_once(cluster, videos,
     assert not thread.is_alive()
     assert {p.name: p.read_bytes() for p in out.glob("v*.csv")} == reference  # every row, once
     assert not list(out.glob(".*.tmp.csv"))
+
+
+def test_dan_predict_on_ray_writes_one_parquet_file(cluster, videos, tmp_path, capsys) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    from dan.cli.main import main
+
+    inputs, ckpt, reference = videos
+    out = tmp_path / "rows.parquet"
+    argv = ["predict", *map(str, inputs), "--checkpoint", str(ckpt), "--backend", "torch", "--detector", "none"]
+    assert main([*argv, "--ray", "local", "--workers", "2", "--output", str(out)]) == 1  # the damaged file
+    assert "4 input(s) scored on Ray, 0 already done, 1 skipped" in capsys.readouterr().err
+    rows = pq.read_table(out).to_pylist()
+    assert [(Path(r["path"]).name, r["frame"]) for r in rows] == [(f"v{i}.avi", f) for i in range(4) for f in range(30)]
+    assert not (tmp_path / ".rows.parquet.parts").exists()

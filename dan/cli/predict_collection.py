@@ -38,6 +38,12 @@ def add_collection_options(p: argparse.ArgumentParser) -> None:
         help="weight of the past in each face track's probabilities, as in dan demo (default 0.6; 0: none)",
     )
     g.add_argument("--quiet", action="store_true", help="no progress line")
+    g.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="score on a Ray cluster (dan[scale]): its address, or 'local' for one on this machine; --workers "
+        "actors, each whole videos; paths must be the same on every node",
+    )
 
 
 def is_collection(paths: list[Path], output: str | None) -> bool:
@@ -68,6 +74,8 @@ def score_collection(args: argparse.Namespace, paths: list[Path], errors: list[s
         )
     sampling = Sampling(args.every, args.fps)
     store = PartStore(args.output, args.format)  # a bad output fails here, before the model loads
+    if args.ray:
+        return _on_ray(args, paths, errors)
     try:
         predictor = predictor_from_args(args)
     except BaseException:
@@ -98,4 +106,30 @@ def score_collection(args: argparse.Namespace, paths: list[Path], errors: list[s
         return 130
     where = f"; wrote {stats.output}" if stats.output else "; nothing written"
     print(f"dan predict: {summary}{where}", file=sys.stderr)
+    return 1 if errors or stats.skipped else 0
+
+
+def _on_ray(args: argparse.Namespace, paths: list[Path], errors: list[str]) -> int:
+    """``dan predict --ray``: :func:`dan.collection.distributed.run_on_ray`; returns the exit status."""
+    from dan.collection.distributed import run_on_ray
+    from dan.collection.frames import Sampling
+
+    address = None if args.ray == "local" else args.ray
+    options = {"backend": args.backend, "detector": args.detector, "detect_size": args.detect_size}
+    stats = run_on_ray(
+        args.checkpoint,
+        paths,
+        args.output,
+        args.format,
+        Sampling(args.every, args.fps),
+        args.smoothing,
+        args.workers or 2,
+        address=address,
+        **options,
+    )
+    for path, reason in stats.skipped:
+        print(f"dan predict: skipped {reason if path in reason else f'{path}: {reason}'}", file=sys.stderr)
+    summary = f"{stats.finished} input(s) scored on Ray, {stats.already} already done, {len(stats.skipped)} skipped"
+    where = f"; wrote {stats.output}" if stats.output else "; nothing written"
+    print(f"dan predict: {summary}; {stats.frames} frame(s), {stats.rows} row(s){where}", file=sys.stderr)
     return 1 if errors or stats.skipped else 0
