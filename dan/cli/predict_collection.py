@@ -29,7 +29,7 @@ def add_collection_options(p: argparse.ArgumentParser) -> None:
         "--format",
         choices=("csv", "jsonl", "parquet"),
         default="csv",
-        help="the parts' format when --output is a folder (default csv; parquet needs dan[scale])",
+        help="the parts' format when --output is a folder (default csv; parquet needs pyarrow: dan-fer[parquet])",
     )
     g.add_argument(
         "--smoothing",
@@ -41,7 +41,7 @@ def add_collection_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--ray",
         metavar="ADDRESS",
-        help="score on a Ray cluster (dan[scale]): its address, or 'local' for one on this machine; --workers "
+        help="score on a Ray cluster (dan-fer[scale]): its address, or 'local' for one on this machine; --workers "
         "actors, each whole videos; paths must be the same on every node",
     )
 

@@ -9,7 +9,7 @@
 - :mod:`dan.collection.batcher`: faces of several videos scored in shared batches.
 - :mod:`dan.collection.progress`: the progress line of ``dan predict`` and ``dan evaluate``.
 - :mod:`dan.collection.run`: the run itself: workers, interruption, skipped inputs.
-- :mod:`dan.collection.distributed`: the same rows from a Ray cluster (``dan[scale]``).
+- :mod:`dan.collection.distributed`: the same rows from a Ray cluster (``dan-fer[scale]``).
 
 Nothing is imported here: ``dan predict --help`` stays fast.
 """

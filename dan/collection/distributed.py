@@ -16,7 +16,7 @@ merges the parts into a one-file output at the end.
 
 Actors ask for ``model_cpus`` CPUs each (default 0.5): on a 2-core machine, two actors asking one CPU
 each leave nothing to Ray Data's read tasks, and the pipeline stalls. ``ray`` is an optional extra
-(``pip install 'dan[scale]'``).
+(``pip install 'dan-fer[scale]'``).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def run_on_ray(
         import ray
         import ray.data
     except ImportError:
-        raise DanError("a Ray run needs ray: pip install 'dan[scale]'") from None
+        raise DanError("a Ray run needs ray: pip install 'dan-fer[scale]'") from None
     store = PartStore(output, fmt)
     todo = [p for p in paths if not store.done(p)]
     stats = CollectionStats(inputs=len(paths), already=len(paths) - len(todo))

@@ -7,7 +7,7 @@ whole or not at all. What a part buffers is bounded: CSV and JSON Lines go to th
 Parquet in row groups of :data:`PARQUET_ROW_GROUP` rows. :func:`concatenate` streams finished parts
 into one file, a row group or a line at a time.
 
-Parquet needs ``pyarrow`` (the ``dan[scale]`` extra); without it asking for Parquet is a one-line
+Parquet needs ``pyarrow`` (the ``parquet`` or ``scale`` extra); without it asking for Parquet is a one-line
 :class:`~dan.errors.DanError`.
 """
 
@@ -63,7 +63,7 @@ def require_pyarrow():
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise DanError("Parquet output needs pyarrow: pip install 'dan[scale]' (or write .csv / .jsonl)") from None
+        raise DanError("Parquet output needs pyarrow: pip install 'dan-fer[parquet]' (or write .csv, .jsonl)") from None
     return pa, pq
 
 
