@@ -20,6 +20,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
   fi
   echo "[setup] installing dan[dev,export,serve]"
-  "$VENV/bin/python" -m pip install -q -e ".[dev,export,serve]"
+  "$VENV/bin/python" -m pip install -q -e ".[dev,export,serve,stream]"
   echo "$want" > "$stamp"
 fi

@@ -31,6 +31,7 @@ from dan.common import IMAGENET_MEAN, IMAGENET_STD, RAFDB_IMAGES, DanError, Prep
 from dan.data.batch import collate
 from dan.data.dataset import FERDataset
 from dan.data.formats import ReadOptions, get_format
+from dan.data.packed_store import is_url
 from dan.data.sampler import EpochSampler
 from dan.data.samples import SplitData
 from dan.data.synth import read_manifest
@@ -152,7 +153,7 @@ class FERDataModule(pl.LightningDataModule):
             raise DanError(f"data.rafdb_images={rafdb_images!r}: choose one of {', '.join(RAFDB_IMAGES)}")
         if augment not in TRANSFORMS:
             raise DanError(f"data.augment={augment!r}: choose one of {', '.join(TRANSFORMS)}")
-        if not Path(root).exists():
+        if not is_url(root) and not Path(root).exists():  # a packed set in object storage: checked on reading
             raise DanError(f"{root}: data root not found (data.root)")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise DanError("data.batch_size and data.eval_batch_size must be at least 1")
