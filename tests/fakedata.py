@@ -316,7 +316,7 @@ RAFDB_NAMES = LABEL_SETS["rafdb"]
 
 
 def make_packed(root: Path) -> dict:
-    """A RAF-DB set (beside ``root``) packed into ``root`` by ``dan data pack``; returns what :func:`make_rafdb` does."""
+    """A RAF-DB set (beside ``root``) packed into ``root`` by ``dan data pack``; returns :func:`make_rafdb`'s truth."""
     from dan.data.pack import pack_dataset
 
     truth = make_rafdb(root.with_name(root.name + "-source"))
