@@ -61,3 +61,21 @@ def test_every_rank_gets_equal_batches_and_no_sample_twice(tmp_path: Path, world
         assert dropped == n % world + world * (n // world % BATCH), key
     assert report["result"]["0/0"] == report["result"]["2/0"]  # the same shares whatever the worker count
     assert report["result"]["0/0"] != report["result"]["0/1"]  # a new order each epoch
+
+
+@pytest.mark.slow
+def test_two_process_fit_on_packed_data_reduces_its_epoch_metrics(tmp_path: Path) -> None:
+    make_rafdb(tmp_path / "raf", train_per_class=3)
+    pack_dataset("rafdb", tmp_path / "raf", tmp_path / "packed", say=lambda _: None)
+    repo = Path(__file__).parents[1]
+    conf = repo / "tests" / "conf" / "tiny.yaml"
+    args = ["fit", "-c", str(conf), "--data.format", "packed", "--data.root", str(tmp_path / "packed")]
+    args += ["--data.image_size", "32", "--data.batch_size", "2", "--trainer.max_epochs", "1"]
+    args += ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.default_root_dir", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1", "MASTER_PORT": str(_free_port())}
+    run = subprocess.run(
+        [sys.executable, "-m", "dan", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "sync_dist" not in run.stderr  # no epoch-level metric of rank 0 alone
+    assert list(tmp_path.glob("runs/tiny/version_*/checkpoints/last.ckpt"))
