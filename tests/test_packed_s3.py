@@ -101,3 +101,36 @@ def test_missing_bucket_unfinished_pack_and_unreachable_store_are_one_line(s3, t
     monkeypatch.chdir(tmp_path)
     args = ["fit", "-c", str(CONF), "--data.format", "packed", "--data.root", f"s3://{bucket}/raf"]
     assert main(args) == 1  # dan fit: the one line, no traceback
+
+
+@pytest.mark.slow  # LitData gives up on the chunk after its retries and waits (minutes)
+def test_a_cut_connection_stops_training_with_a_resumable_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import boto3
+
+    import training_helpers
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in (("AWS_ACCESS_KEY_ID", "t"), ("AWS_SECRET_ACCESS_KEY", "t"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    monkeypatch.setenv("LITDATA_CACHE_DIR", str(tmp_path / "chunk-cache"))
+    boto3.client("s3").create_bucket(Bucket="cut")
+    make_rafdb(tmp_path / "raf", train_per_class=4)
+    pack_dataset("rafdb", tmp_path / "raf", "s3://cut/raf", chunk_bytes="1KB", say=lambda _: None)  # a chunk a face
+    monkeypatch.setitem(training_helpers.AT_STEP, 2, server.stop)  # the store goes away at step 2
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "-c", str(CONF), "--data.format", "packed", "--data.root", "s3://cut/raf"]
+    args += ["--data.image_size", "32", "--data.batch_size", "4", "--trainer.default_root_dir", str(tmp_path)]
+    args += ["--trainer.callbacks+=training_helpers.CallAt"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    last = tmp_path / "runs" / "tiny" / "version_0" / "checkpoints" / "last.ckpt"
+    assert f"resumable checkpoint: {last}" in err
+    error = [line for line in err.splitlines() if line.startswith("dan fit: error:")]
+    assert len(error) == 1 and "s3://cut/raf/train" in error[0] and "Traceback" not in err
+    # the batch of step 2 was fetched before the cut; step 3's chunk never came
+    assert torch.load(last, weights_only=True)["global_step"] == 3

@@ -24,7 +24,7 @@ import numpy as np
 from dan.common import DanError
 from dan.data.formats import DataFormat, FaceCrop, ReadOptions, register
 from dan.data.pack import MANIFEST, PACK_VERSION, SPLIT_FILE
-from dan.data.packed_store import Location, litdata_storage
+from dan.data.packed_store import DataSourceError, Location, litdata_storage
 from dan.data.samples import Sample, SplitData
 from dan.imaging import ImageReadError, decode_image
 
@@ -87,7 +87,7 @@ class PackedImages:
 
         Raises:
             ImageReadError: The item is not the sample it should be, or its bytes do not decode.
-            DanError: The chunk could not be read (one line).
+            DataSourceError: The chunk could not be read (one line).
         """
         row = int(self.rows[index])
         try:
@@ -96,7 +96,7 @@ class PackedImages:
             raise
         except Exception as err:  # LitData's download and read errors: one line
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise DanError(f"{self.url}: cannot read item {row}: {type(err).__name__}: {first}") from None
+            raise DataSourceError(f"{self.url}: cannot read item {row}: {type(err).__name__}: {first}") from None
         if int(item["index"]) != row:
             raise ImageReadError(f"{self.url}#{row}: the chunk holds item {int(item['index'])} there (a damaged pack)")
         return decode_image(bytes(item["image"]), f"{self.url}#{row}")

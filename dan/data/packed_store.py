@@ -21,9 +21,14 @@ from typing import Any
 
 from dan.common import DanError
 
-__all__ = ["Location", "is_url", "litdata_storage", "prefer_boto3", "url_of"]
+__all__ = ["DataSourceError", "Location", "is_url", "litdata_storage", "prefer_boto3", "url_of"]
 
 SCHEMES = ("s3://",)
+
+
+class DataSourceError(DanError):
+    """The data could not be fetched (object store gone, refused, missing): training stops with a
+    resumable checkpoint (:class:`dan.training.resume.ResumableTraining`), as for a signal."""
 
 
 def url_of(root: str | os.PathLike) -> str:
@@ -60,24 +65,29 @@ def litdata_storage() -> dict[str, Any]:
     return {"endpoint_url": endpoint}
 
 
-def _s3_error(url: str, err: Exception) -> DanError:
+def _s3_error(url: str, err: Exception) -> DataSourceError:
+    """One line for what went wrong talking to the object store."""
+    return DataSourceError(_s3_message(url, err))
+
+
+def _s3_message(url: str, err: Exception) -> str:
     """One line for what went wrong talking to the object store."""
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
     if isinstance(err, NoCredentialsError):
-        return DanError(f"{url}: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+        return f"{url}: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
     if isinstance(err, ClientError):
         code = str(err.response.get("Error", {}).get("Code", ""))
         if code == "NoSuchBucket":
-            return DanError(f"{url}: bucket {url[5:].split('/')[0]!r} not found")
+            return f"{url}: bucket {url[5:].split('/')[0]!r} not found"
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "ExpiredToken"):
-            return DanError(f"{url}: the object store refused the credentials ({code}): check AWS_ACCESS_KEY_ID etc.")
+            return f"{url}: the object store refused the credentials ({code}): check AWS_ACCESS_KEY_ID etc."
         if code in ("NoSuchKey", "404"):
-            return DanError(f"{url}: not found")
-        return DanError(f"{url}: object store error {code}: {err}")
+            return f"{url}: not found"
+        return f"{url}: object store error {code}: {err}"
     if isinstance(err, EndpointConnectionError):
-        return DanError(f"{url}: cannot reach the object store at {_endpoint() or 'AWS'} ({type(err).__name__})")
-    return DanError(f"{url}: object store error ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+        return f"{url}: cannot reach the object store at {_endpoint() or 'AWS'} ({type(err).__name__})"
+    return f"{url}: object store error ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
 
 
 class Location:
