@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from dan.common import LABEL_SETS, DanError, Preprocessing
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS
 
 __version__ = "0.2.0"  # the one version source (pyproject.toml reads it)
 
@@ -23,7 +24,6 @@ __all__ = ["DAN", "LABEL_SETS", "DANOutput", "DanError", "Preprocessing", "__ver
 
 _PACKAGES = (  # subpackages and modules reachable as attributes of ``dan`` (imported on first use)
     "models",
-    "losses",
     "data",
     "training",
     "evaluation",
@@ -35,7 +35,13 @@ _PACKAGES = (  # subpackages and modules reachable as attributes of ``dan`` (imp
     "imaging",
     "cli",
 )
-_LAZY = {"DAN": "dan.models", "DANOutput": "dan.models", "load_model": "dan.models", "save_model": "dan.models"}
+_LAZY = {
+    "Preprocessing": "dan.preprocess",
+    "DAN": "dan.models",
+    "DANOutput": "dan.models",
+    "load_model": "dan.models",
+    "save_model": "dan.models",
+}
 
 
 def __getattr__(name: str) -> Any:

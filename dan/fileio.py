@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = [
     "atomic_path",

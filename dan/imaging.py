@@ -8,7 +8,7 @@ warns about those). Before decoding, the width and height are read from the file
 declare 30000 x 30000 pixels and would take gigabytes to decode (a decompression bomb). An image whose
 size cannot be read from its header (another type, which OpenCV would pick by content whatever the file
 is called, or a header damaged in a way the decoder forgives) is refused too. Behind that check,
-OpenCV enforces the same limit itself (``OPENCV_IO_MAX_IMAGE_PIXELS``, set by :mod:`dan.common`
+OpenCV enforces the same limit itself (``OPENCV_IO_MAX_IMAGE_PIXELS``, set by :mod:`dan.opencv`
 before cv2 loads).
 """
 
@@ -22,13 +22,12 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from dan.common import DEFAULT_MAX_PIXELS, DanError
+from dan.errors import DanError
+from dan.opencv import DEFAULT_MAX_PIXELS, cv2
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "ImageReadError",
     "ImageTooLargeError",

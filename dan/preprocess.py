@@ -16,13 +16,106 @@ inference layer before this.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from PIL import Image
 
-from dan.common import Preprocessing
+from dan.errors import DanError
+from dan.vocab import FACE_CROPS, RESIZE_NAMES
 
-__all__ = ["RESIZE_METHODS", "normalize", "prepare_face", "prepare_faces", "resize_face"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "RESIZE_METHODS",
+    "Preprocessing",
+    "normalize",
+    "prepare_face",
+    "prepare_faces",
+    "resize_face",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _number(d: dict, key: str, kind: type, lo: float, hi: float, where: str):
+    value = d[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise DanError(f"{where}preprocessing.{key}={value!r}: expected {'an integer' if kind is int else 'a number'}")
+    if not lo <= value <= hi:
+        raise DanError(f"{where}preprocessing.{key}={value!r}: must be between {lo} and {hi}")
+    return kind(value)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a face becomes the model's input: cut out of the photo, resized, normalised.
+
+    The defaults are the reference implementation's for its RAF-DB model: faces aligned by five
+    landmarks like RAF-DB's 100 x 100 aligned images, resized to 224 x 224 as torchvision's
+    ``Resize`` does on PIL images (antialiased bilinear), ImageNet mean and std.
+
+    Attributes:
+        input_size: Square side in pixels of the model input.
+        mean: Per-channel mean of RGB values in [0, 1].
+        std: Per-channel standard deviation of RGB values in [0, 1].
+        resize: Resize filter, as PIL applies it (``bilinear``: torchvision ``Resize`` on PIL images).
+        crop: How a face is cut out of a photo: ``align`` (similarity transform of the five landmarks
+            onto the aligned-face template, as RAF-DB's aligned images were made; detectors without
+            landmarks fall back to ``box``) or ``box`` (the detector's box, squared, plus ``margin``).
+        face_size: Side of the aligned face image (``align``) before it is resized to ``input_size``.
+        margin: Fraction of the box side added on each side (``box``).
+    """
+
+    input_size: int = 224
+    mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
+    std: tuple[float, float, float] = field(default=IMAGENET_STD)
+    resize: str = "bilinear"
+    crop: str = "align"
+    face_size: int = 100
+    margin: float = 0.0
+
+    def to_dict(self) -> dict:
+        """Plain-type dict, safe to store in a weights-only checkpoint."""
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict | None, where: str = "") -> Preprocessing:
+        """Inverse of :meth:`to_dict`, checking every value; missing keys take the defaults.
+
+        Args:
+            d: The stored record (None for all defaults).
+            where: Prefix for error messages, e.g. ``"model.pt: "``.
+
+        Raises:
+            DanError: A value of the wrong type or out of range (named by its key).
+        """
+        if d is None:
+            return cls()
+        if not isinstance(d, dict):
+            raise DanError(f"{where}preprocessing: expected a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        for key in ("mean", "std"):
+            if key in d:
+                v = d[key]
+                if not isinstance(v, (list, tuple)) or len(v) != 3:
+                    raise DanError(f"{where}preprocessing.{key}={v!r}: expected three numbers (R, G, B)")
+                d[key] = tuple(_number({key: x}, key, float, 0.0 if key == "mean" else 1e-6, 1e6, where) for x in v)
+        if "input_size" in d:
+            d["input_size"] = _number(d, "input_size", int, 8, 4096, where)
+        if "face_size" in d:
+            d["face_size"] = _number(d, "face_size", int, 8, 4096, where)
+        if "margin" in d:
+            d["margin"] = _number(d, "margin", float, 0.0, 2.0, where)
+        for key, allowed in (("resize", RESIZE_NAMES), ("crop", FACE_CROPS)):
+            if key in d and d[key] not in allowed:
+                raise DanError(f"{where}preprocessing.{key}={d[key]!r}: choose one of {', '.join(allowed)}")
+        return cls(**d)
+
 
 # name -> PIL filter. "bilinear": torchvision Resize(interpolation=BILINEAR) on PIL images (antialiased).
 RESIZE_METHODS: dict[str, int] = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}

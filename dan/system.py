@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from dan.common import DanError, parse_device
+from dan.errors import DanError
+from dan.vocab import parse_device
 
 if TYPE_CHECKING:
     import torch
@@ -169,7 +170,7 @@ def pick_device(spec: object = "auto") -> DeviceChoice:
 
     Args:
         spec: ``"auto"`` (CUDA GPU 0 when PyTorch sees one, else the CPU), ``"cpu"``, ``"cuda"`` or
-            ``"cuda:N"`` (:func:`dan.common.parse_device`), or a ``torch.device`` of those kinds;
+            ``"cuda:N"`` (:func:`dan.vocab.parse_device`), or a ``torch.device`` of those kinds;
             None means ``"auto"``.
 
     Returns:

@@ -3,7 +3,7 @@
 # about RAF-DB's size), then train the RAF-DB recipe (configs/rafdb.yaml: bf16, batch 256, 8 workers,
 # channels-last; random backbone weights, since the GPU machine cannot fetch resnet18_msceleb.pth) for
 # STEPS steps per row and print images/s, the step time split (data wait against compute) and peak GPU
-# memory for each row (scripts/gpu_check.py):
+# memory for each row (scripts/maint/gpu_check.py):
 #   old         float32 faces normalised in the workers (data.device_transforms: false)
 #   new         uint8 faces, normalised and erased on the device (the default)
 #   new100      new on the same faces drawn at 100 px (RAF-DB's aligned size): resized to 224 in the workers
@@ -83,7 +83,7 @@ EXTRA=${EXTRA:-}
 export DAN_HOME="$WORK/dan_home"  # never the user's cache; nothing is downloaded
 mkdir -p "$WORK" "$(dirname "$RESULTS")"
 
-# --- inference rows (scripts/gpu_check_infer.py): batched dan predict faces/s and dan evaluate images/s,
+# --- inference rows (scripts/maint/gpu_check_infer.py): batched dan predict faces/s and dan evaluate images/s,
 # torch and ONNX Runtime; after the training rows. INFER=0 skips them, INFER=only runs only them.
 INFER=${INFER:-1}
 infer() {
@@ -91,7 +91,7 @@ infer() {
     [ "$DEVICE" = cpu ] && device=cpu
     echo "== inference rows on $device"
     # shellcheck disable=SC2086  # INFER_ARGS is a list of options
-    "$PY" -m scripts.gpu_check_infer --device "$device" --work "$WORK/infer" \
+    "$PY" -m scripts.maint.gpu_check_infer --device "$device" --work "$WORK/infer" \
         --json "${OUT:-$WORK}/gpu_check_infer.json" ${INFER_ARGS:-} 2>&1 | tee -a "$LOG"
     return "${PIPESTATUS[0]}"
 }
@@ -119,7 +119,7 @@ fi
 echo "== $(nproc) CPUs; /dev/shm: $(df -h /dev/shm 2>/dev/null | awk 'NR == 2 {print $2 " size, " $4 " free"}')"
 echo "== $CONFIG: rows $ROWS; $STEPS steps each, batch $BATCH, $WORKERS workers, $PRECISION, $DEVICE"
 # shellcheck disable=SC2086  # ROWS is a list
-"$PY" -m scripts.gpu_check --data "$DATA" ${DATA100:+--data100 "$DATA100"} --config "$CONFIG" --rows $ROWS \
+"$PY" -m scripts.maint.gpu_check --data "$DATA" ${DATA100:+--data100 "$DATA100"} --config "$CONFIG" --rows $ROWS \
     --steps "$STEPS" ${WARMUP:+--warmup "$WARMUP"} \
     --device "$DEVICE" --precision "$PRECISION" --batch "$BATCH" --workers "$WORKERS" --head "$HEAD" \
     --work "$WORK" --json "$RESULTS" --extra "$EXTRA" 2>&1 | tee "$LOG"

@@ -42,7 +42,7 @@ $DAN evaluate --checkpoint "$OUT/checkpoints/best.ckpt" --format rafdb --root "$
 stage_done
 
 echo "== 4/4 demo on a video of test faces"
-.venv/bin/python -m scripts.make_demo_video "$OUT/data/Image/aligned" "$OUT/demo_in.mp4" --pattern 'test_*' --seconds 12
+.venv/bin/python -m scripts.demos.demo_video "$OUT/data/Image/aligned" "$OUT/demo_in.mp4" --pattern 'test_*' --seconds 12
 $DAN demo --checkpoint "$OUT/checkpoints/best.ckpt" --source "$OUT/demo_in.mp4" --detector none \
   --output "$OUT/demo_out.mp4" --csv "$OUT/demo.csv" --no-display
 stage_done

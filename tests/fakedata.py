@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dan.common import LABEL_SETS
+from dan.vocab import LABEL_SETS
 
 __all__ = [
     "color_of",

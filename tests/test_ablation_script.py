@@ -1,4 +1,4 @@
-"""The research scripts on tiny inputs: scripts.ablation (two ablations, one epoch, a Markdown table) and
+"""The research scripts on tiny inputs: scripts.bench.ablation (two ablations, one epoch, a Markdown table) and
 gpu_check.sh (the prepared GPU throughput check) as a CPU smoke run of a few steps."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def test_ablation_configs_are_small_deltas() -> None:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "scripts.ablation", *args]
+    cmd = [sys.executable, "-m", "scripts.bench.ablation", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 

@@ -118,7 +118,7 @@ def test_the_pin_script_pins_the_backbone_too(home: Path, server, payloads: dict
     import hashlib
     import importlib.util
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "pin_releases.py"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "maint" / "pin_releases.py"
     spec = importlib.util.spec_from_file_location("pin_releases", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,4 +1,4 @@
-"""``python -m scripts.benchmark_step`` (the quickstart's training step, old path against new) prints its table."""
+"""``python -m scripts.bench.step`` (the quickstart's training step, old path against new) prints its table."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_step_prints_both_paths_flops_and_the_matmul_ceiling() -> None:
     args = ["--size", "32", "--batch", "2", "--threads", "1", "--rounds", "1", "--iters", "1", "--breakdown"]
     out = subprocess.run(
-        [sys.executable, "-m", "scripts.benchmark_step", *args],
+        [sys.executable, "-m", "scripts.bench.step", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -28,7 +28,7 @@ def test_benchmark_step_prints_both_paths_flops_and_the_matmul_ceiling() -> None
 
 def test_benchmark_step_cpu_clock_needs_one_thread() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "scripts.benchmark_step", "--clock", "cpu", "--threads", "2"],
+        [sys.executable, "-m", "scripts.bench.step", "--clock", "cpu", "--threads", "2"],
         cwd=ROOT,
         capture_output=True,
         text=True,

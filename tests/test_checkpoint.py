@@ -11,6 +11,7 @@ import torchvision
 
 import dan
 from dan import DAN, DanError, Preprocessing, load_model, save_model
+from dan.models.metadata import ModelMetadata
 from dan.models.reference import PlainDAN, randomize
 
 # A few entries of the reference checkpoints' layout (the facts file), for the tests' own check.
@@ -94,7 +95,7 @@ def test_lightning_style_checkpoint(tmp_path: Path) -> None:
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     state["affinity.centers"] = torch.zeros(8, 512)
     path = tmp_path / "last.ckpt"
-    torch.save({"epoch": 3, "state_dict": state, "dan": dan.models.checkpoint_metadata(model)}, path)
+    torch.save({"epoch": 3, "state_dict": state, "dan": ModelMetadata.of_model(model).to_dict()}, path)
     assert load_model(path).labels == dan.LABEL_SETS["affectnet8"]
 
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from dan.cli.main import main
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import remove_stale_temps_in
 from dan.training.callbacks import EpochSummary
 from dan.training.checkpoint_io import CHECKSUM_KEY, AtomicCheckpointIO, checkpoint_checksum

@@ -9,7 +9,7 @@ import yaml
 
 from dan.cli.main import main
 from dan.cli.train import expand_configs
-from dan.common import DanError
+from dan.errors import DanError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

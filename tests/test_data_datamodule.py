@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dan.common import LABEL_SETS, DanError, Preprocessing
 from dan.data.batch import DeviceTransform
 from dan.data.datamodule import FERDataModule
 from dan.data.sampler import EpochSampler
-from dan.preprocess import prepare_face
+from dan.errors import DanError
+from dan.preprocess import Preprocessing, prepare_face
+from dan.vocab import LABEL_SETS
 
 import fakedata as fd
 

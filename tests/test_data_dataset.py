@@ -10,11 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dan.common import DanError, Preprocessing
 from dan.data.dataset import FERDataset, build_dataset
 from dan.data.folder import read_folder
-from dan.data.transforms import TRANSFORMS, build_transform, tta_flip
+from dan.data.transforms import TRANSFORMS, Transform
+from dan.errors import DanError
 from dan.imaging import ImageReadError
+from dan.preprocess import Preprocessing
 
 import fakedata as fd
 
@@ -91,41 +92,35 @@ def test_transform_pipelines(tmp_path: Path) -> None:
     pre, p48 = Preprocessing(), Preprocessing(input_size=48)
     mean_colour = np.full((50, 70, 3), np.round(np.array(pre.mean) * 255), np.uint8)
     for name in TRANSFORMS:
-        out = build_transform(name, p48, seed=1)(mean_colour)
+        out = Transform(name, p48, seed=1)(mean_colour)
         assert out.shape == (3, 48, 48) and out.dtype == torch.float32 and out.is_contiguous()
-    ev = build_transform("eval", p48)(mean_colour)
+    ev = Transform("eval", p48)(mean_colour)
     assert ev.abs().max() < 0.02  # normalised with the ImageNet mean/std
     unit = Preprocessing(input_size=16, mean=(0, 0, 0), std=(1, 1, 1))
-    custom = build_transform("eval", unit)(np.full((8, 8, 3), 255, np.uint8))
+    custom = Transform("eval", unit)(np.full((8, 8, 3), 255, np.uint8))
     assert torch.allclose(custom, torch.ones(3, 16, 16))
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (60, 60, 3), dtype=np.uint8)
-    a = torch.stack([build_transform("rafdb", p48, seed=5)(img) for _ in range(2)])
+    a = torch.stack([Transform("rafdb", p48, seed=5)(img) for _ in range(2)])
     assert torch.equal(a[0], a[1])  # same seed, same augmentation
-    t = build_transform("rafdb", p48, seed=5)
+    t = Transform("rafdb", p48, seed=5)
     outs = torch.stack([t(img) for _ in range(40)])
     erased = [(o == 0).all(0).float().mean().item() > 0.015 for o in outs]
     assert 5 < sum(erased) < 35  # random erasing at p=0.5
-    flipped = [torch.allclose(o, ev_img.flip(-1)) for o, ev_img in zip(outs, [build_transform("eval", p48)(img)] * 40)]
+    flipped = [torch.allclose(o, ev_img.flip(-1)) for o, ev_img in zip(outs, [Transform("eval", p48)(img)] * 40)]
     assert sum(flipped) > 3  # some outputs are exactly the mirrored eval image
-    aff = build_transform("affectnet", p48, seed=3)
+    aff = Transform("affectnet", p48, seed=3)
     changed = sum(not torch.equal(aff(img), aff(img)) for _ in range(10))
     assert changed >= 8
     with pytest.raises(DanError, match="unknown augmentation"):
-        build_transform("heavy")
-
-
-def test_tta_flip() -> None:
-    batch = torch.arange(2 * 3 * 2 * 4, dtype=torch.float32).reshape(2, 3, 2, 4)
-    flipped = tta_flip(batch)
-    assert torch.equal(flipped[..., 0], batch[..., 3]) and torch.equal(tta_flip(flipped), batch)
+        Transform("heavy")
 
 
 def test_flip_pipeline_only_mirrors() -> None:
     img = np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)
-    plain = build_transform("eval", Preprocessing(input_size=32))(img)
-    outs = [build_transform("flip", Preprocessing(input_size=32), seed=s)(img) for s in range(12)]
+    plain = Transform("eval", Preprocessing(input_size=32))(img)
+    outs = [Transform("flip", Preprocessing(input_size=32), seed=s)(img) for s in range(12)]
     mirrored = sum(torch.allclose(o, plain.flip(-1)) for o in outs)
     same = sum(torch.allclose(o, plain) for o in outs)
     assert mirrored + same == 12 and 0 < mirrored < 12

@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dan.common import FACE_CROPS, FORMAT_NAMES, LABEL_SETS, DanError
 from dan.data import formats
 from dan.data.check import check_dataset
 from dan.data.datamodule import FERDataModule
-from dan.data.formats import FORMATS, DataFormat, FaceCrop, ReadOptions, get_format, register
+from dan.data.formats import FORMATS, DataFormat, FaceCrop, get_format, register
+from dan.data.options import ReadOptions
 from dan.data.readers import default_splits, read_split
 from dan.data.samples import Sample, SplitData
+from dan.errors import DanError
+from dan.vocab import FACE_CROPS, FORMAT_NAMES, LABEL_SETS
 
 import fakedata as fd
 
@@ -67,7 +69,7 @@ def test_unknown_and_unregistered_formats(monkeypatch) -> None:
     with pytest.raises(DanError, match=r"--format='imagenet': unknown data format; choose one of rafdb, affectnet"):
         get_format("imagenet", "--format")
     stray = DataFormat("imagenet", "ImageNet", lambda r, s, o: None, (), (), {}, FaceCrop())  # type: ignore[arg-type,return-value]
-    with pytest.raises(ValueError, match="not listed in dan.common.FORMAT_NAMES"):
+    with pytest.raises(ValueError, match="not listed in dan.vocab.FORMAT_NAMES"):
         register(stray)
     with pytest.raises(ValueError, match="registered twice"):
         register(DataFormat("rafdb", "RAF-DB again", stray.read, (), (), {}, FaceCrop()))
@@ -87,7 +89,7 @@ def read_toy(root: Path, split: str, options: ReadOptions) -> SplitData:
 
 
 def test_a_new_layout_is_one_file_and_one_registration(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(formats, "FORMAT_NAMES", (*FORMAT_NAMES, "toy"))  # its name in dan.common.FORMAT_NAMES
+    monkeypatch.setattr(formats, "FORMAT_NAMES", (*FORMAT_NAMES, "toy"))  # its name in dan.vocab.FORMAT_NAMES
     monkeypatch.setattr(formats, "FORMATS", dict(FORMATS))
     register(  # the registration line at the bottom of dan/data/toy.py
         DataFormat(

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from torch.utils.data import DistributedSampler
 
-from dan.data.sampler import BalancedSampler, EpochSampler
+from dan.data.sampler import EpochSampler
 
 LABELS = [0] * 700 + [1] * 200 + [2] * 80 + [3] * 20  # very unbalanced, like AffectNet
 
@@ -18,7 +18,7 @@ def _indices(sampler) -> list[int]:
 
 
 def test_draws_are_roughly_balanced_with_replacement() -> None:
-    sampler = BalancedSampler(LABELS, num_replicas=1, rank=0, seed=1)
+    sampler = EpochSampler(LABELS, balanced=True, seed=1, num_replicas=1, rank=0)
     draws = _indices(sampler)
     assert len(draws) == len(sampler) == len(LABELS)
     freq = Counter(LABELS[i] for i in draws)

@@ -191,7 +191,7 @@ def test_make_demo_video_script_and_none_detector(files, tmp_path) -> None:
         cv2.circle(img, (62, 45), 5, (40, 40, 40), -1)
         cv2.ellipse(img, (50, 75), (14, 6 + 3 * i), 0, 0, 180, (60, 60, 160), -1)
         cv2.imwrite(str(faces / f"train_{i:05d}_aligned.jpg"), img)
-    from scripts import make_demo_video as script
+    from scripts.demos import demo_video as script
 
     video = tmp_path / "demo_in.mp4"
     assert script.main([str(faces), str(video), "--seconds", "1", "--fps", "10", "--size", "160x120"]) == 0

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from dan.cli.main import main
-from dan.common import DanError, Preprocessing
 from dan.data import batch as batches
 from dan.data.batch import DeviceTransform, collate, sample
 from dan.data.datamodule import FERDataModule
-from dan.data.transforms import build_transform
-from dan.preprocess import normalize, resize_face
+from dan.data.transforms import Transform
+from dan.errors import DanError
+from dan.preprocess import Preprocessing, normalize, resize_face
 from dan.training.module import DANModule
 
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
@@ -64,7 +64,7 @@ def test_the_device_path_gives_the_cpu_paths_tensors(faces: Path, augment: str, 
 
 def test_a_uint8_face_is_a_quarter_of_the_bytes() -> None:
     pre = Preprocessing(input_size=224)
-    transform = build_transform("rafdb", pre, seed=0)
+    transform = Transform("rafdb", pre, seed=0)
     face = np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8)
     hwc, box = transform.prepare(face)
     item = sample(hwc, 3, box)
@@ -136,7 +136,7 @@ def test_device_resize_ships_smaller_faces_and_stays_within_a_level(faces: Path)
     for uint8 in (True, False):  # the CPU's kernel and the GPU's float arithmetic
         mine = batches.resize_faces(small, 64, "bilinear", uint8=uint8).permute(0, 2, 3, 1)  # (B, 64, 64, 3)
         assert (mine.float() - pil.float()).abs().max() <= 1
-    transform = build_transform("rafdb", Preprocessing(input_size=64), seed=3, ship_size=40)
+    transform = Transform("rafdb", Preprocessing(input_size=64), seed=3, ship_size=40)
     face = np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8)
     boxes = [transform.prepare(face) for _ in range(30)]
     assert all(hwc.shape == (40, 40, 3) for hwc, _ in boxes)

@@ -13,7 +13,7 @@ import torch
 
 import dan
 from dan.cli.main import main
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import atomic_write
 from dan.training.checkpoint_io import AtomicCheckpointIO
 

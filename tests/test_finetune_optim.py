@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.training.module import DANModule
 from dan.training.schedules import WarmupCosineLR
 

@@ -1,12 +1,12 @@
 """Fuzzing in every test run: each parser of untrusted bytes gets mutated seed files for a few seconds
-(``python -m scripts.fuzz`` runs longer); only the project's own one-line errors may come out."""
+(``python -m scripts.maint.fuzz`` runs longer); only the project's own one-line errors may come out."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from scripts.fuzz_targets import TARGETS, mutations, seeds
+from scripts.maint.fuzz_targets import TARGETS, mutations, seeds
 
 BUDGET = {"image": 150, "checkpoint": 30, "rafdb": 60, "affectnet": 60, "fer2013": 40, "serve": 40}
 

@@ -1,4 +1,4 @@
-"""The GPU check's inference rows (scripts/gpu_check_infer.py) in their tiny CPU mode: every row is measured,
+"""The GPU check's inference rows (scripts/maint/gpu_check_infer.py) in their tiny CPU mode: every row is measured,
 each says where the model ran, and a backend that cannot run is one failed row, not a crash."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from scripts import gpu_check_infer
+from scripts.maint import gpu_check_infer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 import dan
-from dan import DanError, hub
+from dan import DanError, hub, paths
 from dan.cli.main import main as dan_main
-from dan.models.checkpoint import checkpoint_verifier
+from dan.hub import specs
+from dan.runtime.download_check import download_check
 from dan.runtime.loader import load_backend
 
 pytest_plugins = ["hubserver"]  # the loopback server and the private cache: fixtures
@@ -39,16 +40,16 @@ def _entry(name: str) -> list[str]:
 
 
 def _fetch(spec: str) -> Path:
-    return hub.resolve_checkpoint(spec, verify=checkpoint_verifier(spec), progress=False)
+    return hub.resolve_checkpoint(spec, verify=download_check(spec), progress=False)
 
 
 def test_dan_home_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import platformdirs
 
     monkeypatch.delenv("DAN_HOME", raising=False)
-    assert hub.dan_home() == Path(platformdirs.user_cache_dir("dan"))
+    assert paths.dan_home() == Path(platformdirs.user_cache_dir("dan"))
     monkeypatch.setenv("DAN_HOME", str(tmp_path))
-    assert hub.models_dir() == tmp_path / "models"
+    assert paths.models_dir() == tmp_path / "models"
 
 
 def test_released_download_is_cached_and_reused_without_network(home: Path, server, payloads: dict) -> None:
@@ -88,7 +89,7 @@ def test_bad_download_is_one_line_and_leaves_nothing(
     home: Path, server, monkeypatch: pytest.MonkeyPatch, route: str, transport: str
 ) -> None:
     if transport == "gdown":  # route the loopback URL through gdown, as a Drive URL is
-        monkeypatch.setattr(hub, "_DRIVE_HOSTS", ("127.0.0.1",))
+        monkeypatch.setattr(specs, "DRIVE_HOSTS", ("127.0.0.1",))
     url = point(monkeypatch, "rafdb", server.base + route)
     with pytest.raises(DanError) as err:
         _fetch("rafdb")

@@ -18,7 +18,7 @@ import dan
 from dan import DanError, hub
 from dan.cli.main import main as dan_main
 from dan.hub import cache as hubcache
-from dan.models.checkpoint import checkpoint_verifier
+from dan.models.loading import checkpoint_verifier
 from dan.models.reference import PlainDAN
 
 pytest_plugins = ["hubserver"]  # the loopback server and the private cache: fixtures
@@ -228,7 +228,7 @@ def test_huggingface_errors_while_resolving_are_one_line(home: Path, monkeypatch
 
 
 def test_pin_script_prints_the_catalogue_lines(home: Path, server, payloads, monkeypatch, capsys) -> None:
-    from scripts import pin_releases as module
+    from scripts.maint import pin_releases as module
 
     point(monkeypatch, "affectnet7", server.base + "/good7.pth", sha256="0" * 64)  # a wrong pin: refused
     assert module.main(["rafdb", "affectnet7", "--quiet"]) == 1

@@ -16,13 +16,13 @@ import pytest
 from PIL import Image
 
 from dan.imaging import (
-    DEFAULT_MAX_PIXELS,
     ImageReadError,
     ImageTooLargeError,
     decode_image,
     image_size,
     read_image,
 )
+from dan.opencv import DEFAULT_MAX_PIXELS
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -6,12 +6,12 @@ import csv
 
 import numpy as np
 
-from dan.common import Preprocessing
 from dan.demo.loop import csv_header, run_demo
 from dan.demo.sources import Frame, FrameSource
 from dan.demo.writer import probe_video
 from dan.inference.detectors import Detector
 from dan.inference.predictor import Predictor
+from dan.preprocess import Preprocessing
 
 LABELS = ("a", "b", "c")
 

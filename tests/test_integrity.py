@@ -11,9 +11,9 @@ import torch
 
 import dan
 from dan.cli.main import main
-from dan.common import DanError
+from dan.errors import DanError
 from dan.export import export_onnx
-from dan.models.checkpoint import load_model
+from dan.models.loading import load_model
 from dan.models.metadata import FORMAT_VERSION
 from dan.runtime.onnx import OnnxBackend
 from dan.runtime.pt2 import Pt2Backend

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dan import DAN
-from dan.losses import AffinityLoss, PartitionLoss
+from dan.models.losses import AffinityLoss, PartitionLoss
 
 
 def test_affinity_loss_hand_computed() -> None:

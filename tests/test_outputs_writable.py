@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 from dan.cli.main import main
-from dan.common import DanError, Preprocessing
 from dan.demo.loop import run_demo
 from dan.demo.sources import Frame, FrameSource
+from dan.errors import DanError
 from dan.fileio import check_writable, temp_path_for
 from dan.inference.detectors import Detector
 from dan.inference.predictor import Predictor
+from dan.preprocess import Preprocessing
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
 
@@ -39,7 +40,7 @@ def _never(*args, **kwargs):
 def _no_model(monkeypatch):
     monkeypatch.setattr("dan.cli.predict.predictor_from_args", _never)
     monkeypatch.setattr("dan.cli.demo.predictor_from_args", _never)
-    monkeypatch.setattr("dan.models.checkpoint.load_model", _never)
+    monkeypatch.setattr("dan.models.loading.load_model", _never)
     monkeypatch.setattr("dan.runtime.loader.load_backend", _never)
     monkeypatch.setattr("dan.inference.attention._as_backend", _never)
 

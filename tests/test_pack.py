@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dan.common import DanError
 from dan.data.check import check_dataset
 from dan.data.dataset import load_sample_image
-from dan.data.formats import ReadOptions, get_format
+from dan.data.formats import get_format
+from dan.data.options import ReadOptions
 from dan.data.pack import MANIFEST, pack_dataset
-from dan.data.packed import read_manifest
+from dan.data.packed import read_pack_manifest
+from dan.errors import DanError
 from tests.fakedata import make_affectnet_csv, make_ckplus, make_fer2013, make_ferplus, make_folder, make_rafdb
 
 pytest.importorskip("litdata")
@@ -32,7 +33,7 @@ def _equal_splits(fmt_name: str, root: Path, packed: Path, options: ReadOptions)
     """Assert every split of the original and the packed copy holds the same samples; returns how many."""
     fmt, packed_fmt = get_format(fmt_name), get_format("packed")
     total = 0
-    for split in read_manifest(packed)["splits"]:
+    for split in read_pack_manifest(packed)["splits"]:
         original = fmt.read_split(root, split, options)
         copy = packed_fmt.read_split(packed, split)
         assert copy.label_names == original.label_names

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from dan.cli.main import main
-from dan.common import DanError
 from dan.data.datamodule import FERDataModule
 from dan.data.formats import get_format
 from dan.data.pack import MANIFEST, pack_dataset
+from dan.errors import DanError
 from tests.fakedata import make_rafdb
 
 pytest.importorskip("litdata")

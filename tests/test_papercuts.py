@@ -11,7 +11,7 @@ import torch
 
 import dan
 from dan.cli.main import COMMANDS, main
-from dan.common import one_line
+from dan.errors import one_line
 
 import fakedata as fd
 

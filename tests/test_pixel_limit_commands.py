@@ -17,11 +17,12 @@ from test_imaging_limits import BOMBS
 import dan.cli.data  # noqa: F401 - imported here, so the time budgets below time the work, not the imports
 import dan.data.check  # noqa: F401
 from dan.cli.main import main
-from dan.common import LABEL_SETS, Preprocessing
 from dan.data.dataset import build_dataset
 from dan.imaging import ImageReadError
 from dan.inference.detectors import Detector
 from dan.inference.predictor import Predictor
+from dan.preprocess import Preprocessing
+from dan.vocab import LABEL_SETS
 
 import fakedata as fd
 

@@ -1,4 +1,4 @@
-"""Batched folder inference (:mod:`dan.inference.batch`): the same rows as the sequential path on real photos,
+"""Batched folder inference (:mod:`dan.inference.pipeline`): the same rows as the sequential path on real photos,
 in input order, bad files reported in place, memory bounded by the prefetch window, an early stop clean."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 
 from dan.cli import predict as predict_cli
 from dan.cli.main import main
-from dan.inference.batch import DEFAULT_BATCH_SIZE, default_workers, predict_images
 from dan.inference.detectors import YuNetDetector
+from dan.inference.pipeline import DEFAULT_BATCH_SIZE, default_workers, predict_images
 from dan.inference.predictor import Predictor
-from scripts.photo_folder import make_photo_folder
+from scripts.common.photos import make_photo_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

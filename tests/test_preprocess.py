@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from dan.common import DanError, Preprocessing
-from dan.data.transforms import build_transform
+from dan.data.transforms import Transform
+from dan.errors import DanError
 from dan.inference.align import FACE_TEMPLATE, align_face, similarity_matrix
-from dan.preprocess import normalize, prepare_face, prepare_faces
+from dan.preprocess import Preprocessing, normalize, prepare_face, prepare_faces
 
 
 def _face(size: int) -> np.ndarray:
@@ -37,7 +37,7 @@ def test_input_equals_torchvision_resize_totensor_normalize(size: int) -> None:
 def test_training_and_evaluation_transforms_use_the_same_contract() -> None:
     rgb = _face(100)
     pre = Preprocessing(input_size=64)
-    np.testing.assert_array_equal(build_transform("eval", pre)(rgb).numpy(), prepare_face(rgb, pre))
+    np.testing.assert_array_equal(Transform("eval", pre)(rgb).numpy(), prepare_face(rgb, pre))
     batch = prepare_faces([rgb, rgb[:, ::-1]], pre)
     assert batch.shape == (2, 3, 64, 64)
     np.testing.assert_allclose(batch[1], batch[0][..., ::-1], atol=1e-5)  # resize commutes with the mirror

@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 import dan
 from dan.inference.predictor import Predictor
-from dan.serve import create_app, live, uploads
+from dan.serve import create_app, uploads, websocket
 from dan.serve.uploads import ApiError, read_body
 
 RAFDB = dan.LABEL_SETS["rafdb"]
@@ -73,7 +73,7 @@ class Counting:
 
 def test_health_answers_while_large_frames_are_decoded(predictor, monkeypatch) -> None:
     counting = Counting(hold=0.3)
-    monkeypatch.setattr(live, "decode_upload", counting)
+    monkeypatch.setattr(websocket, "decode_upload", counting)
     frame = stuffed_jpeg(1_500_000)
     connections, frames = 3, 3
     latencies: list[float] = []

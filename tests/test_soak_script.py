@@ -1,4 +1,4 @@
-"""``python -m scripts.soak_demo`` (the 50,000-frame soak of the demo loop) runs, samples memory and says OK."""
+"""``python -m scripts.maint.soak`` (the 50,000-frame soak of the demo loop) runs, samples memory and says OK."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_soak_script_runs_the_demo_loop_and_reports() -> None:
     args = ["--frames", "60", "--every", "20", "--max-p95-ratio", "1e6"]
     out = subprocess.run(
-        [sys.executable, "-m", "scripts.soak_demo", *args],
+        [sys.executable, "-m", "scripts.maint.soak", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -17,8 +17,8 @@ import torch
 
 from dan.data.datamodule import FERDataModule
 from dan.data.readers import read_split
-from dan.data.synth import generate, render_image, render_item
-from dan.data.synth_face import CIRCUMPLEX
+from dan.data.synth import generate, render_item
+from dan.synthface import CIRCUMPLEX, render_image
 
 import fakedata as fd
 
@@ -62,7 +62,7 @@ def test_rafdb_reader_reads_the_va_file_and_flags_bad_lines(tmp_path: Path, va_s
     some = read_split("rafdb", tmp_path, "train").va
     assert some is not None and some[0].tolist() == [0.5, -0.25] and np.isnan(some[1:]).all()  # others unknown
     (tmp_path / "EmoLabel/valence_arousal.txt").write_text("train_00001.jpg 0.5\ntrain_00002.jpg 1.5 0\n")
-    from dan.common import DanError
+    from dan.errors import DanError
 
     with pytest.raises(DanError, match=r"valence_arousal.txt:1: expected 'NAME VALENCE AROUSAL'.*and 1 more"):
         read_split("rafdb", tmp_path, "train")
@@ -93,7 +93,7 @@ def test_affectnet_reader_keeps_va_and_marks_unknown_as_nan(tmp_path: Path) -> N
     dm = FERDataModule(format="affectnet", root=str(tmp_path), image_size=16, num_workers=0)
     assert dm.has_va
     _affectnet_csv(tmp_path, [(1, "0.75", "1.5")])
-    from dan.common import DanError
+    from dan.errors import DanError
 
     with pytest.raises(DanError, match=r"training.csv:2: valence or arousal: 1.5 outside -1..1"):
         read_split("affectnet", tmp_path, "train")
@@ -200,7 +200,7 @@ def test_checkpoint_round_trip_keeps_the_head(tmp_path: Path) -> None:
         assert loaded.has_va and torch.equal(loaded.va.weight, model.va.weight)
     record = ModelMetadata.read(torch.load(tmp_path / "m.pt", weights_only=True)["dan"])
     assert record is not None and record.has_va
-    from dan.common import DanError
+    from dan.errors import DanError
 
     with pytest.raises(DanError, match=r"model_config.va_head='yes': expected true or false"):
         ModelMetadata.from_dict({"model_config": {"num_classes": 7, "va_head": "yes"}})
@@ -270,41 +270,31 @@ def test_the_va_recipe_turns_the_head_on_for_the_synthetic_recipe(capsys) -> Non
 # ----------------------------------------------------------------------------------------------- evaluate
 
 
-def test_evaluate_reports_ccc_and_rmse(va_run: Path, va_synth: Path, tmp_path: Path, capsys) -> None:
-    from dan.cli.main import main
-
-    ckpt = va_run / "checkpoints" / "last.ckpt"
-    args = ["evaluate", "--checkpoint", str(ckpt), "--format", "rafdb", "--root", str(va_synth), "--workers", "0"]
-    assert main([*args, "--backend", "torch", "--output", str(tmp_path / "eval")]) == 0
-    out = capsys.readouterr().out
+def test_evaluate_reports_ccc_and_rmse(va_run: Path, va_synth: Path, dan_evaluate) -> None:
+    metrics, report, out = dan_evaluate(va_run / "checkpoints" / "last.ckpt", "rafdb", va_synth, "--backend", "torch")
     assert re.search(r"^valence: CCC -?\d\.\d{3}, RMSE \d\.\d{3} \(7 images\)$", out, re.M), out
     assert re.search(r"^arousal: CCC -?\d\.\d{3}, RMSE \d\.\d{3} \(7 images\)$", out, re.M), out
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     va = metrics["valence_arousal"]
     assert va["valence"]["samples"] == 7 and 0 <= va["arousal"]["rmse"] <= 2 and -1 <= va["valence"]["ccc"] <= 1
-    assert "## Valence and arousal" in (tmp_path / "eval" / "report.md").read_text()
-    header = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()[0]
+    assert "## Valence and arousal" in (report / "report.md").read_text()
+    header = (report / "predictions.csv").read_text().splitlines()[0]
     assert header.endswith(",valence,arousal,true_valence,true_arousal")
 
 
-def test_evaluate_without_va_reports_none(tiny_checkpoint: Path, va_synth: Path, tmp_path: Path, capsys) -> None:
-    from dan.cli.main import main
-
-    args = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--format", "rafdb", "--root", str(va_synth)]
-    assert main([*args, "--workers", "0", "--backend", "torch", "--output", str(tmp_path / "eval")]) == 0
-    assert "valence" not in capsys.readouterr().out
-    assert "valence_arousal" not in json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert "valence" not in (tmp_path / "eval" / "predictions.csv").read_text().splitlines()[0]
+def test_evaluate_without_va_reports_none(tiny_checkpoint: Path, va_synth: Path, dan_evaluate) -> None:
+    metrics, report, printed = dan_evaluate(tiny_checkpoint, "rafdb", va_synth, "--backend", "torch")
+    assert "valence" not in printed and "valence_arousal" not in metrics
+    assert "valence" not in (report / "predictions.csv").read_text().splitlines()[0]
 
 
 # ----------------------------------------------------------------------------------------------- the script
 
 
 def test_the_va_demo_script_prints_model_and_baseline(tmp_path: Path, capsys) -> None:
-    from scripts import va_demo
+    from scripts.demos import va
 
     args = ["--out", str(tmp_path), "--per-class", "3", "--epochs", "1", "--size", "32", "--workers", "0"]
-    assert va_demo.main([*args, "--backbone", "test_resnet"]) == 0
+    assert va.main([*args, "--backbone", "test_resnet"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^Model name: +\S", out, re.M), out
     header = "| model | CCC valence | CCC arousal | RMSE valence | RMSE arousal |"
@@ -323,8 +313,8 @@ def test_the_va_demo_script_prints_model_and_baseline(tmp_path: Path, capsys) ->
 
 
 def test_init_from_loads_starts_or_drops_the_va_layer(va_checkpoint: Path, tiny_checkpoint: Path) -> None:
-    from dan.common import LABEL_SETS
     from dan.training.module import DANModule
+    from dan.vocab import LABEL_SETS
 
     def module(va_head: bool) -> DANModule:
         labels = list(LABEL_SETS["rafdb"])

@@ -1,52 +1,65 @@
-"""Closed vocabularies live in dan.common; every registry implements exactly its vocabulary's names."""
+"""Closed vocabularies live in dan.vocab; every registry implements exactly its vocabulary's names."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import get_args, get_type_hints
 
 import pytest
 
-from dan import common
-from dan.common import DanError
+from dan import vocab
+from dan.errors import DanError
+from dan.preprocess import Preprocessing
 
 
-def test_importing_common_stays_cheap() -> None:
-    code = "import sys, dan.common\nprint('HEAVY', [m for m in ('torch', 'numpy', 'cv2', 'PIL') if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
-    assert "HEAVY []" in out, out
+def test_the_ground_floor_is_cheap_and_has_no_side_effect() -> None:
+    """``import dan`` and its ground floor load no heavy library and leave the environment as it was
+    (OpenCV's two settings are set by :mod:`dan.opencv`, just before cv2 loads)."""
+    code = (
+        "import os, sys\nbefore = dict(os.environ)\n"
+        "import dan, dan.errors, dan.vocab, dan.paths\n"
+        "print('HEAVY', [m for m in ('torch', 'numpy', 'cv2', 'PIL') if m in sys.modules])\n"
+        "print('ENV', sorted(set(os.environ.items()) ^ set(before.items())))\n"
+        "import dan.opencv\nprint('OPENCV', os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS'))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env).stdout
+    assert "HEAVY []" in out and "ENV []" in out, out
+    assert "OPENCV 50000000" in out, out
 
 
 def test_data_formats_and_transforms() -> None:
     from dan.data.readers import FORMATS
-    from dan.data.transforms import PIPELINES, TRANSFORMS, build_transform
+    from dan.data.transforms import PIPELINES, TRANSFORMS, Transform
 
-    assert tuple(FORMATS) == common.FORMAT_NAMES
-    assert tuple(PIPELINES) == TRANSFORMS == common.TRANSFORMS
-    for name in common.TRANSFORMS:
-        assert build_transform(name).name == name
+    assert tuple(FORMATS) == vocab.FORMAT_NAMES
+    assert tuple(PIPELINES) == TRANSFORMS == vocab.TRANSFORMS
+    for name in vocab.TRANSFORMS:
+        assert Transform(name).name == name
     with pytest.raises(DanError, match="choose one of rafdb, affectnet, flip, eval, none"):
-        build_transform("strong")
+        Transform("strong")
 
 
 def test_heads_backends_detectors_exports() -> None:
-    from dan.export import FORMATS as EXPORT_FORMATS
+    from dan.auto.open import open_backend
+    from dan.export import export_checkpoint
     from dan.inference import detectors
     from dan.models.dan import HEAD_TYPES
-    from dan.runtime.loader import load_backend
     from dan.training.module import DANModule
 
-    assert tuple(HEAD_TYPES) == common.HEADS
-    assert get_args(get_type_hints(DANModule.__init__)["head"]) == common.HEADS  # what --model.head accepts
-    for name in common.BACKENDS:  # the loader takes every runtime it lists (and finds no file here)
+    assert tuple(HEAD_TYPES) == vocab.HEADS
+    assert get_args(get_type_hints(DANModule.__init__)["head"]) == vocab.HEADS  # what --model.head accepts
+    for name in vocab.BACKENDS:  # the opener takes every runtime it lists (and finds no file here)
         with pytest.raises(DanError, match="checkpoint not found"):
-            load_backend("no-such-model.onnx", name)
+            open_backend("no-such-model.onnx", name)
     with pytest.raises(DanError, match="unknown backend 'tvm': choose one of auto, torch, onnx, openvino"):
-        load_backend("no-such-model.onnx", "tvm")
-    assert EXPORT_FORMATS == common.EXPORT_FORMATS
-    assert detectors.DETECTORS == common.DETECTORS
-    for name in common.DETECTORS:  # the factory makes every one it lists
+        open_backend("no-such-model.onnx", "tvm")
+    with pytest.raises(DanError, match=f"choose one of {', '.join(vocab.EXPORT_FORMATS)}"):
+        export_checkpoint(None, "m.x", format="tflite")  # refused before the model is used
+    assert detectors.DETECTORS == vocab.DETECTORS
+    for name in vocab.DETECTORS:  # the factory makes every one it lists
         assert isinstance(detectors.create_detector(name), detectors.Detector)
     with pytest.raises(DanError, match="unknown detector"):
         detectors.create_detector("mtcnn")
@@ -55,28 +68,28 @@ def test_heads_backends_detectors_exports() -> None:
 def test_resize_filters_and_face_crops() -> None:
     from dan.preprocess import RESIZE_METHODS
 
-    assert tuple(RESIZE_METHODS) == common.RESIZE_NAMES
+    assert tuple(RESIZE_METHODS) == vocab.RESIZE_NAMES
     with pytest.raises(DanError, match="choose one of align, box"):
-        common.Preprocessing.from_dict({"crop": "mask"})
+        Preprocessing.from_dict({"crop": "mask"})
 
 
 @pytest.mark.parametrize(
     ("argv", "option", "names"),
     [
-        (["data", "check", "--root", "x", "--format", "lfw"], "--format", common.FORMAT_NAMES),
+        (["data", "check", "--root", "x", "--format", "lfw"], "--format", vocab.FORMAT_NAMES),
         (
             ["data", "check", "--root", "x", "--format", "rafdb", "--rafdb-images", "crops"],
             "--rafdb-images",
-            common.RAFDB_IMAGES,
+            vocab.RAFDB_IMAGES,
         ),
-        (["evaluate", "--checkpoint", "m", "--root", "x", "--format", "lfw"], "--format", common.FORMAT_NAMES),
+        (["evaluate", "--checkpoint", "m", "--root", "x", "--format", "lfw"], "--format", vocab.FORMAT_NAMES),
         (
             ["evaluate", "--checkpoint", "m", "--root", "x", "--format", "rafdb", "--backend", "tvm"],
             "--backend",
-            common.BACKENDS,
+            vocab.BACKENDS,
         ),
-        (["predict", "--checkpoint", "m", "x.jpg", "--detector", "mtcnn"], "--detector", common.DETECTORS),
-        (["export", "--checkpoint", "m", "--output", "m.x", "--format", "tflite"], "--format", common.EXPORT_FORMATS),
+        (["predict", "--checkpoint", "m", "x.jpg", "--detector", "mtcnn"], "--detector", vocab.DETECTORS),
+        (["export", "--checkpoint", "m", "--output", "m.x", "--format", "tflite"], "--format", vocab.EXPORT_FORMATS),
     ],
 )
 def test_the_command_line_offers_the_vocabularies(argv: list[str], option: str, names: tuple, capsys) -> None:

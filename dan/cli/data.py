@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from dan.common import FORMAT_NAMES, RAFDB_IMAGES
+from dan.cli.read_options import add_read_options, read_options
+from dan.vocab import FORMAT_NAMES
 
 __all__ = ["main"]
 
@@ -19,8 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="count a data set per split and class and list every problem")
     c.add_argument("--format", required=True, choices=FORMAT_NAMES, help="data set layout")
     c.add_argument("--root", required=True, help="data set root folder (FER2013: folder or fer2013.csv)")
-    c.add_argument("--num-classes", type=int, default=None, help="AffectNet: 7 or 8 (default 8)")
-    c.add_argument("--rafdb-images", choices=RAFDB_IMAGES, default="aligned", help="RAF-DB image variant")
+    add_read_options(c, recorded=False)
     c.add_argument("--no-decode", action="store_true", help="do not decode the images (faster, finds less)")
     c.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count)")
     k = sub.add_parser("pack", help="write a data set's splits as LitData chunks (a folder or s3://BUCKET/PREFIX)")
@@ -28,17 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--root", required=True, help="source data set root folder (FER2013: folder or fer2013.csv)")
     k.add_argument("--output", required=True, help="a new folder, or s3://BUCKET/PREFIX (credentials: AWS_* variables)")
     k.add_argument("--split", action="append", default=None, help="pack only this split (repeatable; default all)")
-    k.add_argument("--num-classes", type=int, default=None, help="AffectNet: 7 or 8 (default 8)")
-    k.add_argument("--rafdb-images", choices=RAFDB_IMAGES, default="aligned", help="RAF-DB image variant")
+    add_read_options(k, recorded=False)
     k.add_argument("--chunk-bytes", default="64MB", help="target chunk size (default 64MB)")
     return p
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from dan.data.formats import ReadOptions
+    from dan.data.options import ReadOptions
     from dan.data.pack import pack_dataset
 
-    options = ReadOptions(args.num_classes, args.rafdb_images, soft_targets=True)  # vote fractions where there are any
+    options = read_options(args, ReadOptions(soft_targets=True))  # vote fractions where the format has them
     pack_dataset(args.format, args.root, args.output, args.split, options, args.chunk_bytes)
     return 0
 
@@ -50,8 +49,7 @@ def main(argv: list[str]) -> int:
         return _pack(args)
     from dan.data.check import check_dataset
 
-    report = check_dataset(
-        args.format, args.root, args.num_classes, args.rafdb_images, decode=not args.no_decode, workers=args.workers
-    )
+    options = read_options(args, strict=False)
+    report = check_dataset(args.format, args.root, options, decode=not args.no_decode, workers=args.workers)
     print(report.text())
     return 0 if report.ok else 1

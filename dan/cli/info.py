@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dan.common import LABEL_SETS, parse_labels, resolve_labels
+from dan.vocab import LABEL_SETS, parse_labels, resolve_labels
 
 __all__ = ["main"]
 

@@ -2,7 +2,7 @@
 
 Every subcommand module exposes ``main(argv: list[str]) -> int``; modules are imported only when
 their subcommand runs, so ``dan synth`` never pays for Lightning and ``dan predict`` never for
-albumentations. A :class:`dan.common.DanError` (a user's mistake) prints one line and exits 1 (a
+albumentations. A :class:`dan.errors.DanError` (a user's mistake) prints one line and exits 1 (a
 command-line usage error exits 2, as argparse does).
 """
 
@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-from dan.common import DanError, MissingLabelsError
+from dan.errors import DanError, MissingLabelsError
 
 __all__ = ["COMMANDS", "main"]
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dan.common import DanError
-from dan.hub import BACKBONES, RELEASED, is_remote, list_backbones, list_released, models_dir
+from dan.errors import DanError
+from dan.hub import BACKBONES, RELEASED, is_remote, list_backbones, list_released
+from dan.paths import models_dir
 
 __all__ = ["main"]
 
@@ -75,7 +76,7 @@ def _list() -> int:
 def _download(names: list[str], progress: bool, force: bool) -> int:
     from dan.hub import remove_cached, resolve_checkpoint
     from dan.models.backbone import resolve_backbone_weights
-    from dan.models.checkpoint import checkpoint_verifier
+    from dan.runtime.download_check import download_check
 
     status = 0
     for name in names:
@@ -93,7 +94,7 @@ def _download(names: list[str], progress: bool, force: bool) -> int:
             if name in BACKBONES:
                 path = resolve_backbone_weights(name, progress=progress)
             else:
-                path = resolve_checkpoint(name, verify=checkpoint_verifier(name), progress=progress)
+                path = resolve_checkpoint(name, verify=download_check(name), progress=progress)
         except DanError as err:
             print(f"dan models: error: {err}", file=sys.stderr)
             status = 1

@@ -11,7 +11,7 @@ folder with no images is reported by name and skipped; the exit status is 1 when
 else 0. Output files are written atomically, and only when at least one image was read.
 
 Images are read, searched for faces and cropped in ``--workers`` threads while the model runs on
-batches of ``--batch-size`` faces (:mod:`dan.inference.batch`); rows come in input order, and
+batches of ``--batch-size`` faces (:mod:`dan.inference.pipeline`); rows come in input order, and
 ``--workers 0`` runs one image at a time in one thread.
 """
 
@@ -23,11 +23,11 @@ import sys
 from pathlib import Path
 
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import check_writable
 from dan.imaging import IMAGE_SUFFIXES, list_images
 
-DEFAULT_BATCH_SIZE = 32  # dan.inference.batch.DEFAULT_BATCH_SIZE (not imported: --help stays fast)
+DEFAULT_BATCH_SIZE = 32  # dan.inference.pipeline.DEFAULT_BATCH_SIZE (not imported: --help stays fast)
 
 __all__ = ["build_parser", "expand_inputs", "main"]
 
@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
     if out is not None:
         check_writable(out)  # before the model is loaded and the images are read
     from dan.demo.outputs import write_csv, write_json
-    from dan.inference.batch import predict_images
+    from dan.inference.pipeline import predict_images
 
     predictor = predictor_from_args(args)
     labels = predictor.labels

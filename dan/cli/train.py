@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dan.common import FORMAT_NAMES, HEADS, DanError
+from dan.errors import DanError
+from dan.vocab import FORMAT_NAMES, HEADS
 
 __all__ = ["HELP", "expand_configs", "main"]
 

@@ -1,5 +1,7 @@
-"""Data layer: one record per data-set layout (:mod:`dan.data.formats`), readers for each, transforms,
-the Dataset, a balanced sampler, the Lightning data module, the synthetic data set and the data checker.
+"""Data layer: one record per data-set layout (:mod:`dan.data.formats`), readers for each, the one
+reader options object (:mod:`dan.data.options`) and the record of what a model trained on
+(:mod:`dan.data.provenance`), transforms, the Dataset, the epoch sampler, the Lightning data module,
+the synthetic data set and the data checker.
 
 Never imports the model, training or inference layers (docs/design.md, layers). Heavy submodules are
 imported on attribute access, so ``import dan.data`` stays cheap.
@@ -11,39 +13,37 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "BalancedSampler",
     "CheckReport",
     "DataFormat",
     "FERDataModule",
     "FERDataset",
     "FORMATS",
+    "ReadOptions",
     "SplitData",
+    "TrainedOn",
     "Transform",
     "build_dataset",
-    "build_transform",
     "check_dataset",
     "generate",
     "get_format",
     "read_split",
-    "tta_flip",
 ]
 
 _WHERE = {
-    "BalancedSampler": "dan.data.sampler",
     "CheckReport": "dan.data.check",
     "DataFormat": "dan.data.formats",
     "FERDataModule": "dan.data.datamodule",
     "FERDataset": "dan.data.dataset",
     "FORMATS": "dan.data.readers",
+    "ReadOptions": "dan.data.options",
     "SplitData": "dan.data.samples",
+    "TrainedOn": "dan.data.provenance",
     "Transform": "dan.data.transforms",
     "build_dataset": "dan.data.dataset",
-    "build_transform": "dan.data.transforms",
     "check_dataset": "dan.data.check",
     "generate": "dan.data.synth",
     "get_format": "dan.data.formats",
     "read_split": "dan.data.readers",
-    "tta_flip": "dan.data.transforms",
 }
 
 

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import LABEL_SETS, DanError
 from dan.data.folder import image_files
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.samples import Issue, Sample, SplitData
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS
 
 __all__ = [
     "AFFECTNET_COLUMNS",

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate, get_worker_info
 
-from dan.common import Preprocessing
+from dan.preprocess import Preprocessing
 
 __all__ = [
     "ERASE",

@@ -34,11 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import LABEL_SETS, DanError
-from dan.data.formats import DataFormat, FaceCrop, ReadOptions, pick_split, register
+from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.groups import deal_groups
+from dan.data.options import ReadOptions
 from dan.data.samples import Issue, Sample, SplitData
+from dan.errors import DanError
 from dan.imaging import list_images
+from dan.vocab import LABEL_SETS
 
 __all__ = ["CKPLUS_MARGIN", "ckplus_label_names", "ckplus_roles", "ckplus_splits", "read_ckplus"]
 

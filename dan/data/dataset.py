@@ -19,17 +19,18 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from dan.common import Preprocessing
 from dan.data.batch import sample
+from dan.data.options import ReadOptions
 from dan.data.readers import read_split
-from dan.data.samples import ImageSource, Sample, SplitData
-from dan.data.transforms import build_transform
+from dan.data.samples import Sample, SplitData, StoredImages
+from dan.data.transforms import Transform
 from dan.imaging import ImageReadError, read_image
+from dan.opencv import cv2
+from dan.preprocess import Preprocessing
 
 __all__ = ["FERDataset", "build_dataset", "load_sample_image"]
 
@@ -38,7 +39,7 @@ _MAX_SUBSTITUTES = 32
 
 
 def load_sample_image(
-    sample: Sample, pixels: np.ndarray | None = None, index: int = 0, images: ImageSource | None = None
+    sample: Sample, pixels: np.ndarray | None = None, index: int = 0, images: StoredImages | None = None
 ) -> np.ndarray:
     """Decode one sample to RGB uint8 (H, W, 3), its face box cropped.
 
@@ -96,7 +97,7 @@ class FERDataset(Dataset):
         with_va: bool = False,
     ) -> None:
         self.data = data
-        self.transform = transform if transform is not None else build_transform("eval")
+        self.transform = transform if transform is not None else Transform("eval")
         self.skip_bad_files = skip_bad_files
         self.device_transforms = device_transforms
         if device_transforms and not callable(getattr(self.transform, "prepare", None)):
@@ -178,35 +179,33 @@ def build_dataset(
     format: str,
     root: str | Path,
     split: str,
-    num_classes: int | None = None,
+    options: ReadOptions | None = None,
     image_size: int = 224,
     augment: str = "eval",
-    rafdb_images: str = "aligned",
     skip_bad_files: bool = False,
     mean: tuple[float, float, float] | None = None,
     std: tuple[float, float, float] | None = None,
     preprocessing: Preprocessing | None = None,
 ) -> FERDataset:
-    """Read a split of a data set and wrap it in a :class:`FERDataset` (what the evaluator calls).
+    """Read a split of a data set and wrap it in a :class:`FERDataset` (for scripts and tests).
 
     Args:
         format: ``rafdb``, ``affectnet``, ``fer2013`` or ``folder``.
         root: The data set's root folder.
         split: Split name (e.g. ``train``, ``test``, ``validation``, ``PrivateTest``, ``val``).
-        num_classes: AffectNet: 7 or 8 (default 8); other formats: None or their class count.
+        options: How to read it (:class:`dan.data.options.ReadOptions`); default the defaults.
         image_size: Output side in pixels.
         augment: Pipeline name (:data:`dan.data.transforms.TRANSFORMS`), ``eval`` for evaluation.
-        rafdb_images: ``aligned`` or ``original`` (RAF-DB only).
         skip_bad_files: Skip and count unreadable images instead of raising.
-        mean: Normalisation mean (RGB, [0, 1]); default :class:`dan.common.Preprocessing`'s (ImageNet).
-        std: Normalisation standard deviation; default :class:`dan.common.Preprocessing`'s.
+        mean: Normalisation mean (RGB, [0, 1]); default :class:`dan.preprocess.Preprocessing`'s (ImageNet).
+        std: Normalisation standard deviation; default :class:`dan.preprocess.Preprocessing`'s.
         preprocessing: A model's whole record (size, mean, std, resize filter); overrides the three above.
 
     Raises:
         DanError: Anything wrong with the files, lists or arguments, before any image is decoded.
     """
-    data = read_split(format, root, split, num_classes, rafdb_images, strict=True)
+    data = read_split(format, root, split, options)
     default = Preprocessing()
     pre = preprocessing or Preprocessing(input_size=image_size, mean=mean or default.mean, std=std or default.std)
-    transform = build_transform(augment, pre)
+    transform = Transform(augment, pre)
     return FERDataset(data, transform, skip_bad_files)

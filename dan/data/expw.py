@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dan.common import LABEL_SETS, DanError
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.groups import deal_groups
 from dan.data.samples import Issue, Sample, SplitData
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS
 
 __all__ = ["EXPW_IMAGE_DIRS", "EXPW_LIST", "EXPW_PARTS", "EXPW_SPLITS", "expw_image_dir", "read_expw"]
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import LABEL_SETS, DanError
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.samples import Issue, Sample, SplitData
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS
 
 __all__ = ["FER2013_COLUMNS", "FER2013_ROLES", "FER2013_SPLITS", "fer2013_csv", "parse_pixels", "read_fer2013"]
 

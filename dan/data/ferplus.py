@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import LABEL_SETS, DanError
 from dan.data.fer2013 import FER2013_COLUMNS, FER2013_ROLES, FER2013_SPLITS, parse_pixels
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.samples import Issue, Sample, SplitData
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS
 
 __all__ = ["FERPLUS_COLUMNS", "FERPLUS_CSV", "ferplus_files", "majority_label", "read_ferplus"]
 

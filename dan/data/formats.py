@@ -6,7 +6,7 @@ faces were cut out of photos (the model's preprocessing record), the label set a
 names is assumed to have when scored on it, and a cheap layout probe for ``dan data check``.
 
 Each reader module ``dan/data/<name>.py`` ends with ``register(DataFormat(name="<name>", ...))``, and
-``<name>`` is listed in :data:`dan.common.FORMAT_NAMES` (the command line's choices).
+``<name>`` is listed in :data:`dan.vocab.FORMAT_NAMES` (the command line's choices).
 :func:`get_format` imports the module on first use, so the registry :data:`FORMATS` is complete
 whenever it is asked (:func:`load_formats` fills it all at once). Nothing else in dan branches on a
 format's name: ``dan.data.readers``, the data module, ``dan data check`` and ``dan evaluate`` read
@@ -25,14 +25,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from dan.common import FORMAT_NAMES, RAFDB_IMAGES, SPLIT_ROLES, DanError, Preprocessing
+from dan.data.options import ReadOptions
 from dan.data.samples import SplitData, split_role
+from dan.errors import DanError
+from dan.preprocess import Preprocessing
+from dan.vocab import FORMAT_NAMES, SPLIT_ROLES
 
 __all__ = [
     "FORMATS",
     "DataFormat",
     "FaceCrop",
-    "ReadOptions",
     "get_format",
     "load_formats",
     "pick_split",
@@ -44,48 +46,8 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class ReadOptions:
-    """What a caller may ask of a reader besides the root and the split.
-
-    Attributes:
-        num_classes: The class count asked for (AffectNet: 7 or 8); None for the format's own.
-        rafdb_images: RAF-DB's image variant (:data:`dan.common.RAFDB_IMAGES`).
-        strict: Raise the first bad line as a :class:`DanError` (training); False collects every
-            problem in :attr:`SplitData.issues` (``dan data check``).
-        fold: CK+: the test fold, ``0 .. folds - 1`` (the next fold validates, the others train).
-        folds: CK+: how many subject-independent folds (at least 3).
-        split_seed: CK+ and ExpW: seed of the assignment of subjects (CK+) or photos (ExpW) to folds;
-            not the training seed, so ``dan evaluate`` finds the same test fold without knowing it.
-        peak_frames: CK+: how many last frames of each labelled sequence carry its expression.
-        first_frame_neutral: CK+: also take each labelled sequence's first frame, as ``neutral``
-            (eight classes instead of seven).
-        soft_targets: FERPlus: keep every sample's vote fractions in :attr:`SplitData.soft`.
-    """
-
-    num_classes: int | None = None
-    rafdb_images: str = "aligned"
-    strict: bool = True
-    fold: int = 0
-    folds: int = 10
-    split_seed: int = 0
-    peak_frames: int = 3
-    first_frame_neutral: bool = False
-    soft_targets: bool = False
-
-    def __post_init__(self) -> None:
-        if self.rafdb_images not in RAFDB_IMAGES:
-            raise DanError(f"rafdb_images={self.rafdb_images!r}: choose one of {', '.join(RAFDB_IMAGES)}")
-        if not 3 <= self.folds <= 1000:
-            raise DanError(f"folds={self.folds}: must be between 3 and 1000 (a test, a validation and a training fold)")
-        if not 0 <= self.fold < self.folds:
-            raise DanError(f"fold={self.fold}: choose 0..{self.folds - 1} (folds={self.folds})")
-        if self.peak_frames < 1:
-            raise DanError(f"peak_frames={self.peak_frames}: must be at least 1")
-
-
-@dataclass(frozen=True)
 class FaceCrop:
-    """How a data set's faces were cut out of photos: the crop fields of :class:`dan.common.Preprocessing`.
+    """How a data set's faces were cut out of photos: the crop fields of :class:`dan.preprocess.Preprocessing`.
 
     Attributes:
         crop: ``align`` (five-landmark alignment onto a ``face_size`` face) or ``box`` (a detector's
@@ -117,7 +79,7 @@ class DataFormat:
     """One data-set layout (see the module docstring).
 
     Attributes:
-        name: The ``--format`` / ``data.format`` name, one of :data:`dan.common.FORMAT_NAMES`.
+        name: The ``--format`` / ``data.format`` name, one of :data:`dan.vocab.FORMAT_NAMES`.
         title: The data set's name in messages (``RAF-DB``).
         read: ``read(root, split, options)``: one split, named as on disk (a name :meth:`resolve_split`
             returned), as a :class:`SplitData`.
@@ -125,14 +87,14 @@ class DataFormat:
             (raising :class:`DanError` for a class count the format cannot have).
         splits: Every split the data set has (``dan data check`` reads each), as named on disk: a
             tuple, or ``splits(root, options)``.
-        roles: Which split is for ``train``, ``val`` and ``test`` (:data:`dan.common.SPLIT_ROLES`); a
+        roles: Which split is for ``train``, ``val`` and ``test`` (:data:`dan.vocab.SPLIT_ROLES`); a
             role missing or None: the data set has no such split (RAF-DB has no validation split, so
             training holds one out of its training split and ``--split val`` is an error); a mapping,
             or ``roles(root, options)``. A role may name a split made of listed ones that is not
             listed itself (CK+'s ``train``: every fold but the test and validation folds), so
             ``dan data check`` counts each image once.
         face_crop: How its faces were cut out of photos (:class:`FaceCrop`), or ``face_crop(root, options)``.
-        eval_labels: The label set (a key of :data:`dan.common.LABEL_SETS`) assumed for a model file
+        eval_labels: The label set (a key of :data:`dan.vocab.LABEL_SETS`) assumed for a model file
             without class names scored on this data set (a 7-class reference ``.pth``); None: ask.
         check: ``check(root)``: raises :class:`DanError` when ``root`` does not hold this layout at all
             (cheap: no list file is read); None when reading the splits says everything.
@@ -175,7 +137,7 @@ class DataFormat:
         return tuple(_value(self.splits, Path(root), options or ReadOptions()))
 
     def role_splits(self, root: str | Path, options: ReadOptions | None = None) -> dict[str, str | None]:
-        """``{role: split or None}`` for every role of :data:`dan.common.SPLIT_ROLES`."""
+        """``{role: split or None}`` for every role of :data:`dan.vocab.SPLIT_ROLES`."""
         roles = _value(self.roles, Path(root), options or ReadOptions())
         return {role: roles.get(role) for role in SPLIT_ROLES}
 
@@ -268,17 +230,17 @@ def pick_split(root: str | Path, split: str, have: tuple[str, ...], roles: Mappi
 
 
 FORMATS: dict[str, DataFormat] = {}
-"""The registry: format name -> record, in :data:`dan.common.FORMAT_NAMES` order once complete."""
+"""The registry: format name -> record, in :data:`dan.vocab.FORMAT_NAMES` order once complete."""
 
 
 def register(fmt: DataFormat) -> DataFormat:
     """Add a format to :data:`FORMATS` (the last line of its reader module).
 
     Raises:
-        ValueError: The name is not in :data:`dan.common.FORMAT_NAMES`, or another record has it.
+        ValueError: The name is not in :data:`dan.vocab.FORMAT_NAMES`, or another record has it.
     """
     if fmt.name not in FORMAT_NAMES:
-        raise ValueError(f"data format {fmt.name!r} is not listed in dan.common.FORMAT_NAMES")
+        raise ValueError(f"data format {fmt.name!r} is not listed in dan.vocab.FORMAT_NAMES")
     if FORMATS.get(fmt.name, fmt) is not fmt:
         raise ValueError(f"data format {fmt.name!r} is registered twice")
     FORMATS[fmt.name] = fmt
@@ -293,7 +255,7 @@ def get_format(name: str, key: str = "format") -> DataFormat:
         key: The option that named it, for the message (``data.format``, ``--format``).
 
     Raises:
-        DanError: Not one of :data:`dan.common.FORMAT_NAMES`.
+        DanError: Not one of :data:`dan.vocab.FORMAT_NAMES`.
     """
     if name not in FORMAT_NAMES:
         raise DanError(f"{key}={name!r}: unknown data format; choose one of {', '.join(FORMAT_NAMES)}")
@@ -305,7 +267,7 @@ def get_format(name: str, key: str = "format") -> DataFormat:
 
 
 def load_formats() -> dict[str, DataFormat]:
-    """Register every format of :data:`dan.common.FORMAT_NAMES`; returns :data:`FORMATS` in that order."""
+    """Register every format of :data:`dan.vocab.FORMAT_NAMES`; returns :data:`FORMATS` in that order."""
     ordered = {name: get_format(name) for name in FORMAT_NAMES}
     if list(FORMATS) != list(ordered):
         FORMATS.clear()

@@ -33,13 +33,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from dan.common import DanError
-from dan.data.formats import DataFormat, ReadOptions, get_format
+from dan.data.formats import DataFormat, get_format
+from dan.data.options import ReadOptions
 from dan.data.packed_store import Location
 from dan.data.samples import SplitData
+from dan.errors import DanError
+from dan.opencv import cv2
 
 __all__ = ["MANIFEST", "PACK_VERSION", "SPLIT_FILE", "pack_dataset"]
 
@@ -152,7 +153,7 @@ def pack_dataset(
     """Pack a data set's splits into LitData chunks at ``output`` (see the module docstring).
 
     Args:
-        format: The source layout (:data:`dan.common.FORMAT_NAMES`).
+        format: The source layout (:data:`dan.vocab.FORMAT_NAMES`).
         root: The source data set's root.
         output: A new local folder, or ``s3://BUCKET/PREFIX``.
         splits: Splits to pack (names or roles); default all of them.

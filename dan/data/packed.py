@@ -21,17 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from dan.common import DanError
-from dan.data.formats import DataFormat, FaceCrop, ReadOptions, register
+from dan.data.formats import DataFormat, FaceCrop, register
+from dan.data.options import ReadOptions
 from dan.data.pack import MANIFEST, PACK_VERSION, SPLIT_FILE
 from dan.data.packed_store import DataSourceError, Location, litdata_storage
 from dan.data.samples import Sample, SplitData
+from dan.errors import DanError
 from dan.imaging import ImageReadError, decode_image
 
-__all__ = ["PackedImages", "read_manifest"]
+__all__ = ["PackedImages", "read_pack_manifest"]
 
 
-def read_manifest(root: str | os.PathLike) -> dict:
+def read_pack_manifest(root: str | os.PathLike) -> dict:
     """The ``dan-pack.json`` of the packed data set at ``root`` (a folder or ``s3://`` URL).
 
     Raises:
@@ -53,7 +54,7 @@ def read_manifest(root: str | os.PathLike) -> dict:
 
 
 class PackedImages:
-    """The images of one packed split, read from its chunks on demand (an :class:`dan.data.samples.ImageSource`).
+    """The images of one packed split, read from its chunks on demand (an :class:`dan.data.samples.StoredImages`).
 
     Picklable: each process (a DataLoader worker) opens its own ``StreamingDataset`` on first use.
 
@@ -107,11 +108,11 @@ class PackedImages:
 
 
 def _manifest(root: Path, _options: ReadOptions | None = None) -> dict:
-    return read_manifest(root)
+    return read_pack_manifest(root)
 
 
 def _read(root: Path, split: str, options: ReadOptions) -> SplitData:
-    manifest = read_manifest(root)
+    manifest = read_pack_manifest(root)
     where = Location(root)
     try:
         record = json.loads(where.read_bytes(f"{split}/{SPLIT_FILE}"))

@@ -3,7 +3,7 @@
 Credentials and the endpoint come from the usual environment variables only (``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``, ``AWS_DEFAULT_REGION``, and
 ``AWS_ENDPOINT_URL`` for an S3-compatible server such as MinIO), never from a config file that a
-recipe names. Every failure of the object store is one :class:`dan.common.DanError` line: a missing
+recipe names. Every failure of the object store is one :class:`dan.errors.DanError` line: a missing
 bucket or key, refused credentials, an endpoint that cannot be reached.
 
 A plain-``http://`` endpoint (a server on a private network or on loopback) is read through LitData's
@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["DataSourceError", "Location", "is_url", "litdata_storage", "prefer_boto3", "url_of"]
 

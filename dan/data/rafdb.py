@@ -8,7 +8,7 @@ Layout::
     ROOT/EmoLabel/valence_arousal.txt           (optional, a dan extension) lines "train_00001.jpg 0.62 0.31"
 
 The split is the file-name prefix (``train`` or ``test``); labels 1..7 become indices 0..6 in the
-``rafdb`` order of :data:`dan.common.LABEL_SETS`. RAF-DB has no validation split: asking for one is
+``rafdb`` order of :data:`dan.vocab.LABEL_SETS`. RAF-DB has no validation split: asking for one is
 an error (training holds one out of ``train``, see :class:`dan.data.datamodule.FERDataModule`).
 """
 
@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dan.common import LABEL_SETS, RAFDB_IMAGES, DanError
-from dan.data.formats import DataFormat, FaceCrop, ReadOptions, pick_split, register
+from dan.data.formats import DataFormat, FaceCrop, pick_split, register
+from dan.data.options import ReadOptions
 from dan.data.samples import Issue, Sample, SplitData
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS, RAFDB_IMAGES
 
 __all__ = [
     "RAFDB_IMAGES",

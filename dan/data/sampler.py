@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-__all__ = ["BalancedSampler", "EpochSampler", "sample_seed"]
+__all__ = ["EpochSampler", "sample_seed"]
 
 _MIX = 0x9E3779B97F4A7C15  # 64-bit golden-ratio constant for seed mixing
 
@@ -121,14 +121,3 @@ class EpochSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples
-
-
-def BalancedSampler(  # noqa: N802 - the name earlier versions exported
-    labels: Sequence[int],
-    num_replicas: int | None = None,
-    rank: int | None = None,
-    seed: int = 0,
-    num_samples: int | None = None,
-) -> EpochSampler:
-    """An :class:`EpochSampler` drawing by inverse class frequency (with replacement)."""
-    return EpochSampler(labels, True, True, seed, num_replicas, rank, num_samples)

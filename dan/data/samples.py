@@ -4,7 +4,7 @@ A reader never decodes images; it lists them. Each :class:`Sample` is a file (or
 whose pixels are kept in :attr:`SplitData.pixels`), its label index, an optional face box and, where the
 data set has them (AffectNet, the generated set), its valence and arousal.
 Problems are collected as :class:`Issue` objects so ``dan data check`` can report all of them, while
-training raises the first fatal one as a :class:`dan.common.DanError` before any step runs.
+training raises the first fatal one as a :class:`dan.errors.DanError` before any step runs.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Protocol
 
 import numpy as np
 
-from dan.common import DanError
+from dan.errors import DanError
 
-__all__ = ["SPLIT_WORDS", "ImageSource", "Issue", "Sample", "SplitData", "split_role"]
+__all__ = ["SPLIT_WORDS", "StoredImages", "Issue", "Sample", "SplitData", "split_role"]
 
 # the words people use for a split -> its role; each reader maps roles to its own split names
 SPLIT_WORDS: dict[str, str] = {
@@ -32,14 +32,14 @@ def split_role(name: str) -> str | None:
     return SPLIT_WORDS.get(name.strip().lower())
 
 
-class ImageSource(Protocol):
+class StoredImages(Protocol):
     """Images kept somewhere other than in files of their own (packed chunks: :mod:`dan.data.packed`)."""
 
     def load(self, index: int) -> np.ndarray:
         """The decoded RGB uint8 (H, W, 3) image of sample ``index``, uncropped."""
         ...
 
-    def take(self, index: np.ndarray) -> ImageSource:
+    def take(self, index: np.ndarray) -> StoredImages:
         """The source of the samples ``index`` (a subset, in that order)."""
         ...
 
@@ -92,7 +92,7 @@ class SplitData:
     """The samples of one split of one data set.
 
     Attributes:
-        format: Reader name (a name of :data:`dan.common.FORMAT_NAMES`).
+        format: Reader name (a name of :data:`dan.vocab.FORMAT_NAMES`).
         split: Split name as stored on disk (e.g. ``train``, ``validation``, ``PublicTest``).
         label_names: Class names; index ``i`` names label ``i``.
         samples: The samples, in a fixed order.
@@ -115,7 +115,7 @@ class SplitData:
     pixels: np.ndarray | None = None
     issues: list[Issue] = field(default_factory=list)
     soft: np.ndarray | None = None
-    images: ImageSource | None = None
+    images: StoredImages | None = None
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -6,7 +6,7 @@ Layout::
     ROOT/Val/<Class>/*.png        436
     Class: Angry, Disgust, Fear, Happy, Neutral, Sad, Surprise
 
-The class folders become the ``sfew`` label set of :data:`dan.common.LABEL_SETS`: the canonical names
+The class folders become the ``sfew`` label set of :data:`dan.vocab.LABEL_SETS`: the canonical names
 in SFEW's alphabetical folder order (anger, disgust, fear, happiness, neutral, sadness, surprise).
 Split and class folder names are matched without regard to case (``train/happy/`` too). The Test
 split's labels were never published: papers report on Val, so Val plays both the validation and the
@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dan.common import LABEL_SETS, DanError
-from dan.data.folder import canonical_class_name, image_files
+from dan.data.folder import image_files
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.samples import Issue, Sample, SplitData
+from dan.errors import DanError
+from dan.vocab import LABEL_SETS, canonical_class_name
 
 __all__ = ["SFEW_ROLES", "SFEW_SPLITS", "read_sfew", "sfew_split_dir"]
 

@@ -19,13 +19,11 @@ implementation's recipes, see ``docs/design.md``):
   ``dan synth`` output).
 - ``eval``: resize and normalise. ``none``: no augmentation, the same as ``eval``.
 
-Every pipeline takes the model's preprocessing record (:class:`dan.common.Preprocessing`: input size,
+Every pipeline takes the model's preprocessing record (:class:`dan.preprocess.Preprocessing`: input size,
 mean, std, resize filter), the one the data module builds and the model stores. Pixel amounts of the
 reference recipes (the 32 px padding of the RAF-DB crop) are for 224 px inputs and scale with the
 input size.
 
-Test-time augmentation: :func:`tta_flip` mirrors a batch of ``eval`` tensors; average the model's
-probabilities on ``batch`` and ``tta_flip(batch)``.
 """
 
 from __future__ import annotations
@@ -35,14 +33,15 @@ import os
 import random
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 import torch
 
-from dan.common import RESIZE_NAMES, TRANSFORMS, DanError, Preprocessing
-from dan.preprocess import normalize, resize_face
+from dan.errors import DanError
+from dan.opencv import cv2
+from dan.preprocess import Preprocessing, normalize, resize_face
+from dan.vocab import RESIZE_NAMES, TRANSFORMS
 
-__all__ = ["PIPELINES", "TRANSFORMS", "Box", "Transform", "build_transform", "tta_flip"]
+__all__ = ["PIPELINES", "TRANSFORMS", "Box", "Transform"]
 
 Steps = tuple[list, tuple[float, float] | None]
 Box = tuple[int, int, int, int]
@@ -90,7 +89,7 @@ PIPELINES: dict[str, Callable[[int], Steps]] = {
     "eval": _plain,
     "none": _plain,
 }
-"""Pipeline name (:data:`dan.common.TRANSFORMS`) -> its builder: input side -> (augmentations on the resized
+"""Pipeline name (:data:`dan.vocab.TRANSFORMS`) -> its builder: input side -> (augmentations on the resized
 uint8 image, random-erasing scale range or None)."""
 
 
@@ -113,7 +112,7 @@ class Transform:
     Args:
         name: One of :data:`TRANSFORMS`.
         preprocessing: The model-input record (input size, mean, std, resize filter) the data module
-            built and the model stores; default :class:`dan.common.Preprocessing`'s defaults.
+            built and the model stores; default :class:`dan.preprocess.Preprocessing`'s defaults.
         seed: Fixed seed for the augmentations (tests, benchmarks); None derives one per process.
         ship_size: The side :meth:`prepare` resizes to and augments at (pixel amounts scaled to it),
             leaving the last resize to the input size to the device (``data.device_resize``); None:
@@ -131,7 +130,7 @@ class Transform:
             raise DanError(f"unknown augmentation {name!r}: choose one of {', '.join(TRANSFORMS)}")
         pre = Preprocessing() if preprocessing is None else preprocessing
         if not isinstance(pre, Preprocessing):
-            raise TypeError(f"preprocessing must be a dan.common.Preprocessing, not {type(pre).__name__}")
+            raise TypeError(f"preprocessing must be a dan.preprocess.Preprocessing, not {type(pre).__name__}")
         if pre.input_size < 8:
             raise DanError(f"image_size={pre.input_size} is too small")
         if pre.resize not in RESIZE_NAMES:
@@ -211,18 +210,3 @@ class Transform:
 
     def __repr__(self) -> str:
         return f"Transform(name={self.name!r}, preprocessing={self.pre!r})"
-
-
-def build_transform(
-    name: str = "eval",
-    preprocessing: Preprocessing | None = None,
-    seed: int | None = None,
-    ship_size: int | None = None,
-) -> Transform:
-    """Build the named pipeline for a preprocessing record (see :class:`Transform`)."""
-    return Transform(name, preprocessing, seed, ship_size)
-
-
-def tta_flip(batch: torch.Tensor) -> torch.Tensor:
-    """Horizontally mirrored copy of a (B, C, H, W) or (C, H, W) image tensor (flip test-time augmentation)."""
-    return batch.flip(-1)

@@ -24,16 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-import cv2
 import numpy as np
 
 from dan.demo.outputs import CsvStream
-from dan.demo.overlay import draw_attention, draw_face, draw_status, draw_va
+from dan.demo.overlay import annotate_face, draw_attention, draw_status, draw_va
 from dan.demo.sources import Frame, FrameSource, PrefetchSource, open_source
 from dan.demo.window import Window, window_support
 from dan.demo.writer import VideoWriter, check_output
 from dan.inference.live import STEP_STAGES, LiveFace, LiveStep
 from dan.inference.predictor import Predictor
+from dan.opencv import cv2
 
 __all__ = ["DemoStats", "STAGES", "csv_header", "run_demo"]
 
@@ -185,7 +185,7 @@ class _Sinks:
 def _draw(image: np.ndarray, faces: list[LiveFace], labels: tuple[str, ...], fps: float | None, stills: bool) -> None:
     """Boxes, labels, bars and (when present) attention maps of every face, and the status line."""
     for face in faces:
-        draw_face(image, face.box, labels, face.probabilities, track_id=None if stills else face.track)
+        annotate_face(image, face.box, labels, face.probabilities, track_id=None if stills else face.track)
         if face.attention is not None:
             draw_attention(image, face.box, face.attention)
         if face.va is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from dan.fileio import atomic_path, check_writable, temp_path_for
 
-__all__ = ["CsvStream", "atomic_path", "temp_path_for", "write_csv", "write_json"]
+__all__ = ["CsvStream", "write_csv", "write_json"]
 
 
 def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from dan.inference.attention import attention_overlay
+from dan.opencv import cv2
 
-__all__ = ["PALETTE", "color_for", "draw_attention", "draw_face", "draw_status", "draw_va"]
+__all__ = ["PALETTE", "color_for", "draw_attention", "annotate_face", "draw_status", "draw_va"]
 
 # BGR colours, one per class index (cycled when there are more classes)
 PALETTE = (
@@ -42,7 +42,7 @@ def _text(frame: np.ndarray, text: str, org: tuple[int, int], scale: float, colo
     cv2.putText(frame, text, org, FONT, scale, color, 1, cv2.LINE_AA)
 
 
-def draw_face(
+def annotate_face(
     frame: np.ndarray,
     box: Sequence[int],
     labels: Sequence[str],

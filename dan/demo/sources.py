@@ -5,12 +5,12 @@ a video's BGR frames are converted once, here, as they are read. Problems that s
 image that is not an image, a frame that fails to decode, a video that ends before its announced
 length) are recorded in ``source.errors`` as one-line messages naming the file, and the rest is
 processed. Problems that leave nothing to process (no camera at the index, a video that cannot be
-opened, a folder with no images) raise :class:`dan.common.DanError`.
+opened, a folder with no images) raise :class:`dan.errors.DanError`.
 
 A file is a still image when OpenCV would decode it as one (by its content, whatever its name), so it
 goes through :func:`dan.imaging.read_image` and its pixel limit, never through FFmpeg. A video's frame
 size is checked against the same limit before any frame is read. FFmpeg's own log lines are off
-(:mod:`dan.common`); OpenCV's are kept off the terminal while a video opens: the one line says it.
+(:mod:`dan.opencv`); OpenCV's are kept off the terminal while a video opens: the one line says it.
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.imaging import (
-    DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     ImageReadError,
     image_size,
@@ -36,6 +34,7 @@ from dan.imaging import (
     quiet_opencv,
     read_image,
 )
+from dan.opencv import DEFAULT_MAX_PIXELS, cv2
 
 __all__ = [
     "CameraSource",

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import sys
 
-import cv2
 import numpy as np
+
+from dan.opencv import cv2
 
 __all__ = ["NO_WINDOW_MESSAGE", "Window", "window_support"]
 

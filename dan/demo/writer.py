@@ -14,12 +14,12 @@ import queue
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from dan.common import DEFAULT_MAX_PIXELS, DanError
+from dan.errors import DanError
 from dan.fileio import check_writable, temp_path_for
 from dan.imaging import quiet_opencv
+from dan.opencv import DEFAULT_MAX_PIXELS, cv2
 
 __all__ = ["CODECS", "VideoWriter", "check_output", "fit_frame", "probe_video"]
 

@@ -16,9 +16,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dan.common import DanError
-from dan.data.formats import DataFormat, ReadOptions
+from dan.data.formats import DataFormat
+from dan.data.options import ReadOptions
 from dan.data.samples import SplitData, split_role
+from dan.errors import DanError
 
 __all__ = ["CalibrationSplit", "calibration_split"]
 

@@ -15,12 +15,12 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from dan.evaluation.evaluate import EvaluationResult
 from dan.evaluation.va_metrics import VA_NAMES
 from dan.fileio import atomic_write
+from dan.opencv import cv2
 
 __all__ = ["draw_confusion", "draw_reliability", "write_report"]
 

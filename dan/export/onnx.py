@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import atomic_path
-from dan.models.checkpoint import checkpoint_metadata
 from dan.models.dan import DAN
+from dan.models.metadata import ModelMetadata
 from dan.models.reparam import reparameterize
 from dan.runtime.onnx import onnx_weights_checksum
 
@@ -52,7 +52,7 @@ def output_names(model: DAN) -> tuple[str, ...]:
 
 def export_metadata(model: DAN) -> dict[str, str]:
     """String metadata an exported file carries: ``dan`` (all settings, JSON), ``labels``, ``preprocessing``."""
-    meta = checkpoint_metadata(model)
+    meta = ModelMetadata.of_model(model).to_dict()
     meta["checksum"] = None  # the exported graph has its own weights (ONNX: checked through "dan_weights")
     meta["outputs"] = list(output_names(model))
     meta["reparameterized"] = True
@@ -124,7 +124,7 @@ def export_onnx(model: DAN, output: str | os.PathLike, opset: int = DEFAULT_OPSE
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise DanError("ONNX export needs onnx and onnxscript: pip install 'dan[export]'") from None
+        raise DanError("ONNX export needs onnx and onnxscript: pip install 'dan-fer[export]'") from None
     output = Path(output)
     names = list(output_names(model))
     net = prepare_for_export(model)

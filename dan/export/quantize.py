@@ -14,7 +14,7 @@ top-1 agree with float32 on CPUs with and without VNNI alike:
 - activation ranges from the 99.999th percentile of each tensor's values (``Percentile``), not its
   extremes (``MinMax``): a rare outlier no longer widens a range, and with it every step.
 
-Measured on a 2-core AVX2 EPYC (``python -m scripts.int8_variants``), top-1 agreement with float32 on
+Measured on a 2-core AVX2 EPYC (``python -m scripts.bench.int8_variants``), top-1 agreement with float32 on
 373 faces none was calibrated on: the quickstart's model (48 px) 94.9 % (8-bit weights, MinMax) ->
 98.1 % (7-bit) -> 98.4 % (7-bit, Percentile), the largest flipped top-1 margin 0.58 -> 0.14; a 40 px
 model 96.2 % -> 98.7 % -> 99.2 %.
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.export.onnx import set_onnx_metadata
 from dan.export.scratch import scratch_folder
 from dan.fileio import atomic_path

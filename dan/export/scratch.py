@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from dan.hub import dan_home
+from dan.paths import dan_home
 
 __all__ = ["remove_abandoned", "scratch_folder", "scratch_root"]
 

@@ -27,10 +27,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dan.common import DanError, one_line
+from dan.errors import DanError, one_line
 from dan.fileio import atomic_path
 from dan.models.backbone import read_state_dict
-from dan.models.checkpoint import load_model, save_model
+from dan.models.checkpoint import save_model
+from dan.models.loading import load_model
 from dan.models.metadata import ModelMetadata
 
 __all__ = ["CHECKPOINT_SUFFIXES", "EXPORT_SUFFIXES", "calibrated_record", "write_temperature"]
@@ -97,7 +98,7 @@ def _rewrite_onnx(src: Path, dst: Path, make: Record) -> bool:
     try:
         import onnx
     except ImportError:
-        raise DanError("rewriting an ONNX file's metadata needs onnx: pip install 'dan[export]'") from None
+        raise DanError("rewriting an ONNX file's metadata needs onnx: pip install 'dan-fer[export]'") from None
     try:
         proto = onnx.load(str(src))
     except Exception as err:

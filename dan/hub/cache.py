@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dan.common import DanError, one_line
+from dan.errors import DanError, one_line
 from dan.fileio import atomic_write
 
 __all__ = ["EntryLock", "Record", "Verdict", "inspect", "read_record", "sha256_file", "sidecar_of", "write_record"]

@@ -3,14 +3,14 @@
 :mod:`dan.hub` downloads, verifies, pins and caches them (and re-exports these names). A catalogue entry's
 ``sha256`` is checked after every download and on every load from the cache; while it is None, the hash
 of the first verified download is recorded beside the file (trust on first use, :mod:`dan.hub.cache`).
-``scripts/pin_releases.py`` prints the lines to paste here.
+``scripts/maint/pin_releases.py`` prints the lines to paste here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dan.common import Preprocessing
+from dan.preprocess import Preprocessing
 
 __all__ = ["BACKBONES", "RELEASED", "ReleasedBackbone", "ReleasedModel"]
 
@@ -24,7 +24,7 @@ class ReleasedModel:
         filename: The file's own name, kept in the cache.
         drive_id: Google Drive file id of the original release.
         num_classes: Outputs of the classifier.
-        labels: Label-set name in :data:`dan.common.LABEL_SETS`.
+        labels: Label-set name in :data:`dan.vocab.LABEL_SETS`.
         accuracy: Published test accuracy (fraction).
         balanced_accuracy: Published balanced accuracy (fraction), or None where none was published.
         description: One line on what it was trained on.
@@ -35,7 +35,7 @@ class ReleasedModel:
         url: Where it is fetched from; default the Drive download URL of ``drive_id``. A Drive URL goes
             through gdown, any other through plain HTTP.
         sha256: The file's SHA-256 (lowercase hex), checked after every download and on every load from
-            the cache; None until someone fills it in (``scripts/pin_releases.py`` prints the lines): then
+            the cache; None until someone fills it in (``scripts/maint/pin_releases.py`` prints the lines): then
             the hash of the first verified download (or of a file found in the cache) is recorded beside
             the file and later loads are checked against that (see :mod:`dan.hub.cache`).
     """

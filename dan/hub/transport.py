@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dan.common import DanError, one_line
+from dan.errors import DanError, one_line
 
 __all__ = ["Failure", "Transport", "check_payload", "drive", "hf_transport", "http", "reason"]
 

@@ -12,8 +12,9 @@ with RAF-DB's images (the data set is licensed).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from dan.opencv import cv2
 
 __all__ = ["FACE_TEMPLATE", "align_face", "similarity_matrix"]
 

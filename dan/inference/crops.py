@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
-from dan.common import Preprocessing
 from dan.inference.align import align_face
-from dan.preprocess import prepare_faces
+from dan.opencv import cv2
+from dan.preprocess import Preprocessing, prepare_faces
 
 __all__ = ["crop_face", "expand_box", "extract_face", "prepare_batch"]
 

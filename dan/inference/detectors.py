@@ -13,7 +13,7 @@ a large frame is scaled down so its longest side is at most ``detect_size`` befo
 - :class:`HaarDetector`: OpenCV's bundled frontal-face Haar cascade (no landmarks). Fast, but on
   real photographs it also fires on torsos, logos and backgrounds.
 - :class:`NoneDetector`: the whole image (its central square) is the face: aligned crops, the
-  synthetic data set, and ``scripts/make_demo_video.py`` videos.
+  synthetic data set, and ``scripts/demos/demo_video.py`` videos.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
-import cv2
 import numpy as np
 
-from dan.common import DETECTORS, DanError
+from dan.errors import DanError
+from dan.opencv import cv2
+from dan.vocab import DETECTORS
 
 __all__ = [
     "DETECTORS",

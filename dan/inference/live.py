@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.inference.predictor import Predictor
 from dan.inference.tracking import IoUTracker
 

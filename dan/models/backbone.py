@@ -20,7 +20,7 @@ import timm
 import torch
 from torch import nn
 
-from dan.common import DanError, one_line
+from dan.errors import DanError, one_line
 
 __all__ = [
     "MSCELEB_HELP",

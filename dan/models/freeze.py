@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from dan.common import DanError
+from dan.errors import DanError
 
 __all__ = ["FreezeSpec", "backbone_stages", "freeze_backbone", "stage_names"]
 

@@ -8,7 +8,7 @@ ranges) before a model is built, and refuses a file written by a newer ``dan``; 
 checksum, so a file damaged after it was written is one line naming it, not a model that predicts
 nonsense.
 
-Every loader goes through this one record: :func:`dan.models.checkpoint.load_model` (checkpoints,
+Every loader goes through this one record: :func:`dan.models.loading.load_model` (checkpoints,
 reference files), and the ONNX, OpenVINO and ``.pt2`` runtimes (:mod:`dan.runtime`) call
 :meth:`ModelMetadata.read` on what the file stored, :meth:`ModelMetadata.with_labels` to settle the
 class names, and keep the record (``backend.metadata``); a file that stored none (a reference ``.pth``,
@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from dan.common import HEADS, DanError, Preprocessing, resolve_labels
+from dan.errors import DanError
+from dan.preprocess import Preprocessing
+from dan.vocab import HEADS, resolve_labels
 
 if TYPE_CHECKING:
     from dan.models.dan import DAN
@@ -89,7 +91,10 @@ class ModelMetadata:
         model_config: Constructor arguments of :class:`dan.models.DAN` (``num_classes``, ``num_heads``, ...).
         labels: Class names, index ``i`` naming output ``i``, or None.
         preprocessing: How a face becomes the model's input.
-        trained_on: The data set's format and whether its faces were generated, or None.
+        trained_on: What the model was trained on, or None: the data set's format and whether its faces
+            were generated, and (files written since the reader options were recorded) how its splits
+            were read, which and the training split's digest (:class:`dan.data.provenance.TrainedOn`,
+            read by ``dan evaluate`` and ``dan calibrate``).
         started_from: What training started from (``model.init_from``): ``spec`` as typed, ``checksum``
             (:func:`tensor_checksum` of the source network's weights, in this package's layout) and the
             source's ``labels``; None for a model trained from scratch (and older files).
@@ -185,7 +190,7 @@ class ModelMetadata:
             num_classes: The network's class count, when the loader knows it better than the record.
 
         Raises:
-            DanError: The class count is unknown, or the names do not fit it (:func:`dan.common.resolve_labels`).
+            DanError: The class count is unknown, or the names do not fit it (:func:`dan.vocab.resolve_labels`).
         """
         n = num_classes or self.num_classes
         if n is None:

@@ -4,7 +4,7 @@ This is the structure of the reference implementation (github.com/yaoing/DAN): a
 trunk as ``nn.Sequential`` and K separate head modules run one after another. Its state-dict keys are
 the reference's (``features.N.*``, ``cat_headK.sa.*``, ``cat_headK.ca.attention.*``, ``fc.*``, ``bn.*``),
 so the tests build reference-layout checkpoints from it and compare the package's fused model
-(:class:`dan.models.DAN`) against it, and ``scripts/benchmark.py`` times it as the baseline. The
+(:class:`dan.models.DAN`) against it, and ``scripts/bench/speed.py`` times it as the baseline. The
 package itself never runs it: :func:`dan.models.checkpoint.convert_reference_state_dict` maps such
 weights onto the fused model.
 """

@@ -1,7 +1,7 @@
 """The FastAPI application: the page, the HTTP API, the live WebSocket.
 
 Routes: ``GET /`` (the page), ``POST /v1/predict``, ``GET /v1/model``, ``GET /health``,
-``WS /v1/live`` (see :mod:`dan.serve.live`), and ``/openapi.json`` (the API's schema). There is no
+``WS /v1/live`` (see :mod:`dan.serve.websocket`), and ``/openapi.json`` (the API's schema). There is no
 ``/docs`` page: FastAPI's loads Swagger UI's JavaScript from a CDN (a floating version, no integrity
 hash, blank offline); open the schema in any OpenAPI viewer instead. Every request first passes
 :class:`dan.serve.guard.Guard` (token, WebSocket origin, declared body size). Uploads are handled a
@@ -22,14 +22,14 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from dan import __version__
-from dan.common import DanError
-from dan.imaging import DEFAULT_MAX_PIXELS
+from dan.errors import DanError
 from dan.inference.predictor import Predictor
+from dan.opencv import DEFAULT_MAX_PIXELS
 from dan.serve.guard import Guard
-from dan.serve.live import LiveSession
 from dan.serve.runner import ModelRunner
 from dan.serve.schemas import ERRORS, Face, Health, Limits, ModelInfo, PredictResponse
 from dan.serve.uploads import SUPPORTED_TYPES, ApiError, decode_upload, image_from_request
+from dan.serve.websocket import LiveSession
 
 __all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "create_app", "page_html"]
 
@@ -107,10 +107,6 @@ def create_app(
     if not 0.0 <= smoothing < 1.0:
         raise DanError(f"smoothing must be in [0, 1), got {smoothing}")
     runner = ModelRunner(predictor, decode_threads)
-    uploading: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-    page, policy = page_html()
-    backend = predictor.backend
-    backend_name = getattr(backend, "name", None) or type(backend).__name__.lower().removesuffix("backend")
     app = FastAPI(
         title="dan",
         version=__version__,
@@ -119,12 +115,26 @@ def create_app(
         redoc_url=None,
     )
     app.state.runner = runner
-    app.state.smoothing = smoothing  # each live connection's LiveStep smooths with it
     app.add_middleware(Guard, token=token, max_body=max_upload_bytes)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    _add_page_and_info(app, runner, Limits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels))
+    _add_predict(app, runner, max_upload_bytes, max_pixels, body_timeout, max_uploads)
+    _add_live(app, runner, max_upload_bytes, max_pixels, smoothing, max_live)
+    if token:
+        _document_bearer(app)
+    return app
+
+
+def _add_page_and_info(app: FastAPI, runner: ModelRunner, limits: Limits) -> None:
+    """``GET /`` (the page, with its content security policy), ``GET /health`` and ``GET /v1/model``."""
+    page, policy = page_html()
+    predictor = runner.predictor
+    backend = predictor.backend
+    backend_name = backend.name
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -150,8 +160,15 @@ def create_app(
             backend=str(backend_name),
             detector=predictor.detector.name,
             attention=runner.attention,
-            limits=Limits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels),
+            limits=limits,
         )
+
+
+def _add_predict(
+    app: FastAPI, runner: ModelRunner, max_bytes: int, max_pixels: int | None, body_timeout: float, max_uploads: int
+) -> None:
+    """``POST /v1/predict``: at most ``max_uploads`` bodies held at once, each read within ``body_timeout``."""
+    uploading: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     @app.post(
         "/v1/predict",
@@ -171,10 +188,15 @@ def create_app(
             uploading.clear()
             uploading[loop] = asyncio.Semaphore(max_uploads)
         async with uploading[loop]:  # the body is held until the reply: bound how many are
-            data = await image_from_request(request, max_upload_bytes, body_timeout)
+            data = await image_from_request(request, max_bytes, body_timeout)
             image, faces = await runner.predict(lambda: decode_upload(data, max_pixels))
         return PredictResponse(width=image.shape[1], height=image.shape[0], faces=[Face(**f.to_dict()) for f in faces])
 
+
+def _add_live(
+    app: FastAPI, runner: ModelRunner, max_bytes: int, max_pixels: int | None, smoothing: float, max_live: int
+) -> None:
+    """``WS /v1/live``: at most ``max_live`` connections, each a :class:`LiveSession` smoothing with ``smoothing``."""
     open_live = [0]
 
     @app.websocket("/v1/live")
@@ -185,13 +207,9 @@ def create_app(
             return
         open_live[0] += 1
         try:
-            await LiveSession(websocket, runner, max_upload_bytes, max_pixels, smoothing).run()
+            await LiveSession(websocket, runner, max_bytes, max_pixels, smoothing).run()
         finally:
             open_live[0] -= 1
-
-    if token:
-        _document_bearer(app)
-    return app
 
 
 def _document_bearer(app: FastAPI) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.fileio import atomic_path
 from dan.models.backbone import read_state_dict
 

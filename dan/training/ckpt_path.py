@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from dan.common import DanError
+from dan.errors import DanError
 from dan.training.checkpoint_io import read_training_checkpoint
 
 __all__ = ["resolve_ckpt_path"]

@@ -28,8 +28,8 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from dan.common import Preprocessing
 from dan.data.datamodule import FERDataModule
+from dan.preprocess import Preprocessing
 from dan.system import resolve_precision
 from dan.training.callbacks import ConfusionMatrixWriter, EpochSummary
 from dan.training.checkpoint_io import AtomicCheckpointIO

@@ -1,0 +1,1 @@
+"""Maintenance: fuzzing, the models' pins, the soak test, the GPU checks (``python -m scripts.maint.<name>``)."""
