@@ -13,8 +13,8 @@ On a generated set (``dan synth``, RAF-DB layout) or ``--root`` (any ``--format`
 
 Usage::
 
-    python -m scripts.benchmark_packed                       # 2,000 generated faces at 224 px
-    python -m scripts.benchmark_packed --images 140 --size 48 --workers 1   # a smoke run
+    python -m scripts.bench.packed                       # 2,000 generated faces at 224 px
+    python -m scripts.bench.packed --images 140 --size 48 --workers 1   # a smoke run
 
 Not a test. The machine's load changes the figures: run it alone; the load is printed before and after.
 """
