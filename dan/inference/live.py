@@ -29,7 +29,12 @@ from dan.errors import DanError
 from dan.inference.predictor import Predictor
 from dan.inference.tracking import IoUTracker
 
-__all__ = ["STEP_STAGES", "LiveFace", "LiveStep"]
+__all__ = ["LIVE_DETECT_EVERY", "LIVE_DETECT_SIZE", "STEP_STAGES", "LiveFace", "LiveStep"]
+
+LIVE_DETECT_EVERY = 2
+"""Detect every N frames of a live stream, track in between: ``dan demo``'s and the web page's default."""
+LIVE_DETECT_SIZE = 480
+"""Longest side a live frame is detected at (scaled down to it): ``dan demo``'s and the web page's default."""
 
 STEP_STAGES = ("detect", "crop", "model")
 """The parts of a step :attr:`LiveStep.seconds` times."""
