@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import dan
-from dan.demo.outputs import CsvStream, write_csv
+from dan.collection.writers import write_csv
+from dan.demo.outputs import CsvStream
 from dan.demo.window import window_support
 from dan.errors import DanError
 from dan.inference.crops import crop_face, expand_box, prepare_batch

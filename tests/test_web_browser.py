@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -30,6 +31,8 @@ import torch
 
 import dan
 from dan.errors import DanError
+from dan.inference.live import LIVE_DETECT_EVERY, LIVE_DETECT_SIZE, LiveStep
+from dan.inference.predictor import Predictor
 from tests.test_serve_browser import CHROMIUM, _browser_or_skip, write_y4m
 
 RAFDB = dan.LABEL_SETS["rafdb"]
@@ -202,8 +205,6 @@ class Agreement:
 
 
 def _predictor(site: Path):
-    from dan.inference.predictor import Predictor
-
     return Predictor(site / "model.onnx", detector="yunet", backend="onnx", threads=1)
 
 
@@ -247,12 +248,27 @@ def test_camera_faces_agree_with_dan_predict(browser, server, site) -> None:
     assert page.evaluate("danState.error") is None, page.evaluate("danState.error")
     stats = page.inner_text("#stats")
     assert "fps" in stats and "ms per face" in stats and "WASM SIMD" in stats, stats
-    predictor, agreement = _predictor(site), Agreement()
+    assert f"detection every {LIVE_DETECT_EVERY} frames" in page.inner_text("#status")
+    # dan's own live step (as dan demo runs it, smoothing off) on the same frames, from the first one on:
+    # detection every LIVE_DETECT_EVERY frames at LIVE_DETECT_SIZE, the detected faces reused in between
+    predictor = Predictor(
+        site / "model.onnx", detector="yunet", backend="onnx", threads=1, detect_size=LIVE_DETECT_SIZE
+    )
+    step, agreement = LiveStep(predictor, smoothing=0.0, detect_every=LIVE_DETECT_EVERY), Agreement()
     kept = min(page.evaluate("danState.frames.length"), 8)
+    detected = page.evaluate(f"danState.frames.slice(0, {kept}).map(f => f.detected)")
+    assert detected == [i % LIVE_DETECT_EVERY == 0 for i in range(kept)], detected
+    tracked_faces = 0  # faces of frames without detection: the last detection's, cut out of the new frame
     for i in range(kept):  # every frame the worker labelled, the first ones (before the video plays) too
         faces = page.evaluate("i => danState.frames[i].faces", i)
-        agreement.add(faces, predictor.predict(_frame(page, i)), f"camera frame {i}")
-    assert agreement.faces >= 6
+        labels = predictor.labels
+        reference = [
+            SimpleNamespace(box=f.box, probabilities=f.probabilities, label=labels[int(np.argmax(f.probabilities))])
+            for f in step(_frame(page, i))
+        ]
+        agreement.add(faces, reference, f"camera frame {i} ({'detected' if detected[i] else 'tracked'})")
+        tracked_faces += 0 if detected[i] else len(faces)
+    assert agreement.faces >= 6 and tracked_faces >= 2, (agreement.faces, tracked_faces)
     print(agreement.report("camera, float32"), f"; first labelled face {page.evaluate('danState.firstLabelMs'):.0f} ms")
     assert agreement.max_box <= 2 and agreement.same_top1 >= 0.99 * agreement.faces
     assert agreement.max_prob <= 0.002, agreement.report("camera")

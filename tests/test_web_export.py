@@ -81,10 +81,20 @@ def test_page_folder_holds_model_record_yunet_and_runtime(page) -> None:
     record = json.loads((page / "model.json").read_text())
     assert record["labels"][0] == "surprise" and record["preprocessing"]["input_size"] == 32
     assert record["detection"] == {"detect_size": 640, "score_threshold": 0.7, "nms_threshold": 0.3, "top_k": 5000}
+    assert record["live"] == {"detect_every": 2, "detect_size": 480}  # as dan demo runs a camera
     assert record["max_pixels"] == 50_000_000 and record["int8"] is False and record["ort_web"] == "1.31.1"
     dims = onnx.load(str(page / "yunet.onnx")).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == [1, 3, "height", "width"]
     assert (page / "ort" / "LICENSE").is_file() and (page / "worker.js").is_file()
+
+
+def test_live_defaults_are_dan_demos() -> None:
+    """The page's live settings (model.json's ``live``) are the ones ``dan demo`` defaults to."""
+    from dan.cli.demo import build_parser
+    from dan.inference.live import LIVE_DETECT_EVERY, LIVE_DETECT_SIZE
+
+    args = build_parser().parse_args(["--checkpoint", "model.pt"])
+    assert (args.detect_every, args.detect_size) == (LIVE_DETECT_EVERY, LIVE_DETECT_SIZE) == (2, 480)
 
 
 def test_page_folder_refuses_a_foreign_folder(fake_ort, page, tmp_path) -> None:

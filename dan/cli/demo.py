@@ -22,11 +22,14 @@ from dan.errors import DanError
 
 __all__ = ["build_parser", "main"]
 
+# dan.inference.live.LIVE_DETECT_SIZE and LIVE_DETECT_EVERY (not imported: --help stays fast; a test checks)
+LIVE_DETECT_SIZE, LIVE_DETECT_EVERY = 480, 2
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``dan demo``."""
     p = argparse.ArgumentParser(prog="dan demo", description="Live facial expression demo: every face labelled.")
-    add_model_and_detector_options(p, whole="frame", detect_size=480)
+    add_model_and_detector_options(p, whole="frame", detect_size=LIVE_DETECT_SIZE)
     p.add_argument("--source", default="0", help="camera index (0), video file, image file or folder of images")
     p.add_argument("--output", help="write the annotated video (.mp4: mp4v, .avi: MJPG)")
     p.add_argument("--csv", help="write one row per face per frame")
@@ -36,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detect-every",
         type=Number("--detect-every", int, minimum=1),
-        default=2,
-        help="run the detector every N frames, track in between (default 2)",
+        default=LIVE_DETECT_EVERY,
+        help=f"run the detector every N frames, track in between (default {LIVE_DETECT_EVERY})",
     )
     p.add_argument(
         "--classify-every",

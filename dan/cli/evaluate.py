@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         "with its own runtime)",
     )
     add_device_option(p)
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     return p
 
 
@@ -170,10 +171,16 @@ def main(argv: list[str]) -> int:
         _report_folder(out)
     say_device(backend)  # after every refusal, so a refusal is one line
     dataset = FERDataset(data, Transform("eval", backend.preprocessing))
+    from dan.collection.progress import Progress
+
+    batches = -(-len(dataset) // max(1, args.batch_size))  # at most: classes the model lacks are left out
+    progress = Progress(batches, "batch", quiet=args.quiet, prefix="dan evaluate")
     try:
-        result = evaluate_backend(backend, dataset, args.batch_size, args.workers, args.tta)
+        result = evaluate_backend(backend, dataset, args.batch_size, args.workers, args.tta, progress.update)
     except DanError as err:  # an unreadable or over-sized image, maybe raised in a DataLoader worker
         raise _worker_error(err) from None
+    finally:
+        progress.close()
     meta = {"checkpoint": str(args.checkpoint), "format": args.format, "root": str(args.root), "split": split}
     meta["read"] = options.to_record()
     meta["backend"] = backend.name

@@ -1,8 +1,14 @@
-"""``dan predict``: label every face in images, folders and globs; print a table or write CSV / JSON.
+"""``dan predict``: label every face in images and videos, folders and globs; print a table or write rows.
 
 Usage::
 
     dan predict photo.jpg photos/ "shots/**/*.png" --checkpoint model.pt --output faces.csv
+    dan predict interviews/ --checkpoint model.pt --fps 5 --output rows.parquet
+
+Videos (``.mp4 .avi .mkv .mov .webm``), and any run writing ``.jsonl``, ``.parquet`` or a folder, give
+one row per face per analysed frame, streamed, resumable and with progress
+(:mod:`dan.cli.predict_collection`, :mod:`dan.collection`). Images alone to ``.csv`` / ``.json`` or
+a table work as below.
 
 CSV columns: ``path, face, x, y, w, h, label, confidence``, then one probability column per class
 named by the class name, then ``valence, arousal`` for a model with that output (``va_head``; the
@@ -18,28 +24,32 @@ batches of ``--batch-size`` faces (:mod:`dan.inference.pipeline`); rows come in 
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from pathlib import Path
 
 from dan.cli.options import Number, add_model_and_detector_options, predictor_from_args
+from dan.cli.predict_collection import add_collection_options, is_collection, score_collection
+from dan.collection.inputs import expand_inputs
 from dan.errors import DanError
 from dan.fileio import check_writable
-from dan.imaging import IMAGE_SUFFIXES, list_images
 
 DEFAULT_BATCH_SIZE = 32  # dan.inference.pipeline.DEFAULT_BATCH_SIZE (not imported: --help stays fast)
 
 __all__ = ["build_parser", "expand_inputs", "main"]
 
-_GLOB_CHARS = set("*?[")
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``dan predict``."""
-    p = argparse.ArgumentParser(prog="dan predict", description="Label the facial expression of every face in images.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or glob patterns")
+    p = argparse.ArgumentParser(
+        prog="dan predict", description="Label the facial expression of every face in images and videos."
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders of them, or glob patterns")
     add_model_and_detector_options(p, whole="image", detect_size=640)
-    p.add_argument("--output", help="write results to FILE.csv or FILE.json (default: print a table)")
+    p.add_argument(
+        "--output",
+        help="write results to FILE.csv or FILE.json (images), FILE.jsonl, FILE.parquet or a FOLDER/ of parts "
+        "(videos too; default: print a table of images)",
+    )
     p.add_argument("--recursive", action="store_true", help="also look for images in subfolders of folders")
     p.add_argument(
         "--threads",
@@ -56,38 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=Number("--workers", int, minimum=0),
         help="threads that read images, find faces and crop them while the model runs (default: one per core "
-        "but one, 1 to 4; 0: one image at a time in one thread)",
+        "but one, 1 to 4; 0: one image at a time in one thread); for videos, videos scored at once",
     )
+    add_collection_options(p)
     return p
-
-
-def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
-    """Turn files, folders and globs into image paths.
-
-    Returns:
-        ``(paths, errors)``: files to process, in the given order without duplicates, and one-line
-        messages for inputs that yielded nothing (missing path, empty folder, unmatched glob).
-    """
-    paths: list[Path] = []
-    errors: list[str] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = list_images(path, recursive)
-            if not found:
-                errors.append(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
-            paths.extend(found)
-        elif path.is_file():
-            paths.append(path)
-        elif _GLOB_CHARS & set(item):
-            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not found:
-                errors.append(f"{item}: no files match this pattern")
-            paths.extend(found)
-        else:
-            errors.append(f"{path}: no such file or folder")
-    unique = list(dict.fromkeys(paths))  # first occurrence of each, in order
-    return unique, errors
 
 
 def _print_table(rows: list[list], header: list[str]) -> None:
@@ -102,19 +84,21 @@ def _print_table(rows: list[list], header: list[str]) -> None:
 def main(argv: list[str]) -> int:
     """Run ``dan predict``; returns 0 when every input was processed, 1 when some failed."""
     args = build_parser().parse_args(argv)
+    paths, errors = expand_inputs(args.inputs, args.recursive)
+    for message in errors:
+        print(f"dan predict: {message}", file=sys.stderr)
+    if is_collection(paths, args.output):
+        return score_collection(args, paths, errors)
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise DanError(f"{out}: --output must end in .csv or .json")
     if out is not None:
         check_writable(out)  # before the model is loaded and the images are read
-    from dan.demo.outputs import write_csv, write_json
+    from dan.collection.writers import write_csv, write_json
     from dan.inference.pipeline import predict_images
 
     predictor = predictor_from_args(args)
     labels = predictor.labels
-    paths, errors = expand_inputs(args.inputs, args.recursive)
-    for message in errors:
-        print(f"dan predict: {message}", file=sys.stderr)
     rows: list[list] = []
     records: list[dict] = []
     for result in predict_images(predictor, paths, args.batch_size, args.workers):

@@ -7,7 +7,7 @@ Built on :mod:`dan.inference` (its live step finds, tracks, labels and smooths t
 - :mod:`dan.demo.overlay`: drawing boxes, labels, bars, fps and attention maps;
 - :mod:`dan.demo.writer`: the annotated-video writer (mp4v / MJPG, atomic, read back);
 - :mod:`dan.demo.window`: whether OpenCV can show a window here;
-- :mod:`dan.demo.outputs`: atomic CSV / JSON writers (``dan predict`` writes its results with them too).
+- :mod:`dan.demo.outputs`: the per-frame CSV, streamed and published atomically.
 
 Never imports training, Lightning or albumentations. Names are imported on first use.
 """

@@ -1,38 +1,20 @@
-"""CSV and JSON outputs, written atomically through :mod:`dan.fileio`.
+"""The demo's CSV, streamed row by row and published atomically through :mod:`dan.fileio`.
 
-A reader never sees a half-written CSV or JSON file: until the rename the target is absent (or still
-holds its previous content).
+A reader never sees a half-written CSV: until the rename the target is absent (or still holds its
+previous content). ``dan predict``'s writers live in :mod:`dan.collection.writers`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dan.fileio import atomic_path, check_writable, temp_path_for
+from dan.fileio import check_writable, temp_path_for
 
-__all__ = ["CsvStream", "write_csv", "write_json"]
-
-
-def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    """Write a CSV file atomically and return its path."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return Path(path)
-
-
-def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write JSON (indented, UTF-8) atomically and return its path."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    return Path(path)
+__all__ = ["CsvStream"]
 
 
 class CsvStream:

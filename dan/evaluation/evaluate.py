@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
@@ -255,7 +255,7 @@ def _infer(backend: Backend, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray 
 
 
 def _run(
-    backend: Backend, dataset, batch_size: int, num_workers: int, tta: bool
+    backend: Backend, dataset, batch_size: int, num_workers: int, tta: bool, on_batch: Callable[[], None] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Logits (N, C) (with ``tta``: probabilities, the mean of each image's and its mirror's), labels (N,) and,
     for a model with the output, valence/arousal (N, 2) (with ``tta``, the mean of the two), else None."""
@@ -274,6 +274,8 @@ def _run(
             labels.append(y.numpy())
             if va is not None:
                 vas.append(va)
+            if on_batch is not None:
+                on_batch()
     finally:  # a model error: the loading thread stops now, not when the generator is collected
         close = getattr(batches, "close", None)
         if close is not None:
@@ -295,6 +297,7 @@ def evaluate_backend(
     batch_size: int = 64,
     num_workers: int = 0,
     tta: bool = False,
+    on_batch: Callable[[], None] | None = None,
 ) -> EvaluationResult:
     """Run a backend over ``dataset`` and score it on the classes both have (see the module docstring).
 
@@ -310,6 +313,7 @@ def evaluate_backend(
             model). 0: one background thread loads the next batches while the model runs
             (:func:`prefetched`), so loading and the model still overlap.
         tta: Average the softmax of each image and its horizontal mirror.
+        on_batch: Called after each batch is scored (``dan evaluate``'s progress line).
 
     Returns:
         The :class:`EvaluationResult`.
@@ -331,7 +335,7 @@ def evaluate_backend(
     keep = np.flatnonzero(scored[labels] >= 0) if len(labels) else np.zeros(0, np.int64)
     left_out = {name: int((labels == data_labels.index(name)).sum()) for name in match.target_only}
     subset = dataset if len(keep) == len(samples) else Subset(dataset, keep.tolist())
-    out, y, va = _run(backend, subset, batch_size, num_workers, tta)
+    out, y, va = _run(backend, subset, batch_size, num_workers, tta, on_batch)
     data = getattr(dataset, "data", None)  # the SplitData: its valence/arousal targets, if any
     targets = getattr(data, "va", None)
     va_targets = targets[keep] if targets is not None and va is not None and len(keep) else None  # (N, 2)

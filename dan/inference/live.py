@@ -20,6 +20,7 @@ Frames are RGB, as everywhere inside ``dan``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,12 @@ from dan.errors import DanError
 from dan.inference.predictor import Predictor
 from dan.inference.tracking import IoUTracker
 
-__all__ = ["STEP_STAGES", "LiveFace", "LiveStep"]
+__all__ = ["LIVE_DETECT_EVERY", "LIVE_DETECT_SIZE", "STEP_STAGES", "LiveFace", "LiveStep"]
+
+LIVE_DETECT_EVERY = 2
+"""Detect every N frames of a live stream, track in between: ``dan demo``'s and the web page's default."""
+LIVE_DETECT_SIZE = 480
+"""Longest side a live frame is detected at (scaled down to it): ``dan demo``'s and the web page's default."""
 
 STEP_STAGES = ("detect", "crop", "model")
 """The parts of a step :attr:`LiveStep.seconds` times."""
@@ -65,6 +71,9 @@ class LiveStep:
         classify_every: Run the model on tracked faces every N frames (new faces at once).
         hold: Detection rounds a face the detector missed keeps being returned at its last box.
         stills: The frames are unrelated photos: detect and classify every frame, no tracking across.
+        run: What runs the model on a batch (N, 3, S, S) when no attention is asked for (default:
+            ``predictor.run_outputs``); ``dan predict`` passes one that pools faces of many streams
+            into shared batches (:class:`dan.collection.batcher.SharedBatcher`).
 
     Raises:
         DanError: ``smoothing`` outside [0, 1), or ``detect_every`` / ``classify_every`` below 1.
@@ -78,12 +87,14 @@ class LiveStep:
         classify_every: int = 1,
         hold: int = 0,
         stills: bool = False,
+        run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] | None = None,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise DanError(f"smoothing must be in [0, 1), got {smoothing}")
         if detect_every < 1 or classify_every < 1:
             raise DanError("detect_every and classify_every must be at least 1")
         self.predictor = predictor
+        self.run = run or predictor.run_outputs
         self.tracker = IoUTracker(smoothing=smoothing)
         self.detect_every, self.classify_every, self.hold, self.stills = detect_every, classify_every, hold, stills
         self.frames = 0
@@ -146,4 +157,4 @@ class LiveStep:
                 return self.predictor.run_outputs(batch, attention=True)
             except DanError:  # e.g. an ONNX export without the attention output
                 self.attention_available = False
-        return self.predictor.run_outputs(batch)
+        return self.run(batch)

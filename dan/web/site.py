@@ -8,7 +8,9 @@ Layout of the folder (every path relative, so it works from any static host, in 
     ort/                                                                  onnxruntime-web, pinned, MIT
 
 ``model.json`` holds what the page needs of the model's ``dan`` metadata entry (labels, preprocessing,
-temperature), the detector settings dan uses (:data:`DETECTION`) and a build id that names the
+temperature), the detector settings dan uses (:data:`DETECTION`), those of a live stream as ``dan demo``
+runs it (``live``: detect every ``detect_every`` frames at ``detect_size``, reuse the faces in between;
+:mod:`dan.inference.live`) and a build id that names the
 browser's cache of this folder (a new export is fetched anew). The folder is written beside its
 destination and renamed into place; a folder there already is replaced only when an earlier
 ``dan export --web`` wrote it.
@@ -27,6 +29,7 @@ from pathlib import Path
 from dan import __version__
 from dan.errors import DanError, one_line
 from dan.inference.detectors import YUNET_MODEL
+from dan.inference.live import LIVE_DETECT_EVERY, LIVE_DETECT_SIZE
 from dan.opencv import DEFAULT_MAX_PIXELS
 from dan.web.ortweb import FILES, VERSION
 
@@ -119,7 +122,8 @@ def write_site(folder: str | os.PathLike, model: str | os.PathLike, ort_dir: Pat
                 shutil.copyfile(ort_dir / name, new / "ort" / name)
             build = _build_id(new)
             info: dict[str, object] = {"title": title, "dan": __version__, "ort_web": VERSION, "build": build}
-            info |= {"detection": DETECTION, "max_pixels": DEFAULT_MAX_PIXELS}
+            live = {"detect_every": LIVE_DETECT_EVERY, "detect_size": LIVE_DETECT_SIZE}
+            info |= {"detection": DETECTION, "live": live, "max_pixels": DEFAULT_MAX_PIXELS}
             (new / MARKER).write_text(json.dumps({**info, **record}, indent=1), encoding="utf-8")
             old = Path(tmp) / "old"
             if folder.is_dir():

@@ -13,13 +13,14 @@ const grab = document.createElement("canvas");
 // what the page is doing, readable by tests: window.danState
 const state = (window.danState = {
   ready: false, backend: null, error: null, meta: null, live: null, photos: [], frames: [],
-  fps: null, msPerFace: null, firstLabelMs: null, cameraStart: null,
+  fps: null, msPerFace: null, detectMs: null, firstLabelMs: null, cameraStart: null,
   timings: [], // per live frame: {at, faces, detect, classify, total} (ms), the last 2000
 });
 let worker = null;
 let mode = "idle"; // idle | camera | photo
 let nextId = 1;
 let inFlight = false;
+let restart = false; // the next camera frame starts a new stream (the worker detects it)
 const pending = new Map();
 const recent = [];
 
@@ -116,7 +117,14 @@ function showStats(result) {
   if (result.faces.length) state.msPerFace = result.ms.classify / result.faces.length;
   const fps = state.fps === null ? "–" : state.fps.toFixed(1);
   const perFace = state.msPerFace === null ? "–" : state.msPerFace.toFixed(1);
-  $("stats").textContent = `${fps} fps · ${perFace} ms per face · detection ${result.ms.detect.toFixed(0)} ms · ${state.backend}`;
+  if (result.detected) state.detectMs = result.ms.detect;
+  const detect = `detection ${state.detectMs.toFixed(0)} ms every ${everyFrames()}`;
+  $("stats").textContent = `${fps} fps · ${perFace} ms per face · ${detect} · ${state.backend}`;
+}
+
+function everyFrames() {
+  const n = state.meta.live.detect_every;
+  return n === 1 ? "frame" : `${n} frames`;
 }
 
 async function liveLoop() {
@@ -134,17 +142,20 @@ async function liveLoop() {
     ctx.drawImage(video, 0, 0, width, height);
     const rgba = ctx.getImageData(0, 0, width, height).data;
     const keep = params.get("keep") === "1";
-    const result = await send({ type: "frame", rgba, width, height, keep }, [rgba.buffer]);
+    const first = restart;
+    restart = false;
+    const msg = { type: "frame", rgba, width, height, keep, live: true, restart: first };
+    const result = await send(msg, [rgba.buffer]);
     if (mode === "camera") {
       if (state.firstLabelMs === null && result.faces.length) state.firstLabelMs = performance.now() - state.cameraStart;
       state.live = result;
       state.timings.push({ at: performance.now(), faces: result.faces.length, ...result.ms });
       if (state.timings.length > 2000) state.timings.shift();
-      if (keep) state.frames.push({ width, height, rgba: result.rgba, faces: result.faces });
+      if (keep) state.frames.push({ width, height, rgba: result.rgba, faces: result.faces, detected: result.detected });
       drawFaces(result.faces, video.videoWidth, video.videoHeight);
       listFaces(result.faces, "#");
       showStats(result);
-      say(`camera: ${result.faces.length} face${result.faces.length === 1 ? "" : "s"}`);
+      say(`camera: ${result.faces.length} face${result.faces.length === 1 ? "" : "s"} · detection every ${everyFrames()}`);
     }
   } catch (err) {
     say(`Error: ${err.message}`, true);
@@ -180,6 +191,7 @@ async function startCamera() {
     $("back").hidden = true;
     mode = "camera";
     state.cameraStart = performance.now();
+    restart = true;
     say("camera: starting…");
     liveLoop();
   } catch (err) {

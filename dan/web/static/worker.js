@@ -2,8 +2,12 @@
 // WebGPU (when the browser offers an adapter), WASM SIMD with threads (when the page is cross-origin
 // isolated) and WASM on one thread; YuNet finds the faces, each is cut out and prepared as dan does
 // (vision.js), the model labels them all in one batch, softmax(logits / temperature) gives the bars.
-// Messages in: {type: "init", options}, {type: "frame", bitmap | rgba, width, height, id}.
-// Messages out: {type: "ready", backend, reason}, {type: "result", id, faces, ms}, {type: "error", message}.
+// A camera frame (live: true) is handled as dan's live step (dan/inference/live.py LiveStep, as `dan demo`
+// runs it) handles it: YuNet runs every meta.live.detect_every frames, on the frame scaled down to meta.live.detect_size;
+// in between, the last detection's faces (boxes and landmarks) are cut out of the new frame and labelled.
+// A photo is detected in full every time. restart: true starts a new stream (the next frame is detected).
+// Messages in: {type: "init", options}, {type: "frame", bitmap | rgba, width, height, id, live, restart}.
+// Messages out: {type: "ready", backend, reason}, {type: "result", id, faces, detected, ms}, {type: "error", message}.
 import { fromRGBA, extractFace, prepareFace } from "./vision.js";
 import { decode, detectionImage, toDetections, yunetInput } from "./yunet.js";
 
@@ -11,6 +15,7 @@ let ort = null;
 let meta = null;
 let yunet = null;
 let model = null;
+const stream = { frames: 0, faces: [] }; // the camera's frame count and last detected faces
 
 function describe(err) {
   const text = String((err && err.message) || err);
@@ -75,9 +80,9 @@ async function start(options) {
   throw new Error(`no backend started: ${notes.join("; ")}`);
 }
 
-async function detect(img) {
+async function detect(img, detectSize) {
   const d = meta.detection;
-  const { small, scale } = detectionImage(img, d.detect_size);
+  const { small, scale } = detectionImage(img, detectSize);
   const { data, padW, padH } = yunetInput(small);
   const out = await yunet.run({ [yunet.inputNames[0]]: new ort.Tensor("float32", data, [1, 3, padH, padW]) });
   const arrays = {};
@@ -94,9 +99,19 @@ function softmax(logits, temperature) {
   return e.map((v) => v / sum);
 }
 
-async function label(img) {
+// The faces to label: a photo's, or a camera frame's as dan's live step finds them (see the top).
+async function findFaces(img, live, restart) {
+  if (!live) return { found: await detect(img, meta.detection.detect_size), detected: true };
+  if (restart) [stream.frames, stream.faces] = [0, []];
+  const detected = stream.frames % meta.live.detect_every === 0;
+  if (detected) stream.faces = await detect(img, meta.live.detect_size);
+  stream.frames += 1;
+  return { found: stream.faces, detected };
+}
+
+async function label(img, live, restart) {
   const t0 = performance.now();
-  const found = await detect(img);
+  const { found, detected } = await findFaces(img, live, restart);
   const t1 = performance.now();
   const pre = meta.preprocessing;
   const s = pre.input_size;
@@ -114,7 +129,7 @@ async function label(img) {
     });
   }
   const t2 = performance.now();
-  return { faces, ms: { detect: t1 - t0, classify: t2 - t1, total: t2 - t0 } };
+  return { faces, detected, ms: { detect: t1 - t0, classify: t2 - t1, total: t2 - t0 } };
 }
 
 function pixels(msg) {
@@ -136,7 +151,7 @@ self.onmessage = async (event) => {
     } else if (msg.type === "frame") {
       const rgba = pixels(msg);
       const img = fromRGBA(rgba, msg.width, msg.height);
-      const result = await label(img);
+      const result = await label(img, Boolean(msg.live), Boolean(msg.restart));
       const reply = { type: "result", id: msg.id, ...result };
       if (msg.keep) reply.rgba = rgba;
       self.postMessage(reply);
