@@ -12,6 +12,8 @@ import torch
 
 from dan.evaluation.evaluate import evaluate_backend
 from dan.evaluation.report import write_report
+from dan.models.metadata import ModelMetadata
+from dan.runtime.backend import Backend, Outputs
 from dan.vocab import LABEL_SETS
 
 import fakedata as fd
@@ -37,20 +39,21 @@ class _Faces(torch.utils.data.Dataset):
         return x, self.samples[i][1]
 
 
-class _Oracle:
+class _Oracle(Backend):
     """A backend that gives the data set's class of the same name a logit of 2 (and 0 to the rest)."""
 
     name = "fake"
 
     def __init__(self, labels: tuple[str, ...], data_labels: tuple[str, ...]) -> None:
-        self.labels, self.data_labels = labels, data_labels
+        super().__init__(ModelMetadata({"num_classes": len(labels)}, labels=tuple(labels)))
+        self.data_labels = data_labels
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
         z = np.zeros((len(x), len(self.labels)), np.float32)  # (B, C)
         for i, y in enumerate(x[:, 0, 0, 0].astype(int)):
             name = self.data_labels[y]
             z[i, self.labels.index(name)] = 2.0
-        return z
+        return Outputs(z)
 
 
 def test_cross_data_set_scores_the_shared_classes(tmp_path: Path) -> None:
@@ -294,12 +297,12 @@ def test_calibrate_refuses_one_class_and_too_few_faces(tiny_model, tmp_path: Pat
     fd.make_folder(one, classes=("happy",), splits=("val",), per=MIN_FACES + 5)
     argv = ["calibrate", "--checkpoint", str(ckpt), "--format", "folder", "--workers", "0"]
     assert main([*argv, "--root", str(one)]) == 1
-    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("device: ")]
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(err) == 1 and "1 of the model's classes (happiness)" in err[0] and "at least two" in err[0]
     few = tmp_path / "few"
     fd.make_folder(few, classes=("happy", "sad"), splits=("train", "val", "test"), per=3)
     assert main([*argv, "--root", str(few)]) == 1
-    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("device: ")]
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(err) == 1 and "6 faces" in err[0] and f"at least {MIN_FACES}" in err[0]
     assert not (tmp_path / "m-calibrated.pt").exists()
 
@@ -310,7 +313,7 @@ def test_calibrate_scores_the_models_whole_softmax(rafdb_data: Path, tmp_path: P
     from dan.cli.main import main
     from dan.data.dataset import FERDataset
     from dan.data.formats import ReadOptions, get_format
-    from dan.data.transforms import build_transform
+    from dan.data.transforms import Transform
     from dan.evaluation.calibration import log_softmax, negative_log_likelihood
     from dan.evaluation.calibration_split import calibration_split
     from dan.runtime.loader import load_backend
@@ -320,11 +323,11 @@ def test_calibrate_scores_the_models_whole_softmax(rafdb_data: Path, tmp_path: P
     model.labels, model.preprocessing = (*RAFDB, "contempt"), dan.Preprocessing(input_size=32)
     ckpt = dan.save_model(model, tmp_path / "m8.pt")
     argv = ["calibrate", "--checkpoint", str(ckpt), "--format", "rafdb", "--root", str(rafdb_data)]
-    assert main([*argv, "--workers", "0"]) == 0
+    assert main([*argv, "--workers", "0", "--backend", "torch"]) == 0
     record = dan.load_model(tmp_path / "m8-calibrated.pt").calibration
     backend = load_backend(ckpt, "torch", device="cpu")
     chosen = calibration_split(get_format("rafdb"), rafdb_data, "val", ReadOptions(), 0.1, 0)
-    result = evaluate_backend(backend, FERDataset(chosen.data, build_transform("eval", backend.preprocessing)))
+    result = evaluate_backend(backend, FERDataset(chosen.data, Transform("eval", backend.preprocessing)))
     assert result.logits is not None and result.logits.shape[1] == 8
     full = negative_log_likelihood(log_softmax(result.logits), result.targets)  # rafdb's order: the same indices
     shared = negative_log_likelihood(log_softmax(result.logits[:, :7]), result.targets)
