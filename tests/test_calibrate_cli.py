@@ -120,7 +120,8 @@ def test_calibrate_checkpoint_writes_a_new_file(tiny_model, rafdb_data: Path, tm
 
     # the held-out faces are the data module's own
     from dan.data.datamodule import FERDataModule
-    from dan.data.formats import ReadOptions, get_format
+    from dan.data.formats import get_format
+    from dan.data.options import ReadOptions
     from dan.evaluation.calibration_split import calibration_split
 
     dm = FERDataModule(format="rafdb", root=str(rafdb_data), image_size=32, val_fraction=0.1, seed=0)
@@ -265,7 +266,8 @@ def test_calibrate_in_place_and_output_checks(tiny_model, rafdb_data: Path, tmp_
 
 
 def test_calibration_split_never_the_test_split(tmp_path: Path) -> None:
-    from dan.data.formats import ReadOptions, get_format
+    from dan.data.formats import get_format
+    from dan.data.options import ReadOptions
     from dan.errors import DanError
     from dan.evaluation.calibration_split import calibration_split
 

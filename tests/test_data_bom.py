@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dan.data.options import ReadOptions
 from dan.data.readers import read_split
 
 import fakedata as fd
@@ -21,7 +22,7 @@ def _with_bom(path: Path, crlf: bool = False) -> None:
 
 
 def _labels(fmt: str, root: Path, split: str) -> list[tuple[str, int]]:
-    data = read_split(fmt, root, split, strict=True)  # strict: any issue (a line it cannot read) raises
+    data = read_split(fmt, root, split, ReadOptions(strict=True))  # strict: any issue (a line it cannot read) raises
     return [(Path(s.source).name, s.label) for s in data.samples]
 
 

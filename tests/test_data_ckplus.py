@@ -10,7 +10,8 @@ import pytest
 from dan.cli.main import main
 from dan.data.check import check_dataset
 from dan.data.dataset import load_sample_image
-from dan.data.formats import ReadOptions, get_format
+from dan.data.formats import get_format
+from dan.data.options import ReadOptions
 from dan.data.samples import SplitData
 from dan.errors import DanError
 from dan.vocab import LABEL_SETS

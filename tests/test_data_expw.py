@@ -11,8 +11,9 @@ import pytest
 from dan.data.check import check_dataset
 from dan.data.datamodule import FERDataModule
 from dan.data.dataset import load_sample_image
-from dan.data.formats import ReadOptions, get_format
+from dan.data.formats import get_format
 from dan.data.groups import deal_groups
+from dan.data.options import ReadOptions
 from dan.data.readers import read_split
 from dan.errors import DanError
 from dan.vocab import LABEL_SETS

@@ -11,7 +11,8 @@ import pytest
 from dan.data.check import check_dataset
 from dan.data.datamodule import FERDataModule
 from dan.data.ferplus import majority_label
-from dan.data.formats import ReadOptions, get_format
+from dan.data.formats import get_format
+from dan.data.options import ReadOptions
 from dan.data.readers import default_splits, read_split
 from dan.errors import DanError
 from dan.vocab import LABEL_SETS
@@ -67,7 +68,7 @@ def test_bad_rows_name_file_and_line(tmp_path: Path) -> None:
     _rewrite(new, 3, 4, "two")
     with pytest.raises(DanError, match=r"fer2013new.csv:3: votes are not ten counts \(non-negative integers\)$"):
         read_split("ferplus", tmp_path, "train")
-    assert len(read_split("ferplus", tmp_path, "train", strict=False)) == 16  # the rest is read
+    assert len(read_split("ferplus", tmp_path, "train", ReadOptions(strict=False))) == 16  # the rest is read
     fd.make_ferplus(tmp_path)
     _rewrite(old, 2, 2, "PrivateTest")
     with pytest.raises(DanError, match=r"fer2013new.csv:2: Usage 'Training', but fer2013.csv:2 says 'PrivateTest'"):

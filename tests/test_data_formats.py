@@ -10,7 +10,8 @@ import pytest
 from dan.data import formats
 from dan.data.check import check_dataset
 from dan.data.datamodule import FERDataModule
-from dan.data.formats import FORMATS, DataFormat, FaceCrop, ReadOptions, get_format, register
+from dan.data.formats import FORMATS, DataFormat, FaceCrop, get_format, register
+from dan.data.options import ReadOptions
 from dan.data.readers import default_splits, read_split
 from dan.data.samples import Sample, SplitData
 from dan.errors import DanError

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from dan.data.dataset import FERDataset
-from dan.data.folder import canonical_class_name
+from dan.data.options import ReadOptions
 from dan.data.readers import default_splits, format_label_names, read_split
 from dan.errors import DanError
-from dan.vocab import LABEL_SETS
+from dan.vocab import LABEL_SETS, canonical_class_name
 
 import fakedata as fd
 
@@ -28,7 +28,7 @@ def test_rafdb_reads_labels_counts_and_image_variants(tmp_path: Path) -> None:
     assert test.split == "test" and len(test) == 7 and test.samples[0].line == 15
     with pytest.raises(DanError, match=r"the RAF-DB data set has no validation split \(its splits: train, test\)"):
         read_split("rafdb", tmp_path, "val")  # never the test split in its place
-    original = read_split("rafdb", tmp_path, "train", rafdb_images="original")
+    original = read_split("rafdb", tmp_path, "train", ReadOptions(rafdb_images="original"))
     assert all("/Image/original/train_" in s.source for s in original.samples)
     image = FERDataset(original).load(0)
     assert image.shape == (48, 48, 3)
@@ -36,10 +36,10 @@ def test_rafdb_reads_labels_counts_and_image_variants(tmp_path: Path) -> None:
 
 def test_affectnet_csv_drops_non_emotions_and_crops_faces(tmp_path: Path) -> None:
     truth = fd.make_affectnet_csv(tmp_path, per_class=2, header_val=False)
-    train8 = read_split("affectnet", tmp_path, "train", num_classes=8)
+    train8 = read_split("affectnet", tmp_path, "train", ReadOptions(num_classes=8))
     assert [s.label for s in train8.samples] == truth["training"]
     assert train8.class_counts() == dict.fromkeys(LABEL_SETS["affectnet8"], 2)
-    train7 = read_split("affectnet", tmp_path, "train", num_classes=7)
+    train7 = read_split("affectnet", tmp_path, "train", ReadOptions(num_classes=7))
     assert len(train7) == 14 and max(s.label for s in train7.samples) == 6
     assert train7.label_names == LABEL_SETS["affectnet7"]
     val = read_split("affectnet", tmp_path, "val")  # validation.csv has no header row here
@@ -54,9 +54,9 @@ def test_affectnet_npy_and_class_folder_layouts(tmp_path: Path) -> None:
     truth = fd.make_affectnet_npy(tmp_path / "npy")
     npy = read_split("affectnet", tmp_path / "npy", "train")
     assert [s.label for s in npy.samples] == sorted(truth["train_set"])
-    assert len(read_split("affectnet", tmp_path / "npy", "validation", num_classes=7)) == 7
+    assert len(read_split("affectnet", tmp_path / "npy", "validation", ReadOptions(num_classes=7))) == 7
     fd.make_affectnet_folders(tmp_path / "fold", per_class=2)
-    folders = read_split("affectnet", tmp_path / "fold", "validation", num_classes=8)
+    folders = read_split("affectnet", tmp_path / "fold", "validation", ReadOptions(num_classes=8))
     assert folders.class_counts() == dict.fromkeys(LABEL_SETS["affectnet8"], 2)
     pixel = FERDataset(folders).load(len(folders) - 1)[0, 0]
     assert tuple(pixel) == pytest.approx(fd.color_of(7), abs=3)
@@ -108,7 +108,7 @@ def test_rafdb_bad_inputs_name_file_and_line(tmp_path: Path) -> None:
     list_file.write_text("\n".join(lines) + "\n")
     with pytest.raises(DanError, match=r"list_patition_label\.txt:5: label '9' outside 1\.\.7"):
         read_split("rafdb", tmp_path, "train")
-    assert len(read_split("rafdb", tmp_path, "train", strict=False).issues) == 1
+    assert len(read_split("rafdb", tmp_path, "train", ReadOptions(strict=False)).issues) == 1
     list_file.write_text("\n".join(x for x in lines if x.startswith("train")) + "\n")
     with pytest.raises(DanError, match="split 'test' of the rafdb data set is empty"):
         read_split("rafdb", tmp_path, "test")
@@ -129,7 +129,7 @@ def test_affectnet_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(DanError, match=r"training\.csv:1: missing column 'expression'"):
         read_split("affectnet", tmp_path, "train")
     with pytest.raises(DanError, match="7 or 8 classes"):
-        read_split("affectnet", tmp_path, "validation", num_classes=6)
+        read_split("affectnet", tmp_path, "validation", ReadOptions(num_classes=6))
     (tmp_path / "Manually_Annotated_file_lists" / "validation.csv").unlink()
     with pytest.raises(DanError, match=r"validation\.csv: AffectNet list file not found"):
         read_split("affectnet", tmp_path, "validation")
@@ -168,6 +168,6 @@ def test_folder_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(DanError, match="split 'test' of the folder data set is empty"):
         read_split("folder", tmp_path, "test")
     with pytest.raises(DanError, match="has 4 classes, not num_classes=7"):
-        read_split("folder", tmp_path, "train", num_classes=7)
+        read_split("folder", tmp_path, "train", ReadOptions(num_classes=7))
     with pytest.raises(DanError, match="unknown data format"):
         read_split("imagenet", tmp_path, "train")

@@ -12,6 +12,7 @@ from dan.data.check import check_dataset
 from dan.data.datamodule import FERDataModule
 from dan.data.dataset import load_sample_image
 from dan.data.formats import get_format
+from dan.data.options import ReadOptions
 from dan.data.readers import default_splits, read_split
 from dan.errors import DanError
 from dan.vocab import LABEL_SETS
@@ -49,7 +50,7 @@ def test_an_unknown_class_folder_names_the_folder(tmp_path: Path) -> None:
     fd.write_image(tmp_path / "Train" / "Bored" / "0.png", np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(DanError, match=r"Train/Bored: class folder 'Bored' is not one of SFEW's Angry, Disgust"):
         read_split("sfew", tmp_path, "train")
-    assert len(read_split("sfew", tmp_path, "train", strict=False)) == 14  # check: listed, the rest read
+    assert len(read_split("sfew", tmp_path, "train", ReadOptions(strict=False))) == 14  # check: listed, the rest read
     with pytest.raises(DanError, match=r"SFEW has no split 'Holdout': use Train, Val"):
         read_split("sfew", tmp_path, "Holdout")
     assert read_split("sfew", tmp_path, "Test").split == "Val"  # the test role: Val, its labels are public

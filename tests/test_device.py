@@ -120,7 +120,7 @@ def test_onnx_without_the_cuda_provider_says_why_and_runs_on_the_cpu(fake_gpu, o
     assert backend.providers == ("CPUExecutionProvider",)
     reason = backend.device_reason
     assert reason.startswith("cpu: cuda:0 was picked, but this onnxruntime has no CUDA provider")
-    assert "pip install 'dan[gpu]'" in reason and "pip uninstall onnxruntime" in reason and "\n" not in reason
+    assert "pip install 'dan-fer[gpu]'" in reason and "pip uninstall onnxruntime" in reason and "\n" not in reason
     assert backend(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 7)
 
 

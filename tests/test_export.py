@@ -10,7 +10,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from torch import nn
 
 from dan import DAN
 from dan.cli.main import main as dan_main
@@ -28,6 +27,8 @@ from dan.runtime.loader import load_backend
 from dan.runtime.onnx import OnnxBackend
 from dan.runtime.pt2 import Pt2Backend, check_pt2_archive
 
+from conftest import settle_batchnorm
+
 torch.set_num_threads(2)
 SIZE = 64
 RAFDB = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
@@ -36,16 +37,7 @@ RAFDB = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutra
 def _model() -> DAN:
     """A small DAN (2 heads, 64 px) whose BatchNorm statistics come from data and whose logits differ."""
     torch.manual_seed(0)
-    model = DAN(num_classes=7, num_heads=2)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = None
-                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
-                m.bias.copy_(0.2 * torch.randn(m.num_features, generator=g))
-        model.train()
-        model(torch.randn(8, 3, SIZE, SIZE, generator=g))
+    model = settle_batchnorm(DAN(num_classes=7, num_heads=2), SIZE)
     model.labels = RAFDB
     model.preprocessing = Preprocessing(input_size=SIZE, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
     return model.eval()

@@ -6,7 +6,7 @@ is :func:`dan.runtime.loader.load_backend`'s. ``auto`` on a PyTorch checkpoint o
 (:func:`fastest_backend`):
 
 - ``torch``: the re-parameterised model (BatchNorms folded, head branches merged), channels-last;
-- ``onnx``: the same network exported once to ONNX (kept in the export cache, :mod:`dan.export.cache`)
+- ``onnx``: the same network exported once to ONNX (kept in the export cache, :mod:`dan.export.export_cache`)
   and run by ONNX Runtime, when onnxruntime is installed;
 - ``openvino``: that ONNX file run by OpenVINO in float32, when the optional openvino is installed;
 - ``onnx-int8`` and ``openvino-int8``: an int8 export of the same checkpoint, when one is given or cached
@@ -29,7 +29,7 @@ import torch
 
 from dan.auto.race import probe_key, race
 from dan.errors import DanError
-from dan.export.cache import cached_export, onnx_weights_key
+from dan.export.export_cache import cached_export, onnx_weights_key
 from dan.export.faces import probe_faces
 from dan.runtime.backend import Backend
 from dan.runtime.loader import load_backend

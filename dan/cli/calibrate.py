@@ -24,12 +24,11 @@ import argparse
 from pathlib import Path
 
 from dan.cli.options import add_device_option, add_model_and_data_options, say_device
+from dan.cli.read_options import add_read_options, read_options, recorded_training
 from dan.errors import DanError, MissingLabelsError
-from dan.vocab import BACKENDS, LABEL_SETS, RAFDB_IMAGES, parse_labels
+from dan.vocab import BACKENDS, LABEL_SETS, parse_labels
 
 __all__ = ["main"]
-
-_READ_KEYS = ("rafdb_images", "fold", "folds", "split_seed", "peak_frames", "first_frame_neutral")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,14 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         type=parse_labels,
         help=f"the model's label set ({', '.join(LABEL_SETS)}) or comma-separated names (7-class reference files)",
     )
-    p.add_argument("--num-classes", type=int, help="AffectNet: 7 or 8 (default: the model's class count)")
+    add_read_options(p, recorded=True)
     p.add_argument("--val-fraction", type=float, help="share of train held out (default: the checkpoint's, else 0.1)")
     p.add_argument("--seed", type=int, help="seed of that hold-out (default: the checkpoint's, else 0)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    p.add_argument(
-        "--rafdb-images", choices=RAFDB_IMAGES, help="RAF-DB images (default: the checkpoint's, else aligned)"
-    )
     p.add_argument(
         "--backend",
         default="auto",
@@ -60,19 +56,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_device_option(p)
     return p
-
-
-def _training_data(checkpoint: str, format: str) -> dict:
-    """The data settings a Lightning checkpoint recorded (``datamodule_hyper_parameters``) when they
-    are for ``format``; empty for other files."""
-    path = Path(checkpoint)
-    if path.suffix.lower() != ".ckpt" or not path.is_file():
-        return {}
-    from dan.models.backbone import read_state_dict
-
-    obj = read_state_dict(path)
-    hp = obj.get("datamodule_hyper_parameters") if isinstance(obj, dict) else None
-    return dict(hp) if isinstance(hp, dict) and hp.get("format") == format else {}
 
 
 def _output(args: argparse.Namespace) -> Path:
@@ -118,7 +101,7 @@ def main(argv: list[str]) -> int:
 
     from dan.auto.open import open_backend
     from dan.data.dataset import FERDataset
-    from dan.data.formats import ReadOptions, get_format
+    from dan.data.formats import get_format
     from dan.data.transforms import Transform
     from dan.evaluation.calibration import T_BOUNDS, calibration_scores, fit_temperature, log_softmax
     from dan.evaluation.calibration_split import calibration_split
@@ -127,20 +110,6 @@ def main(argv: list[str]) -> int:
     from dan.fileio import check_writable
 
     fmt = get_format(args.format, "--format")
-    trained = _training_data(args.checkpoint, args.format)
-    read = {k: trained[k] for k in _READ_KEYS if k in trained}
-    if args.rafdb_images:
-        read["rafdb_images"] = args.rafdb_images
-    options = ReadOptions(num_classes=args.num_classes, **read)
-    val_fraction = args.val_fraction if args.val_fraction is not None else trained.get("val_fraction", 0.1)
-    seed = args.seed if args.seed is not None else trained.get("seed")
-    if seed is None:  # not recorded (an older checkpoint, or not a Lightning one): dan fit's seed_everything
-        seed = 0
-        if trained:
-            print("note: the checkpoint does not record the hold-out seed; assuming 0 (--seed to choose)")
-    chosen = calibration_split(
-        fmt, args.root, args.split, options, val_fraction, seed, trained.get("train_split"), trained.get("val_split")
-    )
     out = _output(args)
     check_writable(out, "calibrated model")  # before any work
     try:
@@ -151,7 +120,20 @@ def main(argv: list[str]) -> int:
         args.labels = fmt.eval_labels
         backend = open_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device, int8=False)
         print(f"note: {args.checkpoint} carries no class names; assuming the {args.labels} label order (--labels)")
-    say_device(backend)
+    trained = recorded_training(args.checkpoint, backend, fmt)
+    options = read_options(args, trained.options if trained is not None else None)
+    val_fraction = args.val_fraction if args.val_fraction is not None else trained.val_fraction if trained else 0.1
+    seed = args.seed if args.seed is not None else trained.seed if trained else None
+    if seed is None:  # not recorded (an older checkpoint, or not a Lightning one): dan fit's seed_everything
+        seed = 0
+        if trained:
+            print("note: the checkpoint does not record the hold-out seed; assuming 0 (--seed to choose)")
+    train_split, val_split = (trained.train_split, trained.val_split) if trained else (None, None)
+    chosen = calibration_split(fmt, args.root, args.split, options, val_fraction, seed, train_split, val_split)
+    if trained is not None:  # never fit on faces the model trained on
+        advice = "fit on the validation split it was trained with (--split val, the recorded options and seed)"
+        trained.refuse_trained_faces(fmt, args.root, chosen.data, f"--split {args.split}", advice)
+    say_device(backend)  # after every refusal, so a refusal is one line
     dataset = FERDataset(chosen.data, Transform("eval", backend.preprocessing))
     print(f"calibration split: {chosen.description}")
     result = evaluate_backend(backend, dataset, args.batch_size, args.workers)

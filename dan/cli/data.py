@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from dan.vocab import FORMAT_NAMES, RAFDB_IMAGES
+from dan.cli.read_options import add_read_options, read_options
+from dan.vocab import FORMAT_NAMES
 
 __all__ = ["main"]
 
@@ -18,8 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="count a data set per split and class and list every problem")
     c.add_argument("--format", required=True, choices=FORMAT_NAMES, help="data set layout")
     c.add_argument("--root", required=True, help="data set root folder (FER2013: folder or fer2013.csv)")
-    c.add_argument("--num-classes", type=int, default=None, help="AffectNet: 7 or 8 (default 8)")
-    c.add_argument("--rafdb-images", choices=RAFDB_IMAGES, default="aligned", help="RAF-DB image variant")
+    add_read_options(c, recorded=False)
     c.add_argument("--no-decode", action="store_true", help="do not decode the images (faster, finds less)")
     c.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count)")
     return p
@@ -30,8 +30,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from dan.data.check import check_dataset
 
-    report = check_dataset(
-        args.format, args.root, args.num_classes, args.rafdb_images, decode=not args.no_decode, workers=args.workers
-    )
+    options = read_options(args, strict=False)
+    report = check_dataset(args.format, args.root, options, decode=not args.no_decode, workers=args.workers)
     print(report.text())
     return 0 if report.ok else 1

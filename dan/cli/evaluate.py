@@ -4,7 +4,11 @@ Takes every model file ``dan`` writes or reads: this project's checkpoints, the 
 implementation's ``.pth`` files and released models by name, and exports (``.onnx``, ``.pt2``).
 Images are prepared with the model's own preprocessing record, and probabilities are softmax(logits / T)
 with the model's calibrated temperature (``dan calibrate``). A data set with another label set is scored
-on the classes both have (what is left out is listed). Writes ``metrics.json``, ``predictions.csv``,
+on the classes both have (what is left out is listed). The data set is read with the options the model
+was trained with (its record, :class:`dan.data.provenance.TrainedOn`: CK+'s fold, fold count, split seed,
+peak frames and first frame as neutral, ExpW's split seed, AffectNet's class count, RAF-DB's images)
+unless a flag says otherwise, and a split holding faces the model trained on is refused before anything
+is written. Writes ``metrics.json``, ``predictions.csv``,
 ``confusion.png``, ``reliability.png`` and ``report.md`` into ``--output``. Imports neither Lightning
 nor albumentations.
 """
@@ -13,10 +17,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dan.cli.options import add_device_option, add_model_and_data_options, say_device
+from dan.cli.read_options import add_read_options, read_options, recorded_training
 from dan.errors import DanError, MissingLabelsError
-from dan.vocab import BACKENDS, LABEL_SETS, RAFDB_IMAGES, parse_labels
+from dan.vocab import BACKENDS, LABEL_SETS, parse_labels
+
+if TYPE_CHECKING:
+    from dan.data.formats import DataFormat
+    from dan.data.options import ReadOptions
+    from dan.data.samples import SplitData
+    from dan.runtime.backend import Backend
 
 __all__ = ["main"]
 
@@ -30,12 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         type=parse_labels,
         help=f"the model's label set ({', '.join(LABEL_SETS)}) or comma-separated names (7-class reference files)",
     )
-    p.add_argument("--num-classes", type=int, help="AffectNet: 7 or 8 (default: the model's class count)")
+    add_read_options(p, recorded=True)
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
     p.add_argument("--output", help="report folder (default runs/eval/<checkpoint>-<format>-<split>)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    p.add_argument("--rafdb-images", default="aligned", choices=RAFDB_IMAGES)
     p.add_argument(
         "--backend",
         default="auto",
@@ -57,56 +68,114 @@ def _worker_error(err: DanError) -> DanError:
     return type(err)(last.partition(": ")[2] or last)
 
 
-def main(argv: list[str]) -> int:
-    """Run ``dan evaluate``; returns the exit status."""
-    args = _parser().parse_args(argv)
-    from dan.auto.open import open_backend
-    from dan.data.dataset import build_dataset
-    from dan.data.formats import ReadOptions, get_format
-    from dan.evaluation.evaluate import evaluate_backend
-    from dan.evaluation.report import write_report
-    from dan.fileio import check_writable
+def _class_count(fmt: DataFormat, root: str, options: ReadOptions, model_classes: int) -> int | None:
+    """The model's class count when the data set can be read with it (AffectNet's 7 or 8), else None (its own)."""
+    try:
+        fmt.label_names(root, options.overridden(num_classes=model_classes))
+    except DanError:
+        return None
+    return model_classes
 
-    fmt = get_format(args.format, "--format")
-    options = ReadOptions(rafdb_images=args.rafdb_images)
-    split: str | None
+
+def _split(fmt: DataFormat, args: argparse.Namespace, options: ReadOptions) -> str:
+    """The on-disk split to score: ``--split`` resolved, else the test split of these options."""
     if args.split:
         try:  # a role the data set lacks (RAF-DB's val) is an error, never another split scored instead
-            split = fmt.resolve_split(args.root, args.split, options)
+            return fmt.resolve_split(args.root, args.split, options)
         except DanError as err:
             raise DanError(f"--split {args.split}: {err}") from None
-    else:
-        split = fmt.default_splits(args.root, options)[2]
+    split = fmt.default_splits(args.root, options)[2]
     if split is None:
         raise DanError(f"{args.root}: no test/ or val/ split folder to score: name a split with --split")
-    out = Path(args.output or Path("runs/eval") / f"{Path(args.checkpoint).stem}-{args.format}-{split}")
+    return split
+
+
+def _report_folder(out: Path) -> Path | None:
+    """Make the report folder and check that it takes files; returns the topmost folder made (None: it was there).
+
+    Raises:
+        DanError: ``out`` is a file, cannot be made, or does not take files.
+    """
+    from dan.fileio import check_writable
+
     if out.exists() and not out.is_dir():
         raise DanError(f"{out}: --output names a file; it takes a folder")
+    made = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DanError(f"{out}: cannot create the report folder: {err.strerror or err}") from None
-    check_writable(out / "metrics.json", "report")  # creates and removes a file there: before any work
+    check_writable(out / "metrics.json", "report")  # creates and removes a file there
+    return made
+
+
+def _unmake(out: Path, made: Path) -> None:
+    """Remove the empty folders :func:`_report_folder` made, ``out`` up to ``made``."""
+    for folder in (out, *out.parents):
+        folder.rmdir()
+        if folder == made:
+            return
+
+
+def _backend(args: argparse.Namespace, fmt: DataFormat) -> Backend:
+    """The model's runtime; a reference file without class names gets the data set's label order."""
+    from dan.auto.open import open_backend
+
     try:
-        backend = open_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device, int8=False)
+        return open_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device, int8=False)
     except MissingLabelsError:  # a 7-class reference file: the data set's own label set
         default = fmt.eval_labels
         if default is None:
             raise
         backend = open_backend(args.checkpoint, args.backend, labels=default, device=args.device, int8=False)
         print(f"note: {args.checkpoint} carries no class names; assuming the {default} label order (--labels)")
-    say_device(backend)
-    num_classes = args.num_classes
-    if args.format == "affectnet" and num_classes is None:
-        num_classes = len(backend.labels)
-    dataset = build_dataset(
-        args.format, args.root, split, num_classes, rafdb_images=args.rafdb_images, preprocessing=backend.preprocessing
-    )
+        return backend
+
+
+def _scored_split(args: argparse.Namespace, fmt: DataFormat, backend: Backend) -> tuple[ReadOptions, SplitData]:
+    """The reader options (the model's record, flags over it) and the split to score, refused when it
+    holds faces the model trained on."""
+    trained = recorded_training(args.checkpoint, backend, fmt)
+    options = read_options(args, trained.options if trained is not None else None)
+    if options.num_classes is None:
+        options = options.overridden(num_classes=_class_count(fmt, args.root, options, len(backend.labels)))
+    data = fmt.read_split(args.root, _split(fmt, args, options), options)  # class names checked
+    if trained is not None:  # never score faces the model trained on
+        trained.refuse_trained_faces(fmt, args.root, data, f"--split {args.split}" if args.split else args.root)
+    return options, data
+
+
+def main(argv: list[str]) -> int:
+    """Run ``dan evaluate``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from dan.data.dataset import FERDataset
+    from dan.data.formats import get_format
+    from dan.data.transforms import Transform
+    from dan.evaluation.evaluate import evaluate_backend
+    from dan.evaluation.report import write_report
+
+    fmt = get_format(args.format, "--format")
+    given = Path(args.output) if args.output else None
+    made = _report_folder(given) if given is not None else None  # checked before the model is loaded
+    try:
+        backend = _backend(args, fmt)
+        options, data = _scored_split(args, fmt, backend)
+    except BaseException:
+        if given is not None and made is not None:  # a refusal leaves no folder behind
+            _unmake(given, made)
+        raise
+    split = data.split
+    out = given or Path("runs/eval") / f"{Path(args.checkpoint).stem}-{args.format}-{split}"
+    if given is None:
+        _report_folder(out)
+    say_device(backend)  # after every refusal, so a refusal is one line
+    dataset = FERDataset(data, Transform("eval", backend.preprocessing))
     try:
         result = evaluate_backend(backend, dataset, args.batch_size, args.workers, args.tta)
     except DanError as err:  # an unreadable or over-sized image, maybe raised in a DataLoader worker
         raise _worker_error(err) from None
     meta = {"checkpoint": str(args.checkpoint), "format": args.format, "root": str(args.root), "split": split}
+    meta["read"] = options.to_record()
     meta["backend"] = backend.name
     meta["tta"] = args.tta
     paths = write_report(result, out, meta)

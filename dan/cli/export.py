@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
     if int8 and mode == "static" and report.ok:
-        from dan.export.cache import cache_int8
+        from dan.export.export_cache import cache_int8
 
         try:
             report.lines.append(

@@ -31,7 +31,7 @@ def add_device_option(p: argparse.ArgumentParser, what: str = "the model") -> No
         default="auto",
         metavar="{auto,cpu,cuda,cuda:N}",
         help=f"where {what} runs (default auto: a CUDA GPU when there is one, else the CPU; ONNX files on a GPU "
-        "need onnxruntime-gpu: pip install 'dan[gpu]')",
+        "need onnxruntime-gpu: pip install 'dan-fer[gpu]')",
     )
 
 

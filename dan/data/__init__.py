@@ -1,5 +1,7 @@
-"""Data layer: one record per data-set layout (:mod:`dan.data.formats`), readers for each, transforms,
-the Dataset, the epoch sampler, the Lightning data module, the synthetic data set and the data checker.
+"""Data layer: one record per data-set layout (:mod:`dan.data.formats`), readers for each, the one
+reader options object (:mod:`dan.data.options`) and the record of what a model trained on
+(:mod:`dan.data.provenance`), transforms, the Dataset, the epoch sampler, the Lightning data module,
+the synthetic data set and the data checker.
 
 Never imports the model, training or inference layers (docs/design.md, layers). Heavy submodules are
 imported on attribute access, so ``import dan.data`` stays cheap.
@@ -16,7 +18,9 @@ __all__ = [
     "FERDataModule",
     "FERDataset",
     "FORMATS",
+    "ReadOptions",
     "SplitData",
+    "TrainedOn",
     "Transform",
     "build_dataset",
     "check_dataset",
@@ -31,7 +35,9 @@ _WHERE = {
     "FERDataModule": "dan.data.datamodule",
     "FERDataset": "dan.data.dataset",
     "FORMATS": "dan.data.readers",
+    "ReadOptions": "dan.data.options",
     "SplitData": "dan.data.samples",
+    "TrainedOn": "dan.data.provenance",
     "Transform": "dan.data.transforms",
     "build_dataset": "dan.data.dataset",
     "check_dataset": "dan.data.check",

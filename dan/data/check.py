@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from dan.data.dataset import load_sample_image
-from dan.data.formats import ReadOptions, get_format
+from dan.data.formats import get_format
+from dan.data.options import ReadOptions
 from dan.data.samples import Issue, Sample, SplitData
 from dan.errors import DanError
 from dan.imaging import ImageReadError
@@ -88,8 +89,7 @@ def _decode_problem(data: SplitData, index: int, sample: Sample) -> Issue | None
 def check_dataset(
     format: str,
     root: str | Path,
-    num_classes: int | None = None,
-    rafdb_images: str = "aligned",
+    options: ReadOptions | None = None,
     decode: bool = True,
     workers: int | None = None,
 ) -> CheckReport:
@@ -98,8 +98,8 @@ def check_dataset(
     Args:
         format: A data set layout (:data:`dan.vocab.FORMAT_NAMES`).
         root: The data set root.
-        num_classes: AffectNet: 7 or 8; others None.
-        rafdb_images: ``aligned`` or ``original`` (RAF-DB).
+        options: How to read it (CK+'s folds, AffectNet's class count, ...; default the defaults); every
+            problem is collected, whatever its ``strict``.
         decode: Decode every image (slower, finds truncated and corrupt files).
         workers: Decoding threads; default the CPU count.
 
@@ -111,7 +111,7 @@ def check_dataset(
     if not Path(root).exists():
         report.problems.append(Issue(str(root), None, "data set root not found"))
         return report
-    options = ReadOptions(num_classes, rafdb_images, strict=False)
+    options = replace(options or ReadOptions(), strict=False)
     try:
         if fmt.check is not None:
             fmt.check(Path(root))  # not this layout at all: one problem, not one per split

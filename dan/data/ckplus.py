@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.data.formats import DataFormat, FaceCrop, ReadOptions, pick_split, register
+from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.groups import deal_groups
+from dan.data.options import ReadOptions
 from dan.data.samples import Issue, Sample, SplitData
 from dan.errors import DanError
 from dan.imaging import list_images

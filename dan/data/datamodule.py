@@ -4,8 +4,12 @@
 ``__init__`` (from the format's record, the given ``num_classes`` or a folder listing, and the image
 options), so LightningCLI can link them to the model: the training transforms and the model take the
 one :class:`dan.preprocess.Preprocessing` built here.
-The root is checked in ``__init__``; lists and columns are read and checked in :meth:`setup`, so
-every mistake surfaces as a one-line :class:`dan.errors.DanError` before the first step.
+The root is checked in ``__init__``; lists and columns are read and checked in :meth:`setup` (the
+training split already when LightningCLI links :attr:`FERDataModule.trained_on` into the model, whose
+record holds its digest), so every mistake surfaces as a one-line :class:`dan.errors.DanError` before
+the first step. Every split is read through the format's record with one
+:class:`dan.data.options.ReadOptions` (:attr:`FERDataModule.read_options`), the one ``dan evaluate`` and
+``dan calibrate`` rebuild from the model's record.
 
 Batches are dicts (:mod:`dan.data.batch`): the workers ship uint8 faces, each with its random-erasing
 rectangle, and the model normalises and erases them on its device (``DANModule.on_after_batch_transfer``),
@@ -29,14 +33,15 @@ from torch.utils.data import DataLoader
 
 from dan.data.batch import collate
 from dan.data.dataset import FERDataset
-from dan.data.formats import ReadOptions, get_format
+from dan.data.formats import get_format
+from dan.data.options import ReadOptions
+from dan.data.provenance import TrainedOn
 from dan.data.sampler import EpochSampler
 from dan.data.samples import SplitData
 from dan.data.synth import read_manifest
 from dan.data.transforms import TRANSFORMS, Transform
 from dan.errors import DanError
 from dan.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from dan.vocab import RAFDB_IMAGES
 
 __all__ = ["FERDataModule", "ResumableLoader"]
 
@@ -85,14 +90,13 @@ class FERDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes.
         balanced_sampler: Sample training images by inverse class frequency (with replacement).
         skip_bad_files: Skip and count unreadable images instead of stopping.
-        rafdb_images: RAF-DB images, ``aligned`` or ``original``.
-        fold: CK+: the test fold (the next one validates, the others train); run 0 .. folds - 1 and average.
-        folds: CK+: how many subject-independent folds.
-        split_seed: CK+ folds and ExpW's split by photo: the seed of the assignment (not ``seed``, so
-            ``dan evaluate`` finds the same test split).
-        peak_frames: CK+: last frames of each labelled sequence taken with its expression.
-        first_frame_neutral: CK+: also each labelled sequence's first frame, as neutral (8 classes).
-        soft_targets: FERPlus: keep the vote fractions (``SplitData.soft``) for a loss that uses them.
+        rafdb_images, fold, folds, split_seed, peak_frames, first_frame_neutral, soft_targets: The
+            reader options (the ``data.`` keys of :class:`dan.data.options.ReadOptions`, whose fields they
+            are, defaults included): RAF-DB's image variant, CK+'s test fold (the next one validates, the
+            others train; run 0 .. folds - 1 and average), fold count, split seed (also ExpW's; not
+            ``seed``, so ``dan evaluate`` finds the same test split), peak frames and first frame as
+            neutral, FERPlus's vote fractions. Built once into :attr:`read_options`, recorded in
+            :attr:`trained_on`.
         pin_memory: Pin batches in page-locked memory, so the copy to the GPU runs asynchronously; None
             (the default): when the trainer trains on a CUDA device.
         device_transforms: Normalise and erase on the training device (uint8 batches); False: the whole
@@ -108,6 +112,8 @@ class FERDataModule(pl.LightningDataModule):
 
     Attributes:
         num_classes: Number of classes.
+        read_options: The :class:`dan.data.options.ReadOptions` every split is read with (``num_classes``
+            resolved).
         label_names: Class names, index ``i`` naming label ``i``.
         data_format: The format's record (:class:`dan.data.formats.DataFormat`).
         preprocessing: The model-input record: the image options above and the format's face crop
@@ -136,13 +142,13 @@ class FERDataModule(pl.LightningDataModule):
         num_workers: int = 2,
         balanced_sampler: bool = False,
         skip_bad_files: bool = False,
-        rafdb_images: str = "aligned",
-        fold: int = 0,
-        folds: int = 10,
-        split_seed: int = 0,
-        peak_frames: int = 3,
-        first_frame_neutral: bool = False,
-        soft_targets: bool = False,
+        rafdb_images: str = ReadOptions.rafdb_images,
+        fold: int = ReadOptions.fold,
+        folds: int = ReadOptions.folds,
+        split_seed: int = ReadOptions.split_seed,
+        peak_frames: int = ReadOptions.peak_frames,
+        first_frame_neutral: bool = ReadOptions.first_frame_neutral,
+        soft_targets: bool = ReadOptions.soft_targets,
         pin_memory: bool | None = None,
         seed: int | None = None,
         device_transforms: bool = True,
@@ -150,8 +156,6 @@ class FERDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.data_format = get_format(format, "data.format")
-        if rafdb_images not in RAFDB_IMAGES:
-            raise DanError(f"data.rafdb_images={rafdb_images!r}: choose one of {', '.join(RAFDB_IMAGES)}")
         if augment not in TRANSFORMS:
             raise DanError(f"data.augment={augment!r}: choose one of {', '.join(TRANSFORMS)}")
         if not Path(root).exists():
@@ -166,7 +170,7 @@ class FERDataModule(pl.LightningDataModule):
             raise DanError(f"data.val_fraction={val_fraction}: must be at least 0 and below 1")
         self.save_hyperparameters(ignore=["num_classes"])  # the model logs the resolved count
         self.format, self.root = format, str(root)
-        try:  # the per-format reader options (dan.data.formats.ReadOptions), checked here
+        try:  # the one reader options object (dan.data.options.ReadOptions), checked here
             read = ReadOptions(
                 num_classes,
                 rafdb_images,
@@ -181,17 +185,18 @@ class FERDataModule(pl.LightningDataModule):
             raise DanError(f"data.{err}") from None
         self.label_names: tuple[str, ...] = self.data_format.label_names(root, read)
         self.num_classes: int = len(self.label_names)
-        self._options = replace(read, num_classes=self.num_classes)
+        self.read_options: ReadOptions = replace(read, num_classes=self.num_classes)
+        self._read_splits: dict[str, SplitData] = {}  # each split read once (trained_on reads training's)
         self.train_split = train_split
         for key, split in (("data.val_split", val_split), ("data.test_split", test_split)):
             if split is not None:  # a role the data set lacks (RAF-DB's val) fails here, naming the key
                 try:
-                    self.data_format.resolve_split(root, split, self._options)
+                    self.data_format.resolve_split(root, split, self.read_options)
                 except DanError as err:
                     raise DanError(f"{key}={split!r}: {err}") from None
         self._val_split, self._test_split = val_split, test_split
-        self.has_va: bool = self.data_format.can_have_va(root, self._options)
-        crop = self.data_format.crop(root, self._options)  # how the format's faces were cut out of photos
+        self.has_va: bool = self.data_format.can_have_va(root, self.read_options)
+        crop = self.data_format.crop(root, self.read_options)  # how the format's faces were cut out of photos
         self.preprocessing: Preprocessing = crop.preprocessing(
             "data.", input_size=image_size, mean=mean, std=std, resize=resize
         )
@@ -202,7 +207,6 @@ class FERDataModule(pl.LightningDataModule):
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.device_transforms, self.device_resize = device_transforms, device_resize
         self.balanced_sampler, self.skip_bad_files = balanced_sampler, skip_bad_files
-        self.rafdb_images = rafdb_images
         self.seed = int(torch.initial_seed() % 2**31) if seed is None else int(seed)
         self.hparams["seed"] = self.seed  # the checkpoint records the resolved seed (dan calibrate's hold-out)
         self._resume: tuple[int, int] | None = None
@@ -213,7 +217,7 @@ class FERDataModule(pl.LightningDataModule):
     @property
     def val_split(self) -> str | None:
         """The validation split name: as given, else the data set's own; None when it is carved from training."""
-        return self._val_split or self.data_format.default_splits(self.root, self._options)[1]
+        return self._val_split or self.data_format.default_splits(self.root, self.read_options)[1]
 
     @property
     def test_split(self) -> str:
@@ -222,13 +226,15 @@ class FERDataModule(pl.LightningDataModule):
         Raises:
             DanError: The data set has no test split and none was named.
         """
-        split = self._test_split or self.data_format.default_splits(self.root, self._options)[2]
+        split = self._test_split or self.data_format.default_splits(self.root, self.read_options)[2]
         if split is None:
             raise DanError(f"{self.root}: no test split (no test/ or val/ folder): name one with data.test_split")
         return split
 
     def _read(self, split: str) -> SplitData:
-        return self.data_format.read_split(self.root, split, self._options)  # class names checked
+        if split not in self._read_splits:
+            self._read_splits[split] = self.data_format.read_split(self.root, split, self.read_options)
+        return self._read_splits[split]  # class names checked
 
     def _dataset(self, data: SplitData, augment: str, ship_size: int | None = None) -> FERDataset:
         transform = Transform(augment, self.preprocessing, ship_size=ship_size)
@@ -269,8 +275,25 @@ class FERDataModule(pl.LightningDataModule):
 
     @property
     def trained_on(self) -> dict:
-        """What a model trained here learns from (for checkpoints): the format and whether the faces are generated."""
-        return {"format": self.format, "synthetic": read_manifest(self.root) is not None}
+        """What a model trained here learns from (for checkpoints; :class:`dan.data.provenance.TrainedOn`):
+        the format, whether the faces are generated, the reader options, the splits, the hold-out and a
+        digest of the training split (read here, once, if :meth:`setup` has not read it yet; one that
+        cannot be read is recorded by name, and :meth:`setup` raises its error)."""
+        try:
+            train: SplitData | str = self._read(self.train_split)
+        except DanError:
+            train = self.train_split
+        record = TrainedOn.of_training(
+            self.data_format,
+            self.root,
+            self.read_options,
+            train,
+            self.val_split,
+            self.val_fraction,
+            self.seed,
+            read_manifest(self.root) is not None,
+        )
+        return record.to_dict()
 
     @property
     def bad_files(self) -> int:

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from dan.data.batch import sample
+from dan.data.options import ReadOptions
 from dan.data.readers import read_split
 from dan.data.samples import Sample, SplitData
 from dan.data.transforms import Transform
@@ -175,25 +176,23 @@ def build_dataset(
     format: str,
     root: str | Path,
     split: str,
-    num_classes: int | None = None,
+    options: ReadOptions | None = None,
     image_size: int = 224,
     augment: str = "eval",
-    rafdb_images: str = "aligned",
     skip_bad_files: bool = False,
     mean: tuple[float, float, float] | None = None,
     std: tuple[float, float, float] | None = None,
     preprocessing: Preprocessing | None = None,
 ) -> FERDataset:
-    """Read a split of a data set and wrap it in a :class:`FERDataset` (what the evaluator calls).
+    """Read a split of a data set and wrap it in a :class:`FERDataset` (for scripts and tests).
 
     Args:
         format: ``rafdb``, ``affectnet``, ``fer2013`` or ``folder``.
         root: The data set's root folder.
         split: Split name (e.g. ``train``, ``test``, ``validation``, ``PrivateTest``, ``val``).
-        num_classes: AffectNet: 7 or 8 (default 8); other formats: None or their class count.
+        options: How to read it (:class:`dan.data.options.ReadOptions`); default the defaults.
         image_size: Output side in pixels.
         augment: Pipeline name (:data:`dan.data.transforms.TRANSFORMS`), ``eval`` for evaluation.
-        rafdb_images: ``aligned`` or ``original`` (RAF-DB only).
         skip_bad_files: Skip and count unreadable images instead of raising.
         mean: Normalisation mean (RGB, [0, 1]); default :class:`dan.preprocess.Preprocessing`'s (ImageNet).
         std: Normalisation standard deviation; default :class:`dan.preprocess.Preprocessing`'s.
@@ -202,7 +201,7 @@ def build_dataset(
     Raises:
         DanError: Anything wrong with the files, lists or arguments, before any image is decoded.
     """
-    data = read_split(format, root, split, num_classes, rafdb_images, strict=True)
+    data = read_split(format, root, split, options)
     default = Preprocessing()
     pre = preprocessing or Preprocessing(input_size=image_size, mean=mean or default.mean, std=std or default.std)
     transform = Transform(augment, pre)

@@ -25,16 +25,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from dan.data.options import ReadOptions
 from dan.data.samples import SplitData, split_role
 from dan.errors import DanError
 from dan.preprocess import Preprocessing
-from dan.vocab import FORMAT_NAMES, RAFDB_IMAGES, SPLIT_ROLES
+from dan.vocab import FORMAT_NAMES, SPLIT_ROLES
 
 __all__ = [
     "FORMATS",
     "DataFormat",
     "FaceCrop",
-    "ReadOptions",
     "get_format",
     "load_formats",
     "pick_split",
@@ -43,46 +43,6 @@ __all__ = [
 
 _ROLE_WORDS = {"train": "training", "val": "validation", "test": "test"}
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """What a caller may ask of a reader besides the root and the split.
-
-    Attributes:
-        num_classes: The class count asked for (AffectNet: 7 or 8); None for the format's own.
-        rafdb_images: RAF-DB's image variant (:data:`dan.vocab.RAFDB_IMAGES`).
-        strict: Raise the first bad line as a :class:`DanError` (training); False collects every
-            problem in :attr:`SplitData.issues` (``dan data check``).
-        fold: CK+: the test fold, ``0 .. folds - 1`` (the next fold validates, the others train).
-        folds: CK+: how many subject-independent folds (at least 3).
-        split_seed: CK+ and ExpW: seed of the assignment of subjects (CK+) or photos (ExpW) to folds;
-            not the training seed, so ``dan evaluate`` finds the same test fold without knowing it.
-        peak_frames: CK+: how many last frames of each labelled sequence carry its expression.
-        first_frame_neutral: CK+: also take each labelled sequence's first frame, as ``neutral``
-            (eight classes instead of seven).
-        soft_targets: FERPlus: keep every sample's vote fractions in :attr:`SplitData.soft`.
-    """
-
-    num_classes: int | None = None
-    rafdb_images: str = "aligned"
-    strict: bool = True
-    fold: int = 0
-    folds: int = 10
-    split_seed: int = 0
-    peak_frames: int = 3
-    first_frame_neutral: bool = False
-    soft_targets: bool = False
-
-    def __post_init__(self) -> None:
-        if self.rafdb_images not in RAFDB_IMAGES:
-            raise DanError(f"rafdb_images={self.rafdb_images!r}: choose one of {', '.join(RAFDB_IMAGES)}")
-        if not 3 <= self.folds <= 1000:
-            raise DanError(f"folds={self.folds}: must be between 3 and 1000 (a test, a validation and a training fold)")
-        if not 0 <= self.fold < self.folds:
-            raise DanError(f"fold={self.fold}: choose 0..{self.folds - 1} (folds={self.folds})")
-        if self.peak_frames < 1:
-            raise DanError(f"peak_frames={self.peak_frames}: must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dan.data.formats import DataFormat, FaceCrop, ReadOptions, pick_split, register
+from dan.data.formats import DataFormat, FaceCrop, pick_split, register
+from dan.data.options import ReadOptions
 from dan.data.samples import Issue, Sample, SplitData
 from dan.errors import DanError
 from dan.vocab import LABEL_SETS, RAFDB_IMAGES

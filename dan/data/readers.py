@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dan.data.formats import FORMATS, ReadOptions, get_format, load_formats
+from dan.data.formats import FORMATS, get_format, load_formats
+from dan.data.options import ReadOptions
 from dan.data.samples import SplitData
 
 __all__ = ["FORMATS", "default_splits", "format_label_names", "list_splits", "read_split"]
@@ -19,40 +20,36 @@ __all__ = ["FORMATS", "default_splits", "format_label_names", "list_splits", "re
 load_formats()  # every reader module registers itself on import
 
 
-def format_label_names(format: str, root: str | Path, num_classes: int | None = None) -> tuple[str, ...]:
-    """Class names of a data set, cheaply (no list file is read; a folder tree is listed).
+def format_label_names(format: str, root: str | Path, options: ReadOptions | None = None) -> tuple[str, ...]:
+    """Class names of a data set read with ``options`` (default the defaults), cheaply (no list file is
+    read; a folder tree is listed).
 
     Raises:
         DanError: Unknown format, a ``num_classes`` the format cannot have, or (folder) a missing root.
     """
-    return get_format(format).label_names(root, ReadOptions(num_classes))
+    return get_format(format).label_names(root, options)
 
 
-def list_splits(format: str, root: str | Path) -> list[str]:
+def list_splits(format: str, root: str | Path, options: ReadOptions | None = None) -> list[str]:
     """Every split a data set has (or, for AffectNet, may have), for ``dan data check``."""
-    return list(get_format(format).split_names(root))
+    return list(get_format(format).split_names(root, options))
 
 
-def default_splits(format: str, root: str | Path) -> tuple[str | None, str | None, str | None]:
+def default_splits(
+    format: str, root: str | Path, options: ReadOptions | None = None
+) -> tuple[str | None, str | None, str | None]:
     """Default ``(train, val, test)`` split names of a format; None where the data set has no such split.
 
     rafdb: train / None / test; affectnet: train / validation / validation; fer2013: Training /
     PublicTest / PrivateTest; folder: its ``train``, ``val`` (or ``validation``/``valid``) and
-    ``test`` folders, the test split falling back to the validation folder. A data set without a
-    validation split gets one carved out of its training split (``FERDataModule(val_fraction=...)``),
-    never its test split.
+    ``test`` folders, the test split falling back to the validation folder; ckplus: ``train`` /
+    the fold after ``options.fold`` / ``fold<options.fold>``. A data set without a validation split gets
+    one carved out of its training split (``FERDataModule(val_fraction=...)``), never its test split.
     """
-    return get_format(format).default_splits(root)
+    return get_format(format).default_splits(root, options)
 
 
-def read_split(
-    format: str,
-    root: str | Path,
-    split: str,
-    num_classes: int | None = None,
-    rafdb_images: str = "aligned",
-    strict: bool = True,
-) -> SplitData:
+def read_split(format: str, root: str | Path, split: str, options: ReadOptions | None = None) -> SplitData:
     """Read one split of a data set in any supported format.
 
     Args:
@@ -60,12 +57,11 @@ def read_split(
         root: The data set's root folder (for FER2013 also the CSV file).
         split: The split name as on disk, or a role in any usual spelling (``train``, ``val``,
             ``validation``, ``test``, ...); a role the data set has no split for is an error.
-        num_classes: AffectNet: 7 or 8; others: None or their fixed/derived count.
-        rafdb_images: RAF-DB image variant (:data:`dan.vocab.RAFDB_IMAGES`).
-        strict: Raise the first bad line as a :class:`DanError` (training); False records them in
-            ``issues`` (``dan data check``). Missing files/columns and empty splits always raise.
+        options: Everything else the reader is asked (:class:`dan.data.options.ReadOptions`: AffectNet's
+            class count, RAF-DB's images, CK+'s folds, ``strict`` ...); default the defaults (strict:
+            the first bad line raises). Missing files/columns and empty splits always raise.
 
     Returns:
         The split's samples and class names.
     """
-    return get_format(format).read_split(root, split, ReadOptions(num_classes, rafdb_images, strict))
+    return get_format(format).read_split(root, split, options)

@@ -16,7 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dan.data.formats import DataFormat, ReadOptions
+from dan.data.formats import DataFormat
+from dan.data.options import ReadOptions
 from dan.data.samples import SplitData, split_role
 from dan.errors import DanError
 

@@ -6,9 +6,9 @@ One job per module:
 - :mod:`dan.export.pt2`: the same network as a ``torch.export`` program (the ``.pt2`` writer);
 - :mod:`dan.export.quantize`: int8 quantisation with onnxruntime;
 - :mod:`dan.export.verify`: the export next to PyTorch on random and real inputs;
-- :mod:`dan.export.report`: what an export did and measured;
+- :mod:`dan.export.result`: what an export did and measured;
 - :mod:`dan.export.scratch`: a folder for intermediate files that a killed export leaves to the next;
-- :mod:`dan.export.cache`: the export cache (``$DAN_HOME/exports/``) the ``--backend auto`` race reads;
+- :mod:`dan.export.export_cache`: the export cache (``$DAN_HOME/exports/``) the ``--backend auto`` race reads;
 - :mod:`dan.export.faces`: the generated int8 calibration and ``--backend auto`` probe faces;
 - :func:`export_checkpoint` (here): what ``dan export`` runs, all of the above in order.
 
@@ -27,7 +27,7 @@ import numpy as np
 from dan.errors import DanError
 from dan.export.onnx import DEFAULT_OPSET, export_metadata, export_onnx, prepare_for_export, sample_input
 from dan.export.quantize import INT8_MODES, quantize_onnx
-from dan.export.report import ExportReport
+from dan.export.result import ExportReport
 from dan.export.scratch import scratch_folder
 from dan.export.verify import (
     load_images,

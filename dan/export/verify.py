@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from dan.errors import DanError
-from dan.export.report import ExportReport
+from dan.export.result import ExportReport
 from dan.imaging import list_images, read_image
 from dan.models.dan import DAN
 from dan.preprocess import Preprocessing, prepare_face

@@ -75,7 +75,8 @@ class DAN(nn.Module):
         labels: Class names, index i naming output i, or None when unknown. Set by
             :func:`dan.load_model` and by training.
         preprocessing: How inputs must be prepared (size, mean, std).
-        trained_on: What it was trained on (``{"format": ..., "synthetic": bool}``), when known.
+        trained_on: What it was trained on (``{"format": ..., "synthetic": bool, "read": {...}, ...}``,
+            :class:`dan.data.provenance.TrainedOn`), when known.
         started_from: What its training started from (``{"spec", "checksum", "labels"}``, see
             :class:`dan.models.metadata.ModelMetadata`), or None.
         temperature: The calibrated temperature T (``dan calibrate``; probabilities are softmax(logits / T),

@@ -91,7 +91,10 @@ class ModelMetadata:
         model_config: Constructor arguments of :class:`dan.models.DAN` (``num_classes``, ``num_heads``, ...).
         labels: Class names, index ``i`` naming output ``i``, or None.
         preprocessing: How a face becomes the model's input.
-        trained_on: The data set's format and whether its faces were generated, or None.
+        trained_on: What the model was trained on, or None: the data set's format and whether its faces
+            were generated, and (files written since the reader options were recorded) how its splits
+            were read, which and the training split's digest (:class:`dan.data.provenance.TrainedOn`,
+            read by ``dan evaluate`` and ``dan calibrate``).
         started_from: What training started from (``model.init_from``): ``spec`` as typed, ``checksum``
             (:func:`tensor_checksum` of the source network's weights, in this package's layout) and the
             source's ``labels``; None for a model trained from scratch (and older files).

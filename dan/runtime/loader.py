@@ -17,7 +17,7 @@ from pathlib import Path
 from dan.errors import DanError
 from dan.hub import RELEASED, is_remote, released_model, resolve_checkpoint
 from dan.runtime.backend import Backend
-from dan.runtime.fetch import download_check
+from dan.runtime.download_check import download_check
 from dan.system import pick_device
 from dan.vocab import BACKENDS
 
@@ -100,7 +100,7 @@ def load_backend(
         from dan.runtime.onnx import OnnxBackend
     except ImportError as err:
         raise DanError(
-            f"the onnx backend is not available ({err}); install the export extra (pip install 'dan[export]') "
+            f"the onnx backend is not available ({err}); install the export extra (pip install 'dan-fer[export]') "
             "or use --backend torch with a PyTorch checkpoint"
         ) from None
     if backend == "openvino":

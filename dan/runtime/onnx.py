@@ -7,7 +7,7 @@ the weights written at export (:func:`onnx_weights_checksum`, when the ``onnx`` 
 read them). It runs float32 and int8 files alike; :func:`is_int8` tells them apart.
 
 On a GPU (``device="cuda"`` or ``"auto"`` where PyTorch sees one) the session runs on ONNX Runtime's
-CUDA provider, which only the ``onnxruntime-gpu`` package has (``pip install 'dan[gpu]'``; it and
+CUDA provider, which only the ``onnxruntime-gpu`` package has (``pip install 'dan-fer[gpu]'``; it and
 ``onnxruntime`` must not be installed together). Without it, or when the provider cannot start (its
 CUDA libraries missing), the session runs on the CPU and ``device_reason`` says why in one line
 (:func:`onnx_providers`).
@@ -40,11 +40,11 @@ __all__ = [
     "onnx_weights_checksum",
 ]
 
-EXPORT_HINT = "pip install 'dan[export]'"
+EXPORT_HINT = "pip install 'dan-fer[export]'"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 GPU_HINT = (
-    "pip uninstall onnxruntime, then pip install 'dan[gpu]' (onnxruntime-gpu; the two cannot be installed together)"
+    "pip uninstall onnxruntime, then pip install 'dan-fer[gpu]' (onnxruntime-gpu; the two cannot be installed together)"
 )
 
 

@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from dan.data.batch import DeviceTransform, collate
 from dan.data.dataset import FERDataset, load_sample_image
+from dan.data.options import ReadOptions
 from dan.data.readers import read_split
 from dan.data.sampler import EpochSampler
 from dan.data.transforms import Transform
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if root is None:
             root = str(Path(tmp) / "synth")
             generate(root, per_class=-(-args.images // 7), size=100, test_fraction=0.0, workers=1)
-        data = read_split("rafdb", root, "train", None, "aligned", strict=True)
+        data = read_split("rafdb", root, "train", ReadOptions())
         data.samples = data.samples[: args.images]
         for size in args.sizes:
             torch.set_num_threads(cores)
