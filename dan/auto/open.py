@@ -170,4 +170,8 @@ def fastest_backend(
     if "-int8" in files:
         model_key += f"+int8:{onnx_weights_key(files['-int8'])}"
     key = probe_key(model_key, model.preprocessing.input_size, threads or torch.get_num_threads())
-    return race(torch_backend, candidates, key, faces)
+    picked = race(torch_backend, candidates, key, faces)
+    if picked is not torch_backend:  # the checkpoint's own record (trained_on, started_from) over the export's
+        picked.metadata = torch_backend.metadata
+        picked.trained_on = torch_backend.trained_on
+    return picked
