@@ -12,6 +12,8 @@ import torch
 
 from dan.evaluation.evaluate import evaluate_backend
 from dan.evaluation.report import write_report
+from dan.models.metadata import ModelMetadata
+from dan.runtime.backend import Backend, Outputs
 from dan.vocab import LABEL_SETS
 
 import fakedata as fd
@@ -37,20 +39,21 @@ class _Faces(torch.utils.data.Dataset):
         return x, self.samples[i][1]
 
 
-class _Oracle:
+class _Oracle(Backend):
     """A backend that gives the data set's class of the same name a logit of 2 (and 0 to the rest)."""
 
     name = "fake"
 
     def __init__(self, labels: tuple[str, ...], data_labels: tuple[str, ...]) -> None:
-        self.labels, self.data_labels = labels, data_labels
+        super().__init__(ModelMetadata({"num_classes": len(labels)}, labels=tuple(labels)))
+        self.data_labels = data_labels
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
         z = np.zeros((len(x), len(self.labels)), np.float32)  # (B, C)
         for i, y in enumerate(x[:, 0, 0, 0].astype(int)):
             name = self.data_labels[y]
             z[i, self.labels.index(name)] = 2.0
-        return z
+        return Outputs(z)
 
 
 def test_cross_data_set_scores_the_shared_classes(tmp_path: Path) -> None:
