@@ -7,11 +7,13 @@ label set is the integer label ``i`` of that data set (RAF-DB's 1-based file lab
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from dan.errors import DanError, MissingLabelsError
 
 __all__ = [
     "BACKENDS",
+    "CLASS_SYNONYMS",
     "DETECTORS",
     "DEVICES",
     "EXPORT_FORMATS",
@@ -23,6 +25,9 @@ __all__ = [
     "RESIZE_NAMES",
     "SPLIT_ROLES",
     "TRANSFORMS",
+    "ClassMatch",
+    "canonical_class_name",
+    "match_classes",
     "parse_device",
     "parse_labels",
     "resolve_labels",
@@ -140,3 +145,112 @@ def resolve_labels(labels: str | Sequence[str] | None, num_classes: int) -> tupl
     if len(names) != num_classes:
         raise DanError(f"label set has {len(names)} names but the model has {num_classes} classes")
     return names
+
+
+# ------------------------------------------------------------------------------------- class names
+# One matcher for every place that pairs two label sets by name: a data set's class folders
+# (dan.data.folder, dan.data.sfew), a model scored on a data set (dan evaluate, dan calibrate), a model
+# started from another (model.init_from) and the scripts.
+
+CLASS_SYNONYMS: dict[str, str] = {  # a spelling (lower case, "_" for spaces and "-") -> its canonical class name
+    "happy": "happiness",
+    "happiness": "happiness",
+    "joy": "happiness",
+    "smile": "happiness",
+    "angry": "anger",
+    "anger": "anger",
+    "mad": "anger",
+    "sad": "sadness",
+    "sadness": "sadness",
+    "surprised": "surprise",
+    "surprise": "surprise",
+    "suprise": "surprise",
+    "disgusted": "disgust",
+    "disgust": "disgust",
+    "fearful": "fear",
+    "fear": "fear",
+    "scared": "fear",
+    "afraid": "fear",
+    "neutral": "neutral",
+    "calm": "neutral",
+    "contempt": "contempt",
+    "contemptuous": "contempt",
+}
+
+
+def canonical_class_name(name: str) -> str:
+    """The canonical class name of ``name``: case, spaces and hyphens ignored, synonyms mapped (``Happy`` ->
+    ``happiness``, ``angry`` -> ``anger``, :data:`CLASS_SYNONYMS`); any other name lower-cased."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return CLASS_SYNONYMS.get(key, key)
+
+
+@dataclass(frozen=True)
+class ClassMatch:
+    """Two label sets matched by canonical class name (:func:`canonical_class_name`): :func:`match_classes`.
+
+    ``source`` is the label set a model was trained with; ``target`` the one it is taken to: a data set's
+    (``dan evaluate``: the shared classes are scored, the data set's others left out, a prediction of
+    the model's others counted wrong) or a new model's (``init_from``: the shared classes keep their
+    classifier rows, the others start fresh).
+
+    Attributes:
+        source: The source's class names, as given.
+        target: The target's class names, as given.
+        pairs: ``(source index, target index)`` of every class both hold, in the target's order (the first
+            of two names with one canonical form wins; the second counts as unmatched).
+    """
+
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+    pairs: tuple[tuple[int, int], ...]
+
+    @property
+    def shared(self) -> tuple[str, ...]:
+        """The classes both hold, named as the target names them, in its order."""
+        return tuple(self.target[j] for _, j in self.pairs)
+
+    @property
+    def source_only(self) -> tuple[str, ...]:
+        """The source's classes the target lacks."""
+        used = {i for i, _ in self.pairs}
+        return tuple(n for i, n in enumerate(self.source) if i not in used)
+
+    @property
+    def target_only(self) -> tuple[str, ...]:
+        """The target's classes the source lacks."""
+        used = {j for _, j in self.pairs}
+        return tuple(n for j, n in enumerate(self.target) if j not in used)
+
+    @property
+    def source_columns(self) -> tuple[int, ...]:
+        """The source index of each shared class, in :attr:`shared` order."""
+        return tuple(i for i, _ in self.pairs)
+
+    def positions(self, side: str) -> tuple[int, ...]:
+        """For each class of ``side`` (``"source"`` or ``"target"``), its index among :attr:`shared`, or -1."""
+        names, at = (self.source, 0) if side == "source" else (self.target, 1)
+        where = {pair[at]: k for k, pair in enumerate(self.pairs)}
+        return tuple(where.get(i, -1) for i in range(len(names)))
+
+
+def match_classes(source: Sequence[str], target: Sequence[str]) -> ClassMatch:
+    """Match two label sets by canonical class name (``Happy``, ``happy`` and ``happiness`` are one class).
+
+    Args:
+        source: The trained model's class names.
+        target: The class names they are taken to (a data set's, or a new model's).
+
+    Returns:
+        The :class:`ClassMatch`.
+    """
+    where: dict[str, int] = {}
+    for i, name in enumerate(source):
+        where.setdefault(canonical_class_name(name), i)
+    pairs, used = [], set()
+    for j, name in enumerate(target):
+        found = where.get(canonical_class_name(name))
+        if found is not None and found not in used:
+            pairs.append((found, j))
+            used.add(found)
+    return ClassMatch(tuple(source), tuple(target), tuple(pairs))

@@ -19,7 +19,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[setup] installing torch 2.14.1 / torchvision 0.29.1"
     "$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
   fi
-  echo "[setup] installing dan[dev,export,serve]"
+  # the distribution is dan-fer (import name and command: dan); an install under its old name "dan" goes first
+  "$VENV/bin/python" -m pip uninstall -q -y dan 2>/dev/null || true
+  echo "[setup] installing dan-fer[dev,export,serve]"
   "$VENV/bin/python" -m pip install -q -e ".[dev,export,serve]"
   echo "$want" > "$stamp"
 fi

@@ -13,13 +13,20 @@
 - ``astronaut`` (scikit-image's photograph, RGB, read-only), ``astronaut_face`` (its face box, about
   (177, 66, 95, 95)) and ``face_tile`` (its head, 160 px square, RGB, the face at about (44, 31, 63, 63));
 - ``dan_serve``: runs the ``dan serve`` command line up to the point it would serve, and returns the
-  uvicorn configuration it built (``config.app`` is the application).
+  uvicorn configuration it built (``config.app`` is the application);
+- ``dan_evaluate``: runs ``dan evaluate`` (no loader processes, the report in a fresh folder) and returns
+  its ``metrics.json``, the report folder and what it printed;
+- :func:`settle_batchnorm` (a plain function, ``from conftest import settle_batchnorm``): random
+  BatchNorm scales and shifts, then statistics from a batch, so a random model's activations stay O(1)
+  and its logits differ from image to image.
 
 The models are shared by every test of a session: a test that changes one deep-copies it first.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -166,3 +173,52 @@ def dan_serve(monkeypatch: pytest.MonkeyPatch) -> Callable:
         return configs[-1]
 
     return serve
+
+
+def settle_batchnorm(model, size: int, seed: int = 0, images=None):
+    """Random BatchNorm scales and shifts (seed ``seed``), then running statistics from one batch.
+
+    Args:
+        model: Any ``nn.Module`` taking (B, 3, size, size) images.
+        size: Side of the random images the statistics come from.
+        seed: Seed of the scales, shifts and images.
+        images: The batch (B, 3, S, S) to take the statistics from instead of 8 random images.
+
+    Returns:
+        ``model``, in eval mode: its activations stay O(1) and its logits differ from image to image.
+    """
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = None  # a cumulative average: the batch's statistics exactly
+                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
+                m.bias.copy_(0.2 * torch.randn(m.num_features, generator=g))
+        model.train()
+        model(torch.randn(8, 3, size, size, generator=g) if images is None else images)
+    return model.eval()
+
+
+@pytest.fixture
+def dan_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture) -> Callable:
+    """``dan_evaluate(checkpoint, format, root, *options)``: run ``dan evaluate``, its report in a fresh folder.
+
+    Returns ``(metrics.json as a dict, the report folder, what it printed)``; ``code=`` the exit status
+    expected (0 by default; for another, the metrics are None).
+    """
+    from dan.cli.main import main
+
+    runs = itertools.count()
+
+    def run(checkpoint, data_format: str, root, *options: str, code: int = 0):
+        out = tmp_path / f"evaluate-{next(runs)}"
+        argv = ["evaluate", "--checkpoint", str(checkpoint), "--format", data_format, "--root", str(root)]
+        assert main([*argv, "--workers", "0", "--output", str(out), *options]) == code
+        printed = capsys.readouterr().out
+        metrics = json.loads((out / "metrics.json").read_text()) if code == 0 else None
+        return metrics, out, printed
+
+    return run

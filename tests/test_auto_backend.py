@@ -17,17 +17,18 @@ import pytest
 import torch
 
 import dan
+from dan.auto import race as auto
+from dan.auto.open import fastest_backend
 from dan.cli.main import main as dan_main
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
-from dan.data.synth import prepared_faces
 from dan.errors import DanError
 from dan.export import export_checkpoint, export_onnx
-from dan.export.fastest import cached_export, fastest_backend
+from dan.export.cache import cached_export
 from dan.models.reference import PlainDAN
-from dan.runtime import auto
 from dan.runtime.loader import load_backend
 from dan.runtime.onnx import is_int8
 from dan.runtime.torch import TorchBackend
+from dan.synthface import prepared_faces
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def ckpt(tiny_checkpoint: Path, tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_auto_picks_by_a_cached_probe_and_stays_lossless(ckpt: Path, tmp_path: Path, monkeypatch) -> None:
-    picked = fastest_backend(load_backend(ckpt, "auto"))
+    picked = fastest_backend(load_backend(ckpt))
     assert picked.name in ("torch", "onnx", "openvino") and "ONNX Runtime float32 " in picked.auto_reason
     assert "OpenVINO float32 " in picked.auto_reason  # installed with the dev extra: it races too
     probe = json.loads((tmp_path / "home" / "probe.json").read_text())
@@ -52,8 +53,8 @@ def test_auto_picks_by_a_cached_probe_and_stays_lossless(ckpt: Path, tmp_path: P
         raise AssertionError("the probe ran again")
 
     monkeypatch.setattr(auto, "_time", no_timing)
-    assert fastest_backend(load_backend(ckpt, "auto")).name == picked.name  # cached: no second probe
-    assert load_backend(ckpt, "auto").name == "torch"  # one-shot commands: no export, no probe
+    assert fastest_backend(load_backend(ckpt)).name == picked.name  # cached: no second probe
+    assert load_backend(ckpt).name == "torch"  # the loader alone never races
 
 
 def test_a_faster_runtime_that_disagrees_is_not_picked(ckpt: Path, monkeypatch) -> None:
@@ -68,7 +69,7 @@ def test_a_faster_runtime_that_disagrees_is_not_picked(ckpt: Path, monkeypatch) 
         return {k: v + 0.01 for k, v in out.items()} if self.name == "onnx" else out
 
     monkeypatch.setattr(OnnxBackend, "_infer", off)
-    picked = fastest_backend(load_backend(ckpt, "auto"))
+    picked = fastest_backend(load_backend(ckpt))
     assert picked.name == "openvino", picked.auto_reason
     assert "ONNX Runtime float32: logits differ by 1.0e-02, above 2.1e-04" in picked.auto_reason
 
@@ -116,29 +117,30 @@ def test_int8_races_when_cached_and_only_when_it_agrees_on_faces(ckpt: Path, tmp
     probe = lambda: prepared_faces(8, model.preprocessing, seed=6)  # noqa: E731
     # given explicitly; agreement on the probe faces decides (the threshold moved to make each outcome sure)
     monkeypatch.setattr(auto, "INT8_AGREEMENT", 0.0)
-    picked = fastest_backend(load_backend(ckpt, "auto"), int8=tmp_path / "m-int8.onnx", faces=probe)
+    picked = fastest_backend(load_backend(ckpt), int8=tmp_path / "m-int8.onnx", faces=probe)
     assert picked.auto_reason.startswith("ONNX Runtime int8"), picked.auto_reason
     assert "OpenVINO int8 " in picked.auto_reason
     (tmp_path / "home" / "probe.json").unlink()
     monkeypatch.setattr(auto, "INT8_AGREEMENT", 1.01)
-    picked = fastest_backend(load_backend(ckpt, "auto"), int8=tmp_path / "m-int8.onnx", faces=probe)
+    picked = fastest_backend(load_backend(ckpt), int8=tmp_path / "m-int8.onnx", faces=probe)
     assert picked.auto_reason.startswith("OpenVINO float32"), picked.auto_reason
     assert "ONNX Runtime int8: top-1 agrees with torch on" in picked.auto_reason
-    # on the command line: demo and serve race --int8 FILE; elsewhere the option is refused in one line
+    # on the command line: every command races --int8 FILE under --backend auto; else it is refused in one line
     monkeypatch.setattr(auto, "INT8_AGREEMENT", 0.0)
     (tmp_path / "home" / "probe.json").unlink()
     parser = argparse.ArgumentParser()
     add_model_and_detector_options(parser, "image", 640)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(["--checkpoint", str(ckpt), "--detector", "haar", "--int8", str(tmp_path / "m-int8.onnx")])
-    assert predictor_from_args(args, fastest=True).backend.auto_reason.startswith("ONNX Runtime int8 (")
+    assert predictor_from_args(args).backend.auto_reason.startswith("ONNX Runtime int8 (")
+    args.backend = "torch"
     with pytest.raises(DanError, match="--int8 .*m-int8.onnx: an int8 export races only under --backend auto"):
-        predictor_from_args(args)  # dan predict: nothing races
+        predictor_from_args(args)
     # cached by dan export: raced without being named, but never without faces to check it on
     assert dan_main(["export", "--checkpoint", str(ckpt), "--output", str(tmp_path / "c.onnx"), "--int8"]) == 0
     assert cached.is_file()
     monkeypatch.setattr(auto, "INT8_AGREEMENT", 0.0)
-    picked = fastest_backend(load_backend(ckpt, "auto"))
+    picked = fastest_backend(load_backend(ckpt))
     assert "ONNX Runtime int8: not raced: no probe faces" in picked.auto_reason, picked.auto_reason
     assert picked.name == "openvino"
 

@@ -17,12 +17,12 @@ def test_benchmark_int8_agreement_rows_count_top1_per_face_set() -> None:
 
 
 def test_int8_variants_script_prints_one_row_per_variant(tiny_checkpoint, capsys, monkeypatch) -> None:
-    from dan.cli import export as cli_export
+    from dan.export import faces
     from scripts.bench import int8_variants
 
-    monkeypatch.setattr(int8_variants, "GENERATED_FACES", 16)  # 256 by default: 8 calibrate here
+    monkeypatch.setattr(int8_variants, "CALIBRATION_FACES", 16)  # 256 by default: 8 calibrate here
     args = ["--checkpoint", str(tiny_checkpoint), "--variants", "minmax8", "pct7", "--iters", "2", "--generated", "8"]
-    assert cli_export.GENERATED_SEED == int8_variants.GENERATED_SEED
+    assert faces.CALIBRATION_SEED == int8_variants.CALIBRATION_SEED
     assert int8_variants.main(args) == 0
     out = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}

@@ -173,9 +173,9 @@ def test_calibrate_an_onnx_export_and_exports_carry_t(tiny_model, rafdb_data: Pa
     assert t is not None and t != 1.0
     x = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(backend(x), load_backend(plain, "onnx")(x), atol=1e-5)  # same graph
-    from dan.runtime.backend import probabilities, softmax
+    from dan.runtime.backend import softmax
 
-    np.testing.assert_allclose(probabilities(backend, backend(x)), softmax(backend(x) / t), rtol=1e-5)
+    np.testing.assert_allclose(backend.probabilities(backend(x)), softmax(backend(x) / t), rtol=1e-5)
 
 
 def test_write_temperature_reference_pth_and_safetensors(tiny_model, tmp_path: Path) -> None:
@@ -209,18 +209,18 @@ def test_write_temperature_reference_pth_and_safetensors(tiny_model, tmp_path: P
 def test_write_temperature_into_a_pt2_program(tiny_model, tmp_path: Path) -> None:
     from dan.export import export_checkpoint
     from dan.export.temperature import write_temperature
-    from dan.runtime.backend import probabilities, softmax
+    from dan.runtime.backend import softmax
     from dan.runtime.loader import load_backend
 
     export_checkpoint(tiny_model, tmp_path / "m.pt2", format="pt2")
-    plain = load_backend(tmp_path / "m.pt2", "auto")
+    plain = load_backend(tmp_path / "m.pt2")
     assert plain.metadata.temperature is None
     out = write_temperature(tmp_path / "m.pt2", tmp_path / "m-calibrated.pt2", 1.8, plain.metadata, {"split": "val"})
-    hot = load_backend(out, "auto")
+    hot = load_backend(out)
     assert hot.name == "pt2" and hot.metadata.temperature == 1.8
     x = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
     np.testing.assert_array_equal(hot(x), plain(x))  # the same program
-    np.testing.assert_allclose(probabilities(hot, hot(x)), softmax(hot(x) / 1.8), rtol=1e-5)
+    np.testing.assert_allclose(hot.probabilities(hot(x)), softmax(hot(x) / 1.8), rtol=1e-5)
 
 
 def test_evaluate_a_rafdb_model_on_ck_plus_lists_what_was_left_out(tmp_path: Path, capsys) -> None:

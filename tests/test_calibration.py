@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -103,16 +105,20 @@ def test_temperature_round_trips_through_the_record(tiny_model, tmp_path) -> Non
 
 
 def test_probabilities_apply_the_temperature_once() -> None:
-    from types import SimpleNamespace
+    from dan.models.metadata import ModelMetadata
+    from dan.runtime.backend import Backend, Outputs, softmax
 
-    from dan.runtime.backend import probabilities, softmax
+    class Logits(Backend):
+        def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
+            return Outputs(x)
 
     z = np.array([[2.0, 0.0, -1.0]], np.float32)
-    plain = SimpleNamespace(metadata=SimpleNamespace(temperature=None))
-    hot = SimpleNamespace(metadata=SimpleNamespace(temperature=2.0))
-    np.testing.assert_allclose(probabilities(plain, z), softmax(z))
-    np.testing.assert_allclose(probabilities(hot, z), softmax(z / 2), rtol=1e-6)
-    assert probabilities(hot, z)[0, 0] < softmax(z)[0, 0]
+    record = ModelMetadata({"num_classes": 3}, labels=("a", "b", "c"))
+    plain, hot = Logits(record), Logits(dataclasses.replace(record, temperature=2.0))
+    assert (plain.temperature, hot.temperature) == (1.0, 2.0)
+    np.testing.assert_allclose(plain.probabilities(z), softmax(z))
+    np.testing.assert_allclose(hot.probabilities(z), softmax(z / 2), rtol=1e-6)
+    assert hot.probabilities(z)[0, 0] < softmax(z)[0, 0]
 
 
 def test_predictor_and_torch_backend_apply_the_file_temperature(tiny_model, tmp_path) -> None:

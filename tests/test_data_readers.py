@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from dan.data.dataset import FERDataset
-from dan.data.folder import canonical_class_name
 from dan.data.options import ReadOptions
 from dan.data.readers import default_splits, format_label_names, read_split
 from dan.errors import DanError
-from dan.vocab import LABEL_SETS
+from dan.vocab import LABEL_SETS, canonical_class_name
 
 import fakedata as fd
 

@@ -10,7 +10,7 @@ import torch
 
 from dan.cli.main import main
 from dan.errors import DanError
-from dan.system import pick_device, torch_device
+from dan.system import DeviceChoice, pick_device, torch_device
 from dan.vocab import DEVICES, parse_device
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -83,12 +83,12 @@ def test_torch_backend_puts_model_and_inputs_on_its_device(tiny_model) -> None:
     from dan.runtime.torch import TorchBackend
 
     x = np.zeros((2, 3, 32, 32), np.float32)
-    on_cpu = TorchBackend(tiny_model, device="cpu")
-    assert on_cpu.device == torch.device("cpu") and on_cpu._tensor(x).device == torch.device("cpu")
+    on_cpu = TorchBackend(tiny_model, device=pick_device("cpu"))
+    assert on_cpu.torch_device == torch.device("cpu") and on_cpu._tensor(x).device == torch.device("cpu")
     assert {p.device.type for p in on_cpu.model.parameters()} == {"cpu"}
     assert on_cpu(x).shape == (2, 7)
-    meta = TorchBackend(tiny_model, device=torch.device("meta"))
-    assert meta.device == torch.device("meta") and meta._tensor(x).device == torch.device("meta")
+    meta = TorchBackend(tiny_model, device=DeviceChoice("meta", "meta (as asked)"))
+    assert meta.torch_device == torch.device("meta") and meta._tensor(x).device == torch.device("meta")
     assert {p.device.type for p in meta.model.parameters()} == {"meta"}
     assert {b.device.type for b in meta.model.buffers()} == {"meta"}
     assert {p.device.type for p in tiny_model.parameters()} == {"cpu"}  # the caller's model stays where it was
@@ -116,11 +116,11 @@ def test_onnx_without_the_cuda_provider_says_why_and_runs_on_the_cpu(fake_gpu, o
     from dan.runtime.onnx import OnnxBackend
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    backend = OnnxBackend(onnx_file, device="auto")
+    backend = OnnxBackend(onnx_file, device=pick_device("auto"))
     assert backend.providers == ("CPUExecutionProvider",)
     reason = backend.device_reason
     assert reason.startswith("cpu: cuda:0 was picked, but this onnxruntime has no CUDA provider")
-    assert "pip install 'dan[gpu]'" in reason and "pip uninstall onnxruntime" in reason and "\n" not in reason
+    assert "pip install 'dan-fer[gpu]'" in reason and "pip uninstall onnxruntime" in reason and "\n" not in reason
     assert backend(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 7)
 
 
@@ -131,11 +131,11 @@ def test_onnx_cuda_provider_that_does_not_start_falls_back(fake_gpu, onnx_file, 
 
     listed = ["CUDAExecutionProvider", "CPUExecutionProvider"]  # as onnxruntime-gpu lists them
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: listed)
-    providers, reason = onnx_providers(onnxruntime, "cuda", tf32=False)
+    providers, reason = onnx_providers(onnxruntime, pick_device("cuda"), tf32=False)
     assert providers == [("CUDAExecutionProvider", {"device_id": "0", "use_tf32": "0"}), "CPUExecutionProvider"]
     assert reason == "cuda:0 (Fake GPU), ONNX Runtime's CUDA provider"
     capfd.readouterr()
-    backend = OnnxBackend(onnx_file, device="cuda")  # this onnxruntime has no CUDA provider: it cannot start
+    backend = OnnxBackend(onnx_file, device=pick_device("cuda"))  # no CUDA provider here: it cannot start
     assert backend.providers == ("CPUExecutionProvider",)
     assert backend.device_reason.startswith("cpu: ONNX Runtime's CUDA provider did not start")
     out, err = capfd.readouterr()

@@ -10,7 +10,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from torch import nn
 
 from dan import DAN
 from dan.cli.main import main as dan_main
@@ -28,6 +27,8 @@ from dan.runtime.loader import load_backend
 from dan.runtime.onnx import OnnxBackend
 from dan.runtime.pt2 import Pt2Backend, check_pt2_archive
 
+from conftest import settle_batchnorm
+
 torch.set_num_threads(2)
 SIZE = 64
 RAFDB = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
@@ -36,16 +37,7 @@ RAFDB = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutra
 def _model() -> DAN:
     """A small DAN (2 heads, 64 px) whose BatchNorm statistics come from data and whose logits differ."""
     torch.manual_seed(0)
-    model = DAN(num_classes=7, num_heads=2)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = None
-                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
-                m.bias.copy_(0.2 * torch.randn(m.num_features, generator=g))
-        model.train()
-        model(torch.randn(8, 3, SIZE, SIZE, generator=g))
+    model = settle_batchnorm(DAN(num_classes=7, num_heads=2), SIZE)
     model.labels = RAFDB
     model.preprocessing = Preprocessing(input_size=SIZE, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
     return model.eval()
@@ -106,8 +98,8 @@ def test_onnx_matches_pytorch_with_dynamic_batch_and_metadata(setup) -> None:
         got = backend(x)
         assert got.shape == (n, 7) and got.dtype == np.float32
         assert _close(got, logits)
-        got2, att = backend.predict_with_attention(x)
-        assert np.array_equal(got2, got) and np.array_equal(backend.predict_with_attention(x)[1], att)
+        got2, att, _ = backend.outputs(x, attention=True)
+        assert np.array_equal(got2, got) and np.array_equal(backend.outputs(x, attention=True).attention, att)
         assert np.abs(att - attention).max() <= 1e-5 * np.abs(attention).max() + 1e-5
     x = load_images(faces, model.preprocessing)  # real inputs
     assert _close(backend(x), _torch(model, x)[0])
@@ -157,9 +149,9 @@ def test_int8_falls_back_to_minmax_ranges_when_percentiles_cannot_be_binned(setu
 def test_cli_int8_without_calib_is_static_on_generated_faces_and_dynamic_only_when_asked(
     setup, tmp_path, capsys, monkeypatch
 ) -> None:
-    from dan.cli import export as cli_export
+    from dan.export import faces
 
-    monkeypatch.setattr(cli_export, "GENERATED_FACES", 32)  # 256 by default: fewer for a quick test
+    monkeypatch.setattr(faces, "CALIBRATION_FACES", 32)  # 256 by default: fewer for a quick test
     model, ckpt, _, _ = setup
     static = tmp_path / "static.onnx"
     assert dan_main(["export", "--checkpoint", str(ckpt), "--output", str(static), "--int8"]) == 0
@@ -203,7 +195,7 @@ def test_pt2_export_matches_carries_metadata_and_is_read_by_load_backend(setup, 
     assert isinstance(backend, Pt2Backend) and backend.labels == RAFDB
     assert backend.preprocessing == model.preprocessing
     x = np.random.default_rng(2).standard_normal((3, 3, SIZE, SIZE)).astype(np.float32)
-    logits, attention = backend.predict_with_attention(x)
+    logits, attention, _ = backend.outputs(x, attention=True)
     assert _close(logits, _torch(model, x)[0])
     assert attention.shape == (3, 2, 2, 2)
 

@@ -18,16 +18,16 @@ import yaml
 
 import dan
 from dan.cli.main import main
-from dan.data.folder import canonical_class_name, folder_label_names
+from dan.data.folder import folder_label_names
 from dan.errors import DanError, MissingLabelsError
 from dan.imaging import list_images, read_image
 from dan.models import DAN, convert_reference_state_dict, save_model
 from dan.models.metadata import tensor_checksum
 from dan.models.reference import PlainDAN
-from dan.models.transfer import CLASS_ROWS, match_classes
+from dan.models.transfer import CLASS_ROWS
 from dan.preprocess import Preprocessing, prepare_face
 from dan.training.module import DANModule
-from dan.vocab import LABEL_SETS
+from dan.vocab import LABEL_SETS, canonical_class_name, match_classes
 
 pytest_plugins = ["hubserver"]  # the loopback server and the private cache: fixtures
 
@@ -108,9 +108,11 @@ def _module(labels: tuple[str, ...], **options) -> DANModule:
 
 
 def test_classes_match_by_canonical_name() -> None:
-    m = match_classes(RAFDB, ("happy", "Sad", "contempt", "neutral"), canonical_class_name)
-    assert m.kept == (("happy", 3, 0), ("Sad", 4, 1), ("neutral", 6, 3))
-    assert m.new == ("contempt",) and m.dropped == ("surprise", "fear", "disgust", "anger")
+    m = match_classes(RAFDB, ("happy", "Sad", "contempt", "neutral", "Happiness"))
+    assert m.pairs == ((3, 0), (4, 1), (6, 3)) and m.shared == ("happy", "Sad", "neutral")
+    assert m.target_only == ("contempt", "Happiness")  # the second name of one class stays unmatched
+    assert m.source_only == ("surprise", "fear", "disgust", "anger")
+    assert m.positions("source") == (-1, -1, -1, 0, 1, -1, 2) and m.positions("target") == (0, 1, -1, 2, -1)
 
 
 def test_a_7_class_model_starts_an_8_class_one_above_chance(faces: Path, source: Path, capsys) -> None:
@@ -126,10 +128,11 @@ def test_a_7_class_model_starts_an_8_class_one_above_chance(faces: Path, source:
     out = capsys.readouterr().out
     assert "kept classes (7): neutral, happiness, sadness, surprise, fear, disgust, anger" in out
     assert "new classes (1): contempt" in out and "dropped classes (0): none" in out
-    assert [j for _, _, j in report.match.kept] == list(range(7)) and report.match.new == ("contempt",)
+    assert [j for _, j in report.match.pairs] == list(range(7)) and report.match.target_only == ("contempt",)
     src, own = torch.load(source, weights_only=True)["state_dict"], module.model.state_dict()
-    for name, i, j in report.match.kept:  # the shared classes' rows, bit for bit
-        assert RAFDB[i] == name
+    for i, j in report.match.pairs:  # the shared classes' rows, bit for bit
+        assert canonical_class_name(RAFDB[i]) == canonical_class_name(labels[j])
+        name = labels[j]
         for key in CLASS_ROWS:
             assert torch.equal(own[key][j], src[key][i]), (key, name)
     assert all(torch.equal(own[k], src[k]) for k in own if k not in CLASS_ROWS)  # every other tensor whole
@@ -159,7 +162,7 @@ def test_affinity_centres_and_the_record_of_the_start(source: Path, tmp_path: Pa
     report = eight.start_from(str(first))
     assert report.centres == "7 of 9 kept from the source, the rest start fresh"
     assert "affinity centres: 7 of 9 kept" in capsys.readouterr().out
-    for _, i, j in report.match.kept:
+    for i, j in report.match.pairs:
         assert torch.equal(eight.affinity.centers[j], seven.affinity.centers[i])
     assert torch.equal(eight.affinity.centers[7:], fresh[7:])  # contempt and the spare centre
     assert _module(RAFDB).start_from(str(source)).centres.startswith("the source has none")  # a .pt file
@@ -185,7 +188,7 @@ def test_a_released_name_comes_through_the_cache(home: Path, server, payloads: d
     module = _module(LABEL_SETS["affectnet8"], num_heads=4)
     report = module.start_from("rafdb")
     assert server.hits == {"/good7.pth": 1} and (home / dan.hub.RELEASED["rafdb"].filename).is_file()
-    assert len(report.match.kept) == 7 and report.match.new == ("contempt",)
+    assert len(report.match.pairs) == 7 and report.match.target_only == ("contempt",)
     assert report.centres.startswith("the source has none")
     reference = torch.load(io.BytesIO(payloads["good7"]), weights_only=True)["model_state_dict"]
     converted = convert_reference_state_dict(reference)
@@ -223,7 +226,7 @@ def test_what_cannot_start_a_model_is_one_line(source: Path, tmp_path: Path) -> 
     with pytest.raises(MissingLabelsError, match="pass --model.init_from_labels one of: rafdb"):
         _module(RAFDB, num_heads=4).start_from(str(reference))
     report = _module(RAFDB, num_heads=4).start_from(str(reference), labels="affectnet7")
-    assert [(i, j) for _, i, j in report.match.kept][:2] == [(3, 0), (4, 1)]  # surprise, fear: affectnet7 order
+    assert list(report.match.pairs[:2]) == [(3, 0), (4, 1)]  # surprise, fear: affectnet7 order
 
 
 TINY = Path(__file__).parent / "conf" / "tiny.yaml"

@@ -15,8 +15,8 @@ import torch
 import dan
 from dan import DanError, hub, paths
 from dan.cli.main import main as dan_main
-from dan.hub import sources
-from dan.runtime.fetch import download_check
+from dan.hub import specs
+from dan.runtime.download_check import download_check
 from dan.runtime.loader import load_backend
 
 pytest_plugins = ["hubserver"]  # the loopback server and the private cache: fixtures
@@ -89,7 +89,7 @@ def test_bad_download_is_one_line_and_leaves_nothing(
     home: Path, server, monkeypatch: pytest.MonkeyPatch, route: str, transport: str
 ) -> None:
     if transport == "gdown":  # route the loopback URL through gdown, as a Drive URL is
-        monkeypatch.setattr(sources, "DRIVE_HOSTS", ("127.0.0.1",))
+        monkeypatch.setattr(specs, "DRIVE_HOSTS", ("127.0.0.1",))
     url = point(monkeypatch, "rafdb", server.base + route)
     with pytest.raises(DanError) as err:
         _fetch("rafdb")

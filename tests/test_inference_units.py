@@ -110,7 +110,7 @@ def test_yunet_is_shipped_and_gives_boxes_and_landmarks(astronaut_face: tuple, a
 def test_torch_backend_interface_and_load_backend(rafdb_model: dan.DAN, tmp_path) -> None:
     backend = TorchBackend(rafdb_model)
     x = np.zeros((3, 3, 96, 96), np.float32)
-    logits, maps = backend(x), backend.predict_with_attention(x)[1]
+    logits, maps = backend(x), backend.outputs(x, attention=True).attention
     assert logits.shape == (3, 7) and logits.dtype == np.float32
     assert maps.shape[:2] == (3, 2) and maps.ndim == 4
     assert backend.labels == dan.LABEL_SETS["rafdb"] and backend.preprocessing.input_size == 96
@@ -119,7 +119,7 @@ def test_torch_backend_interface_and_load_backend(rafdb_model: dan.DAN, tmp_path
     np.testing.assert_allclose(loaded(x), logits, atol=1e-5)
     with pytest.raises(DanError, match="not found"):
         load_backend(tmp_path / "nope.pt")
-    with pytest.raises(DanError, match="unknown backend"):
+    with pytest.raises(DanError, match="unknown runtime"):
         load_backend(path, backend="tensorrt")
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(DanError, match="--backend onnx"):
@@ -201,7 +201,7 @@ def test_an_export_without_attention_says_so(rafdb_model: dan.DAN, tmp_path) -> 
     from dan.runtime.onnx import OnnxBackend
 
     path = export_onnx(rafdb_model, tmp_path / "m.onnx")
-    assert OnnxBackend(path).supports_attention
+    assert OnnxBackend(path).has_attention
     proto = onnx.load(str(path))
     kept = [o for o in proto.graph.output if o.name == "logits"]
     del proto.graph.output[:]

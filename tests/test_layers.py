@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHARED = {"dan", "errors", "vocab", "paths", "opencv", "fileio", "system", "imaging", "preprocess"}
+SHARED = {"dan", "errors", "vocab", "paths", "opencv", "fileio", "system", "imaging", "preprocess", "synthface"}
 """The ground floor every layer may import (``dan`` is the package root: ``from dan import __version__``)."""
 
 ALLOWED: dict[str, set[str]] = {
@@ -23,18 +23,20 @@ ALLOWED: dict[str, set[str]] = {
     "system": {"errors", "vocab"},
     "imaging": {"errors", "opencv"},
     "preprocess": {"errors", "vocab"},
+    "synthface": {"opencv", "preprocess"},  # the face drawer: generated data, calibration and probe faces
     "hub": SHARED,  # downloads: the catalogue, what a spec names, the fetch, the transports, the cache and its pins
     "models": SHARED | {"hub"},
     "data": SHARED,
     "runtime": SHARED | {"hub", "models"},
     "export": SHARED | {"models", "runtime"},
-    "inference": SHARED | {"models", "runtime"},
+    "auto": SHARED | {"models", "runtime", "export"},  # --backend auto: the race needs an ONNX export
+    "inference": SHARED | {"models", "runtime", "auto"},
     "demo": SHARED | {"models", "runtime", "inference"},
     "serve": SHARED | {"runtime", "inference"},
     "evaluation": SHARED | {"runtime", "data"},
     "training": SHARED | {"hub", "models", "data", "evaluation"},
     "cli": SHARED
-    | {"hub", "models", "data", "runtime", "export", "inference", "demo", "serve", "evaluation", "training"},
+    | {"hub", "models", "data", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation", "training"},
     "__main__": {"cli"},
 }
 """Layer -> the other layers of ``dan`` it may import. Nothing imports ``cli`` (but ``python -m dan``)."""
@@ -50,7 +52,7 @@ download cache) and no exported format (no ONNX)."""
 TRAINING_ONLY = {"pytorch_lightning", "lightning", "lightning_fabric", "albumentations"}
 """Third-party packages only ``training`` and ``data`` (the augmentations, the LightningDataModule) use."""
 
-DEPLOYED = {"models", "runtime", "export", "inference", "demo", "serve", "evaluation"} | SHARED
+DEPLOYED = {"models", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation"} | SHARED
 
 
 def _module(path: Path, root: Path) -> str:
@@ -202,6 +204,54 @@ def test_checkpoint_reading_and_opencv_rules(tmp_path: Path) -> None:
         "dan/models/checkpoint.py:1: dan.models.checkpoint -> dan.hub (kept out of it)",
         "dan/models/checkpoint.py:2: dan.models.checkpoint -> onnx (kept out of it)",
         "dan/models/crop.py:1: dan.models.crop imports cv2 (only dan.opencv does)",
+    ]
+
+
+FORMATS_BOTH_WAYS = {"onnx", "pt2"}
+"""File formats with a runtime that reads them (``runtime/onnx.py``) and a writer (``export/onnx.py``)."""
+
+COMMAND_NAMES = {"main", "build_parser"}
+"""What every command module of ``cli`` defines."""
+
+
+def name_collisions(root: Path) -> list[str]:
+    """Module names in two layers and public classes or functions defined twice, one line each.
+
+    A command of ``cli`` may share its name with the module it runs (``cli/evaluate.py``), a file format's
+    runtime with its writer; everything else has one name for one thing.
+    """
+    modules: dict[str, list[str]] = {}
+    defined: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        where = path.relative_to(root.parent).as_posix()
+        if path.name != "__init__.py" and path.parent.name != "cli" and path.stem not in FORMATS_BOTH_WAYS:
+            modules.setdefault(path.stem, []).append(where)
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and not node.name.startswith("_"):
+                if not (path.parent.name == "cli" and node.name in COMMAND_NAMES):
+                    defined.setdefault(node.name, []).append(where)
+    found = [f"module {name}: {', '.join(paths)}" for name, paths in modules.items() if len(paths) > 1]
+    return found + [f"{name}: defined in {', '.join(paths)}" for name, paths in defined.items() if len(paths) > 1]
+
+
+def test_one_name_for_one_thing() -> None:
+    assert name_collisions(ROOT / "dan") == []
+
+
+def test_the_name_check_finds_collisions(tmp_path: Path) -> None:
+    root = tmp_path / "dan"
+    for folder in ("inference", "serve", "runtime", "export", "cli"):
+        (root / folder).mkdir(parents=True)
+    (root / "inference" / "live.py").write_text("class Frame:\n    pass\n")
+    (root / "serve" / "live.py").write_text("class Frame:\n    pass\n\n\ndef _frame():\n    pass\n")
+    (root / "serve" / "app.py").write_text("def _frame():\n    pass\n")
+    for folder in ("runtime", "export"):
+        (root / folder / "onnx.py").write_text("")
+    for name in ("serve", "demo"):
+        (root / "cli" / f"{name}.py").write_text("def main():\n    pass\n")
+    assert name_collisions(root) == [
+        "module live: dan/inference/live.py, dan/serve/live.py",
+        "Frame: defined in dan/inference/live.py, dan/serve/live.py",
     ]
 
 

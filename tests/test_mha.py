@@ -26,6 +26,8 @@ from dan.models.reparam import reparameterize
 from dan.runtime.onnx import OnnxBackend
 from dan.training.module import DANModule
 
+from conftest import settle_batchnorm
+
 torch.set_num_threads(2)
 SIZE = 96  # a 3 x 3 feature map: the 7-entry position tables are interpolated
 
@@ -90,16 +92,7 @@ def test_model_settings_parameters_and_outputs() -> None:
 def _trained_like(head: str = "mha", num_heads: int = 2) -> DAN:
     """A model whose BatchNorm statistics come from data, with labels and preprocessing."""
     torch.manual_seed(0)
-    model = DAN(num_classes=7, num_heads=num_heads, head=head)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = None
-                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
-                m.bias.copy_(0.2 * torch.randn(m.num_features, generator=g))
-        model.train()
-        model(torch.randn(8, 3, SIZE, SIZE, generator=g))
+    model = settle_batchnorm(DAN(num_classes=7, num_heads=num_heads, head=head), SIZE)
     model.labels = dan.LABEL_SETS["rafdb"]
     model.preprocessing = Preprocessing(input_size=SIZE)
     return model.eval()
@@ -150,7 +143,7 @@ def test_onnx_float32_and_int8_match_pytorch(mha: DAN, tmp_path) -> None:
     backend = OnnxBackend(path, threads=2, spinning=False)
     assert backend.metadata.model_config["head"] == "mha"
     x = np.random.default_rng(1).standard_normal((5, 3, SIZE, SIZE)).astype(np.float32)
-    logits, attention = backend.predict_with_attention(x)
+    logits, attention, _ = backend.outputs(x, attention=True)
     with torch.no_grad():
         want = mha(torch.from_numpy(x), return_attention=True)
     assert attention.shape == (5, 2, 3, 3)

@@ -30,9 +30,9 @@ def test_openvino_matches_onnx_runtime_and_torch(exported) -> None:
     x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(ov(x), ort(x), atol=1e-4)
     np.testing.assert_allclose(ov(x), TorchBackend(ckpt, reparameterize=False)(x), atol=1e-4)
-    logits, maps = ov.predict_with_attention(x)
+    logits, maps, _ = ov.outputs(x, attention=True)
     assert logits.shape == (3, 7) and maps.shape == (3, 2, 1, 1)  # test_resnet at 32 px: a 1 x 1 map
-    np.testing.assert_allclose(maps, ort.predict_with_attention(x)[1], atol=1e-4)
+    np.testing.assert_allclose(maps, ort.outputs(x, attention=True).attention, atol=1e-4)
     assert ov(np.zeros((0, 3, 32, 32), np.float32)).shape == (0, 7)
 
 

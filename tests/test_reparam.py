@@ -24,6 +24,8 @@ from dan.models.reparam import (
     to_channels_last,
 )
 
+from conftest import settle_batchnorm
+
 torch.set_num_threads(2)
 
 
@@ -73,13 +75,7 @@ def realistic_dan(num_heads: int, size: int, seed: int = 0) -> DAN:
         for m in model.modules():
             if isinstance(m, (GroupedLinear, nn.Linear)):
                 m.weight.normal_(0, 0.1, generator=g)
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = None  # cumulative average
-                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
-                m.bias.copy_(0.2 * torch.randn(m.num_features, generator=g))
-        model.train()
-        model(torch.randn(8, 3, size, size, generator=g))
-    return model.eval()
+    return settle_batchnorm(model, size, seed)
 
 
 # ----------------------------------------------------------------------------- heads

@@ -11,8 +11,8 @@ import numpy as np
 from dan.cli.main import main
 from dan.data.readers import read_split
 from dan.data.synth import MANIFEST, read_manifest
-from dan.data.synth_face import draw_face
 from dan.imaging import read_image
+from dan.synthface import draw_face
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import subprocess
@@ -147,29 +146,8 @@ def test_bad_configs_fail_before_training(synth: Path, tmp_path: Path, capsys: p
     assert not (tmp_path / "runs" / "tiny" / "version_0" / "checkpoints").exists()
 
 
-def test_evaluate_writes_a_consistent_report(trained: Path, synth: Path, tmp_path: Path) -> None:
-    out = tmp_path / "report"
-    ckpt = trained / "checkpoints" / "last.ckpt"
-    assert (
-        main(
-            [
-                "evaluate",
-                "--checkpoint",
-                str(ckpt),
-                "--format",
-                "rafdb",
-                "--root",
-                str(synth),
-                "--output",
-                str(out),
-                "--tta",
-                "--workers",
-                "0",
-            ]
-        )
-        == 0
-    )
-    metrics = json.loads((out / "metrics.json").read_text())
+def test_evaluate_writes_a_consistent_report(trained: Path, synth: Path, dan_evaluate) -> None:
+    metrics, out, _ = dan_evaluate(trained / "checkpoints" / "last.ckpt", "rafdb", synth, "--tta")
     preds = _rows(out / "predictions.csv")
     assert len(preds) == metrics["samples"] > 0
     assert metrics["accuracy"] == pytest.approx(sum(r["true"] == r["predicted"] for r in preds) / len(preds))
@@ -180,33 +158,13 @@ def test_evaluate_writes_a_consistent_report(trained: Path, synth: Path, tmp_pat
     assert "balanced accuracy" in (out / "report.md").read_text()
 
 
-def test_evaluate_reference_checkpoint_file(synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_evaluate_reference_checkpoint_file(synth: Path, tmp_path: Path, dan_evaluate) -> None:
     plain = randomize(PlainDAN(7, 4), 5)
     ref = tmp_path / "rafdb_epoch21_acc0.897_bacc0.8275.pth"
     torch.save({"iter": 21, "model_state_dict": plain.state_dict()}, ref)
-    out = tmp_path / "ref"
-    assert (
-        main(
-            [
-                "evaluate",
-                "--checkpoint",
-                str(ref),
-                "--format",
-                "rafdb",
-                "--root",
-                str(synth),
-                "--output",
-                str(out),
-                "--workers",
-                "0",
-                "--batch-size",
-                "4",
-            ]
-        )
-        == 0
-    )
-    assert "assuming the rafdb label order" in capsys.readouterr().out
-    assert json.loads((out / "metrics.json").read_text())["samples"] > 0
+    metrics, _, printed = dan_evaluate(ref, "rafdb", synth, "--batch-size", "4")
+    assert "assuming the rafdb label order" in printed
+    assert metrics["samples"] > 0
 
 
 @pytest.mark.slow

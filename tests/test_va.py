@@ -17,8 +17,8 @@ import torch
 
 from dan.data.datamodule import FERDataModule
 from dan.data.readers import read_split
-from dan.data.synth import generate, render_image, render_item
-from dan.data.synth_face import CIRCUMPLEX
+from dan.data.synth import generate, render_item
+from dan.synthface import CIRCUMPLEX, render_image
 
 import fakedata as fd
 
@@ -270,31 +270,21 @@ def test_the_va_recipe_turns_the_head_on_for_the_synthetic_recipe(capsys) -> Non
 # ----------------------------------------------------------------------------------------------- evaluate
 
 
-def test_evaluate_reports_ccc_and_rmse(va_run: Path, va_synth: Path, tmp_path: Path, capsys) -> None:
-    from dan.cli.main import main
-
-    ckpt = va_run / "checkpoints" / "last.ckpt"
-    args = ["evaluate", "--checkpoint", str(ckpt), "--format", "rafdb", "--root", str(va_synth), "--workers", "0"]
-    assert main([*args, "--backend", "torch", "--output", str(tmp_path / "eval")]) == 0
-    out = capsys.readouterr().out
+def test_evaluate_reports_ccc_and_rmse(va_run: Path, va_synth: Path, dan_evaluate) -> None:
+    metrics, report, out = dan_evaluate(va_run / "checkpoints" / "last.ckpt", "rafdb", va_synth, "--backend", "torch")
     assert re.search(r"^valence: CCC -?\d\.\d{3}, RMSE \d\.\d{3} \(7 images\)$", out, re.M), out
     assert re.search(r"^arousal: CCC -?\d\.\d{3}, RMSE \d\.\d{3} \(7 images\)$", out, re.M), out
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     va = metrics["valence_arousal"]
     assert va["valence"]["samples"] == 7 and 0 <= va["arousal"]["rmse"] <= 2 and -1 <= va["valence"]["ccc"] <= 1
-    assert "## Valence and arousal" in (tmp_path / "eval" / "report.md").read_text()
-    header = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()[0]
+    assert "## Valence and arousal" in (report / "report.md").read_text()
+    header = (report / "predictions.csv").read_text().splitlines()[0]
     assert header.endswith(",valence,arousal,true_valence,true_arousal")
 
 
-def test_evaluate_without_va_reports_none(tiny_checkpoint: Path, va_synth: Path, tmp_path: Path, capsys) -> None:
-    from dan.cli.main import main
-
-    args = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--format", "rafdb", "--root", str(va_synth)]
-    assert main([*args, "--workers", "0", "--backend", "torch", "--output", str(tmp_path / "eval")]) == 0
-    assert "valence" not in capsys.readouterr().out
-    assert "valence_arousal" not in json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert "valence" not in (tmp_path / "eval" / "predictions.csv").read_text().splitlines()[0]
+def test_evaluate_without_va_reports_none(tiny_checkpoint: Path, va_synth: Path, dan_evaluate) -> None:
+    metrics, report, printed = dan_evaluate(tiny_checkpoint, "rafdb", va_synth, "--backend", "torch")
+    assert "valence" not in printed and "valence_arousal" not in metrics
+    assert "valence" not in (report / "predictions.csv").read_text().splitlines()[0]
 
 
 # ----------------------------------------------------------------------------------------------- the script

@@ -22,7 +22,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def test_onnx_export_has_a_va_output_that_matches_torch(va_model, tmp_path: Path) -> None:
     from dan.export import export_checkpoint
-    from dan.runtime.backend import backend_outputs
     from dan.runtime.onnx import OnnxBackend
     from dan.runtime.torch import TorchBackend
 
@@ -34,13 +33,13 @@ def test_onnx_export_has_a_va_output_that_matches_torch(va_model, tmp_path: Path
     x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
     with torch.no_grad():
         want = va_model(torch.from_numpy(x)).va.numpy()
-    logits, va = onnx.predict_with_va(x)
+    va = onnx.outputs(x).va
     np.testing.assert_allclose(va, want, atol=1e-4)
-    out = backend_outputs(onnx, x, attention=True)
+    out = onnx.outputs(x, attention=True)
     assert out.attention is not None and out.attention.shape[:2] == (3, 2) and np.array_equal(out.va, va)
     torch_backend = TorchBackend(va_model)  # re-parameterised: the VA output kept
     # re-parameterised float32 rounding, amplified by the layer norm (a random model's fused feature varies little)
-    np.testing.assert_allclose(torch_backend.predict_with_va(x)[1], want, atol=1e-4)
+    np.testing.assert_allclose(torch_backend.outputs(x).va, want, atol=1e-4)
     assert onnx.outputs(x[:0]).va.shape == (0, 2)
 
 
@@ -54,8 +53,7 @@ def test_pt2_export_keeps_the_va_output(va_model, tmp_path: Path) -> None:
     x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
     with torch.no_grad():
         want = va_model(torch.from_numpy(x))
-    logits, va = backend.predict_with_va(x)
-    np.testing.assert_allclose(va, want.va.numpy(), atol=1e-4)
+    np.testing.assert_allclose(backend.outputs(x).va, want.va.numpy(), atol=1e-4)
     np.testing.assert_allclose(backend(x), want.logits.numpy(), atol=1e-4)
 
 
@@ -68,7 +66,7 @@ def test_an_export_without_va_is_as_before(tiny_model, tmp_path: Path) -> None:
     meta = json.loads(backend.session.get_modelmeta().custom_metadata_map["dan"])
     assert meta["outputs"] == ["logits", "attention"] and "va_head" not in meta["model_config"]
     x = np.zeros((1, 3, 32, 32), np.float32)
-    assert backend.predict_with_va(x)[1] is None and np.array_equal(backend.predict_with_va(x)[0], backend(x))
+    assert backend.outputs(x).va is None and np.array_equal(backend.outputs(x).logits, backend(x))
 
 
 # ----------------------------------------------------------------------------------------------- outputs
@@ -109,7 +107,6 @@ def test_predictor_and_predict_give_valence_and_arousal(va_checkpoint: Path, fac
 def test_a_model_without_va_gives_todays_output_exactly(tiny_checkpoint: Path, faces_dir: Path, tmp_path, capsys):
     from dan.inference.predictor import Predictor
     from dan.preprocess import prepare_faces
-    from dan.runtime.backend import probabilities
     from dan.runtime.torch import TorchBackend
     from dan.vocab import LABEL_SETS
 
@@ -128,7 +125,7 @@ def test_a_model_without_va_gives_todays_output_exactly(tiny_checkpoint: Path, f
 
     image = read_image(sorted(faces_dir.iterdir())[0])
     (face,) = predictor.predict(image)
-    want = probabilities(backend, backend(prepare_faces([image], backend.preprocessing)))[0]
+    want = backend.probabilities(backend(prepare_faces([image], backend.preprocessing)))[0]
     assert np.array_equal(face.probabilities, want) and face.valence is None and face.arousal is None
     assert not predictor.has_va and predictor.run_outputs(np.zeros((1, 3, 32, 32), np.float32))[2] is None
 

@@ -43,19 +43,19 @@ def test_data_formats_and_transforms() -> None:
 
 
 def test_heads_backends_detectors_exports() -> None:
+    from dan.auto.open import open_backend
     from dan.export import export_checkpoint
     from dan.inference import detectors
     from dan.models.dan import HEAD_TYPES
-    from dan.runtime.loader import load_backend
     from dan.training.module import DANModule
 
     assert tuple(HEAD_TYPES) == vocab.HEADS
     assert get_args(get_type_hints(DANModule.__init__)["head"]) == vocab.HEADS  # what --model.head accepts
-    for name in vocab.BACKENDS:  # the loader takes every runtime it lists (and finds no file here)
+    for name in vocab.BACKENDS:  # the opener takes every runtime it lists (and finds no file here)
         with pytest.raises(DanError, match="checkpoint not found"):
-            load_backend("no-such-model.onnx", name)
+            open_backend("no-such-model.onnx", name)
     with pytest.raises(DanError, match="unknown backend 'tvm': choose one of auto, torch, onnx, openvino"):
-        load_backend("no-such-model.onnx", "tvm")
+        open_backend("no-such-model.onnx", "tvm")
     with pytest.raises(DanError, match=f"choose one of {', '.join(vocab.EXPORT_FORMATS)}"):
         export_checkpoint(None, "m.x", format="tflite")  # refused before the model is used
     assert detectors.DETECTORS == vocab.DETECTORS

@@ -47,7 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of that hold-out (default: the checkpoint's, else 0)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="model runtime (auto: the fastest float32 runtime here that agrees with torch; an export file runs "
+        "with its own runtime)",
+    )
     add_device_option(p)
     return p
 
@@ -93,6 +99,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     import numpy as np
 
+    from dan.auto.open import open_backend
     from dan.data.dataset import FERDataset
     from dan.data.formats import get_format
     from dan.data.transforms import Transform
@@ -101,18 +108,17 @@ def main(argv: list[str]) -> int:
     from dan.evaluation.evaluate import evaluate_backend
     from dan.export.temperature import write_temperature
     from dan.fileio import check_writable
-    from dan.runtime.loader import load_backend
 
     fmt = get_format(args.format, "--format")
     out = _output(args)
     check_writable(out, "calibrated model")  # before any work
     try:
-        backend = load_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device)
+        backend = open_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device, int8=False)
     except MissingLabelsError:  # a 7-class reference file: the data set's own label set
         if fmt.eval_labels is None:
             raise
         args.labels = fmt.eval_labels
-        backend = load_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device)
+        backend = open_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device, int8=False)
         print(f"note: {args.checkpoint} carries no class names; assuming the {args.labels} label order (--labels)")
     trained = recorded_training(args.checkpoint, backend, fmt)
     options = read_options(args, trained.options if trained is not None else None)
@@ -155,9 +161,7 @@ def main(argv: list[str]) -> int:
     if t in T_BOUNDS:  # the NLL still fell at the end of the range searched
         why = "no better than chance on this split" if t == T_BOUNDS[1] else "right on every face of this split"
         print(f"note: T is at the bound of the range searched ({T_BOUNDS[0]:g} to {T_BOUNDS[1]:g}): the model is {why}")
-    record = getattr(backend, "metadata", None)
-    if record is None:
-        raise DanError(f"{args.checkpoint}: this runtime keeps no model record to write T into")
+    record = backend.metadata
     finish = _renew_checksum if out.suffix.lower() == ".ckpt" else None
     written = write_temperature(args.checkpoint, out, t, record, calibration, labels=args.labels, finish=finish)
     print(f"wrote {written} (temperature {t:.4g}; predict, demo, serve and evaluate apply it)")

@@ -78,9 +78,7 @@ def main(argv: list[str]) -> int:
     from dan.demo.loop import run_demo
     from dan.demo.sources import open_source
 
-    predictor = predictor_from_args(
-        args, fastest=True, detector_options={"scale_factor": 1.2, "min_face": args.min_face}
-    )
+    predictor = predictor_from_args(args, detector_options={"scale_factor": 1.2, "min_face": args.min_face})
 
     def log(message: str) -> None:
         print(f"dan demo: {message}", file=sys.stderr)

@@ -47,7 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="report folder (default runs/eval/<checkpoint>-<format>-<split>)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="model runtime (auto: the fastest float32 runtime here that agrees with torch; an export file runs "
+        "with its own runtime)",
+    )
     add_device_option(p)
     return p
 
@@ -113,15 +119,15 @@ def _unmake(out: Path, made: Path) -> None:
 
 def _backend(args: argparse.Namespace, fmt: DataFormat) -> Backend:
     """The model's runtime; a reference file without class names gets the data set's label order."""
-    from dan.runtime.loader import load_backend
+    from dan.auto.open import open_backend
 
     try:
-        return load_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device)
+        return open_backend(args.checkpoint, args.backend, labels=args.labels, device=args.device, int8=False)
     except MissingLabelsError:  # a 7-class reference file: the data set's own label set
         default = fmt.eval_labels
         if default is None:
             raise
-        backend = load_backend(args.checkpoint, args.backend, labels=default, device=args.device)
+        backend = open_backend(args.checkpoint, args.backend, labels=default, device=args.device, int8=False)
         print(f"note: {args.checkpoint} carries no class names; assuming the {default} label order (--labels)")
         return backend
 
@@ -170,7 +176,7 @@ def main(argv: list[str]) -> int:
         raise _worker_error(err) from None
     meta = {"checkpoint": str(args.checkpoint), "format": args.format, "root": str(args.root), "split": split}
     meta["read"] = options.to_record()
-    meta["backend"] = getattr(backend, "name", type(backend).__name__)
+    meta["backend"] = backend.name
     meta["tta"] = args.tta
     paths = write_report(result, out, meta)
     for line in result.left_out_lines():  # another label set: what was not scored, on each side

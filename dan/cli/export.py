@@ -14,12 +14,7 @@ from pathlib import Path
 from dan.cli.options import add_device_option
 from dan.vocab import EXPORT_FORMATS, LABEL_SETS, parse_labels
 
-__all__ = ["GENERATED_FACES", "GENERATED_SEED", "main"]
-
-GENERATED_FACES = 256
-"""Generated faces ``dan export --int8`` draws when no ``--calib`` folder is given: half calibrate, half check."""
-
-GENERATED_SEED = 0
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         "--int8",
         action="store_true",
         help="write an int8 ONNX model: static QDQ per-channel quantisation calibrated on the --calib faces, or "
-        f"without --calib on {GENERATED_FACES} generated faces (dan synth, seed {GENERATED_SEED}); reports top-1 "
+        "without --calib on generated faces (dan.export.faces, half of them; the other half checks); reports top-1 "
         "agreement with float32 on faces it was not calibrated on; keeps a copy where --backend auto races it",
     )
     p.add_argument(
@@ -107,11 +102,11 @@ def main(argv: list[str]) -> int:
     mode = args.int8_mode or "static"
     calib, source, calib_images = args.calib, "calibration faces", 128
     if int8 and mode == "static" and calib is None:
-        calib_images = GENERATED_FACES // 2
-        from dan.data.synth import prepared_faces
+        from dan.export.faces import CALIBRATION_FACES, CALIBRATION_SEED, calibration_faces
 
-        calib = prepared_faces(GENERATED_FACES, model.preprocessing, GENERATED_SEED)
-        source = f"generated faces (dan synth, seed {GENERATED_SEED})"
+        calib_images = CALIBRATION_FACES // 2
+        calib = calibration_faces(model.preprocessing, CALIBRATION_FACES)
+        source = f"generated faces (dan synth, seed {CALIBRATION_SEED})"
     report = export_checkpoint(
         model,
         args.output,
@@ -134,7 +129,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
     if int8 and mode == "static" and report.ok:
-        from dan.export.fastest import cache_int8
+        from dan.export.cache import cache_int8
 
         try:
             report.lines.append(

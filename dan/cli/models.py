@@ -76,7 +76,7 @@ def _list() -> int:
 def _download(names: list[str], progress: bool, force: bool) -> int:
     from dan.hub import remove_cached, resolve_checkpoint
     from dan.models.backbone import resolve_backbone_weights
-    from dan.runtime.fetch import download_check
+    from dan.runtime.download_check import download_check
 
     status = 0
     for name in names:

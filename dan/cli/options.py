@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from dan.errors import DanError
 from dan.vocab import BACKENDS, DETECTORS, FORMAT_NAMES, LABEL_SETS, parse_device, parse_labels
+
+if TYPE_CHECKING:
+    from dan.runtime.backend import Backend
 
 __all__ = ["add_device_option", "add_model_and_detector_options", "device_arg", "predictor_from_args", "say_device"]
 
@@ -28,15 +31,16 @@ def add_device_option(p: argparse.ArgumentParser, what: str = "the model") -> No
         default="auto",
         metavar="{auto,cpu,cuda,cuda:N}",
         help=f"where {what} runs (default auto: a CUDA GPU when there is one, else the CPU; ONNX files on a GPU "
-        "need onnxruntime-gpu: pip install 'dan[gpu]')",
+        "need onnxruntime-gpu: pip install 'dan-fer[gpu]')",
     )
 
 
-def say_device(backend: object) -> None:
-    """Print the backend's one line on where it runs and why (``device: auto -> cpu: no CUDA GPU ...``)."""
-    reason = getattr(backend, "device_reason", None)
-    if reason:
-        print(f"device: {reason}", file=sys.stderr)
+def say_device(backend: Backend) -> None:
+    """Print the backend's one line on where it runs and why (``device: auto -> cpu: no CUDA GPU ...``), and
+    under ``--backend auto`` one on what ran the race and why (``backend: auto -> ONNX Runtime float32 (...)``)."""
+    print(f"device: {backend.device_reason}", file=sys.stderr)
+    if backend.auto_reason:
+        print(f"backend: auto -> {backend.auto_reason}", file=sys.stderr)
 
 
 def add_model_and_data_options(p: argparse.ArgumentParser) -> None:
@@ -82,12 +86,13 @@ def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detec
         "--backend",
         default="auto",
         choices=BACKENDS,
-        help="model runtime (auto: by the file; for demo and serve, the fastest runtime here that agrees with torch)",
+        help="model runtime (auto: the fastest runtime here that agrees with torch, checked and timed once per "
+        "machine and model, then cached; an export file runs with its own runtime)",
     )
     p.add_argument(
         "--int8",
         metavar="ONNX",
-        help="demo and serve with --backend auto: an int8 export of the checkpoint to race too, kept when its top-1 "
+        help="with --backend auto: an int8 export of the checkpoint to race too, kept when its top-1 "
         "matches torch's on 99%% of probe faces (default: the copy dan export --int8 keeps)",
     )
     add_device_option(p)
@@ -108,49 +113,37 @@ def add_model_and_detector_options(p: argparse.ArgumentParser, whole: str, detec
     )
 
 
-def predictor_from_args(args: argparse.Namespace, fastest: bool = False, **options):
+def predictor_from_args(args: argparse.Namespace, **options):
     """The :class:`dan.inference.predictor.Predictor` that the options added above describe.
 
+    ``--backend auto`` (the default) is :func:`dan.auto.open_backend`'s race, as for every command and the
+    Python ``Predictor``: with a PyTorch checkpoint on the CPU, the fastest of PyTorch, ONNX Runtime and
+    OpenVINO here that agrees with torch (a one-time export and timed probe, both cached).
+
     Args:
-        args: Parsed arguments (with ``threads`` too). Prints where the model runs and why (one line).
-        fastest: With ``--backend auto`` and a PyTorch checkpoint on the CPU, run whichever of PyTorch,
-            ONNX Runtime and OpenVINO is fastest here (:func:`dan.export.fastest.fastest_backend`: a
-            one-time export and timed probe, both cached): worth it for long runs (demo, serve).
+        args: Parsed arguments (with ``threads`` too). Prints where the model runs and why, and what
+            ``auto`` picked (one line each).
         **options: Further ``Predictor`` keyword arguments (e.g. ``detector_options``).
     """
     from dan.inference.predictor import Predictor
-    from dan.runtime.loader import load_backend
-    from dan.runtime.torch import TorchBackend
 
-    backend = load_backend(args.checkpoint, args.backend, labels=args.labels, threads=args.threads, device=args.device)
-    if args.int8 and not (fastest and args.backend == "auto" and isinstance(backend, TorchBackend)):
-        raise DanError(
-            f"--int8 {args.int8}: an int8 export races only under --backend auto with a PyTorch checkpoint "
-            "in dan demo and dan serve; to run it alone pass it as --checkpoint"
-        )
-    say_device(backend)
-    if fastest and args.backend == "auto" and isinstance(backend, TorchBackend):
-        from dan.data.synth import prepared_faces
-        from dan.export.fastest import PROBE_FACES, PROBE_SEED, fastest_backend
-
-        pre = backend.preprocessing
-        backend = fastest_backend(
-            backend, args.threads, int8=args.int8, faces=lambda: prepared_faces(PROBE_FACES, pre, PROBE_SEED)
-        )
     predictor = Predictor(
-        backend,
+        args.checkpoint,
         detector=args.detector,
         margin=args.margin,
+        labels=args.labels,
+        backend=args.backend,
         yunet_model=args.yunet_model,
         detect_size=args.detect_size,
         threads=args.threads,
         align=args.align,
+        device=args.device,
+        int8=args.int8,
         **options,
     )
-    reason = getattr(predictor.backend, "auto_reason", None)
-    if reason:
-        print(f"backend: auto -> {reason}", file=sys.stderr)
-    trained_on = getattr(predictor.backend, "trained_on", None)
+    backend = predictor.backend
+    say_device(backend)
+    trained_on = backend.trained_on
     if isinstance(trained_on, dict) and trained_on.get("synthetic"):
         print(
             f"note: {args.checkpoint} was trained on generated faces (dan synth) and is not meant for photographs; "

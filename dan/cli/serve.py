@@ -8,7 +8,7 @@ Usage::
 It listens on 127.0.0.1 unless ``--host`` says otherwise (and then warns that other machines can
 reach it); from a laptop, ``ssh -L 8000:localhost:8000 HOST`` and open http://localhost:8000/.
 ``--port 0`` takes a free port; the address is printed once the server accepts connections. Needs
-the ``serve`` extra (``pip install 'dan[serve]'``). Nothing heavy is imported until the options are
+the ``serve`` extra (``pip install 'dan-fer[serve]'``). Nothing heavy is imported until the options are
 parsed, so ``dan serve --help`` is instant.
 """
 
@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
         raise DanError("--token must be at least 8 printable ASCII characters without spaces")
     missing = [name for name in _NEEDS if importlib.util.find_spec(name) is None]
     if missing:
-        raise DanError(f"dan serve needs the serve extra (missing: {', '.join(missing)}): pip install 'dan[serve]'")
+        raise DanError(f"dan serve needs the serve extra (missing: {', '.join(missing)}): pip install 'dan-fer[serve]'")
     import uvicorn
 
     from dan.opencv import DEFAULT_MAX_PIXELS
@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else (args.max_pixels or None)
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     haar = {"scale_factor": 1.2, "min_face": 48}  # as dan demo: about twice as fast on live frames
-    predictor = predictor_from_args(args, fastest=True, detector_options=haar if args.detector == "haar" else None)
+    predictor = predictor_from_args(args, detector_options=haar if args.detector == "haar" else None)
     app = create_app(
         predictor, token=args.token, max_upload_bytes=max_bytes, max_pixels=max_pixels, smoothing=args.smoothing
     )

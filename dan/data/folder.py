@@ -1,7 +1,7 @@
 """Reader for class-named folder trees (ImageFolder style): ``ROOT/SPLIT/CLASS/*.jpg``.
 
 Folder names are mapped to canonical class names (``happy`` -> ``happiness``, ``angry`` -> ``anger``
-and so on, see :data:`CLASS_SYNONYMS`). Known classes are ordered as in the AffectNet-8 label set
+and so on, see :data:`dan.vocab.CLASS_SYNONYMS`). Known classes are ordered as in the AffectNet-8 label set
 (neutral, happiness, sadness, surprise, fear, disgust, anger, contempt), so a tree with the seven
 basic expressions gets exactly the ``affectnet7`` order; unknown names follow in alphabetical order.
 Folders named by integers (``0``, ``1``, ...) keep their number as the label index. The split folders
@@ -16,11 +16,9 @@ from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.samples import Sample, SplitData, split_role
 from dan.errors import DanError
 from dan.imaging import list_images
-from dan.vocab import LABEL_SETS, SPLIT_ROLES
+from dan.vocab import LABEL_SETS, SPLIT_ROLES, canonical_class_name
 
 __all__ = [
-    "CLASS_SYNONYMS",
-    "canonical_class_name",
     "folder_label_names",
     "folder_roles",
     "folder_splits",
@@ -29,37 +27,7 @@ __all__ = [
     "resolve_folder_split",
 ]
 
-CLASS_SYNONYMS: dict[str, str] = {
-    "happy": "happiness",
-    "happiness": "happiness",
-    "joy": "happiness",
-    "smile": "happiness",
-    "angry": "anger",
-    "anger": "anger",
-    "mad": "anger",
-    "sad": "sadness",
-    "sadness": "sadness",
-    "surprised": "surprise",
-    "surprise": "surprise",
-    "suprise": "surprise",
-    "disgusted": "disgust",
-    "disgust": "disgust",
-    "fearful": "fear",
-    "fear": "fear",
-    "scared": "fear",
-    "afraid": "fear",
-    "neutral": "neutral",
-    "calm": "neutral",
-    "contempt": "contempt",
-    "contemptuous": "contempt",
-}
 _ORDER = LABEL_SETS["affectnet8"]
-
-
-def canonical_class_name(folder: str) -> str:
-    """Canonical class name of a folder name (case-insensitive synonyms, else the name lowercased)."""
-    key = folder.strip().lower().replace("-", "_").replace(" ", "_")
-    return CLASS_SYNONYMS.get(key, key)
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dan.data.folder import canonical_class_name, image_files
+from dan.data.folder import image_files
 from dan.data.formats import DataFormat, FaceCrop, pick_split, register
 from dan.data.samples import Issue, Sample, SplitData
 from dan.errors import DanError
-from dan.vocab import LABEL_SETS
+from dan.vocab import LABEL_SETS, canonical_class_name
 
 __all__ = ["SFEW_ROLES", "SFEW_SPLITS", "read_sfew", "sfew_split_dir"]
 

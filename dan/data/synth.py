@@ -13,7 +13,7 @@ the faces are generated, so checkpoints trained on them say so (and ``dan predic
 a model is not meant for photographs). Every image has its own seed derived from
 ``(seed, index)``, so the output is byte-identical for a seed whatever the number of workers.
 
-Valence and arousal (:func:`dan.data.synth_face.valence_arousal`) come from each face's expression and
+Valence and arousal (:func:`dan.synthface.valence_arousal`) come from each face's expression and
 the intensity it was drawn with, plus noise from a generator of their own (``(seed, index, label, 1)``),
 so the images are the same pixels as without them; the RAF-DB reader reads the side file when it is there.
 """
@@ -31,11 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from dan.data.rafdb import RAFDB_LIST, RAFDB_VA
-from dan.data.synth_face import draw_face, draw_face_with_intensity, valence_arousal
 from dan.errors import DanError
 from dan.fileio import atomic_write, check_writable
 from dan.opencv import cv2
-from dan.preprocess import Preprocessing, prepare_faces
+from dan.synthface import draw_face_with_intensity, render_image, valence_arousal
 from dan.vocab import LABEL_SETS
 
 __all__ = [
@@ -43,9 +42,7 @@ __all__ = [
     "SynthResult",
     "generate",
     "make_preview",
-    "prepared_faces",
     "read_manifest",
-    "render_image",
     "render_item",
 ]
 
@@ -73,24 +70,10 @@ class SynthResult:
     preview: Path
 
 
-def render_image(seed: int, index: int, label: int, size: int = 100) -> np.ndarray:
-    """The RGB image of item ``index`` with RAF-DB label index ``label`` (0..6), deterministic."""
-    return draw_face(label, np.random.default_rng([seed, index, label]), size)
-
-
 def render_item(seed: int, index: int, label: int, size: int = 100) -> tuple[np.ndarray, tuple[float, float]]:
     """:func:`render_image`'s image (the same pixels) and its ``(valence, arousal)``, deterministic."""
     image, intensity = draw_face_with_intensity(label, np.random.default_rng([seed, index, label]), size)
     return image, valence_arousal(label, intensity, np.random.default_rng([seed, index, label, 1]))
-
-
-def prepared_faces(n: int, pre: Preprocessing, seed: int = 0) -> np.ndarray:
-    """``n`` generated 100 px faces (the seven expressions in turn) as a model's input: (n, 3, S, S) float32.
-
-    What ``dan export --int8`` calibrates on without ``--calib`` and ``--backend auto`` checks int8 on;
-    prepared with the model's own record ``pre`` (:func:`dan.preprocess.prepare_faces`).
-    """
-    return prepare_faces([render_image(seed, i, i % 7) for i in range(n)], pre)
 
 
 def _plan(per_class: int, test_fraction: float, seed: int) -> list[tuple[str, int]]:

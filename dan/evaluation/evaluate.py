@@ -3,9 +3,10 @@
 Any backend runs the model (a PyTorch checkpoint, an ONNX file, a ``.pt2`` program), fed by the data
 set's evaluation transform, which is :func:`dan.preprocess.prepare_face` with the model's own
 preprocessing record. Probabilities are softmax(logits / T) with the model file's calibrated
-temperature T (:func:`dan.runtime.backend.probabilities`; T = 1 for a model never calibrated).
+temperature T (:meth:`dan.runtime.backend.Backend.probabilities`; T = 1 for a model never calibrated).
 
-Model classes are matched to the data set's classes by name (:class:`ClassMatch`), so a model trained
+Model classes are matched to the data set's classes by canonical name (:func:`dan.vocab.match_classes`, the
+matcher ``init_from`` uses too: ``Happy``, ``happy`` and ``happiness`` are one class), so a model trained
 with one label order (say RAF-DB's) is scored correctly on a data set with another (say FER2013's),
 and a model scored on a data set with another label set is scored on the classes both have:
 
@@ -37,17 +38,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from dan.errors import DanError
 from dan.evaluation.calibration import calibration_scores, log_softmax
-from dan.evaluation.classes import ClassMatch, match_classes
 from dan.evaluation.metrics import ClassificationMetrics
 from dan.evaluation.va_metrics import va_scores, va_summary
-from dan.runtime.backend import backend_outputs, has_va, probabilities, temperature_of
+from dan.vocab import ClassMatch, match_classes
 
 if TYPE_CHECKING:
     from dan.data.dataset import FERDataset
     from dan.runtime.backend import Backend
 
-__all__ = ["ClassMatch", "EvaluationResult", "collect_logits", "evaluate_backend", "match_classes", "prefetched"]
+__all__ = ["EvaluationResult", "collect_logits", "evaluate_backend", "prefetched"]
 
 T = TypeVar("T")
 
@@ -150,12 +151,13 @@ class EvaluationResult:
     @property
     def match(self) -> ClassMatch:
         """The model's classes against the data set's."""
-        return ClassMatch(tuple(self.model_labels), tuple(self.data_labels or self.label_names))
+        return match_classes(self.model_labels, self.data_labels or self.label_names)
 
     @property
     def renormalised(self) -> bool:
         """Whether the calibration scores use probabilities renormalised over the shared classes."""
-        return set(self.model_labels) != set(self.label_names)
+        match = match_classes(self.model_labels, self.label_names)
+        return bool(match.source_only or match.target_only)
 
     def shared_log_probabilities(self) -> np.ndarray | None:
         """Log-probabilities over ``label_names`` (N, C), renormalised over them; None when the model lacks one.
@@ -163,9 +165,10 @@ class EvaluationResult:
         From the logits (log-softmax of the shared logits over T) when they are known, else from
         ``probabilities``.
         """
-        if any(name not in self.model_labels for name in self.label_names):
+        match = match_classes(self.model_labels, self.label_names)
+        if match.target_only:
             return None
-        columns = np.array([self.model_labels.index(n) for n in self.label_names], np.int64)
+        columns = np.array(match.source_columns, np.int64)  # the model output of each scored class
         if self.logits is not None and len(self.logits) == len(self.targets):
             return log_softmax(np.asarray(self.logits)[:, columns], self.temperature)  # (N, C_shared)
         p = np.asarray(self.probabilities, np.float64).reshape(len(self.targets), -1)[:, columns]  # (N, C_shared)
@@ -187,7 +190,7 @@ class EvaluationResult:
         """What was left out on each side, one line per class (empty when the label sets agree)."""
         lines = [f"{name}: 0 predictions possible, {n} images left out" for name, n in self.left_out.items()]
         argmax = np.asarray(self.probabilities).argmax(axis=1) if len(self.targets) else np.zeros(0, np.int64)
-        for name in self.match.model_only:
+        for name in self.match.source_only:
             n = int((argmax == self.model_labels.index(name)).sum())
             lines.append(f"{name} (model only): predicted for {n} images, each counted wrong")
         return lines
@@ -214,13 +217,13 @@ class EvaluationResult:
             "confusion": self.confusion.tolist(),
             "labels": list(self.label_names),
         }
-        if match.data_only or match.model_only:
+        if match.target_only or match.source_only:
             out["classes"] = {
                 "scored": list(self.label_names),
-                "data_only": {name: {"images_left_out": int(self.left_out.get(name, 0))} for name in match.data_only},
+                "data_only": {name: {"images_left_out": int(self.left_out.get(name, 0))} for name in match.target_only},
                 "model_only": {
                     name: {"predictions": int((argmax == self.model_labels.index(name)).sum())}
-                    for name in match.model_only
+                    for name in match.source_only
                 },
             }
         if self.calibration is not None:
@@ -247,9 +250,7 @@ def collect_logits(
 
 def _infer(backend: Backend, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Logits (B, C) and, for a model with the output, valence/arousal (B, 2) of one batch, from one run."""
-    if not has_va(backend):
-        return np.asarray(backend(batch), np.float32), None  # as always: the backend's call
-    out = backend_outputs(backend, batch)
+    out = backend.outputs(batch)
     return np.asarray(out.logits, np.float32), None if out.va is None else np.asarray(out.va, np.float32)
 
 
@@ -267,7 +268,7 @@ def _run(
             z, va = _infer(backend, batch)  # (B, C), (B, 2) or None
             if tta:
                 mirrored, va_m = _infer(backend, np.ascontiguousarray(batch[..., ::-1]))  # (B, C), (B, 2) or None
-                z = (probabilities(backend, z) + probabilities(backend, mirrored)) / 2
+                z = (backend.probabilities(z) + backend.probabilities(mirrored)) / 2
                 va = None if va is None or va_m is None else (va + va_m) / 2
             outs.append(z)
             labels.append(y.numpy())
@@ -279,7 +280,7 @@ def _run(
             close()
     n = len(backend.labels)
     va_out = None
-    if has_va(backend):
+    if backend.has_va:
         va_out = np.concatenate(vas) if vas else np.zeros((0, 2), np.float32)
     return (
         np.concatenate(outs) if outs else np.zeros((0, n), np.float32),
@@ -318,22 +319,26 @@ def evaluate_backend(
     """
     data_labels = tuple(dataset.label_names)
     model_labels = tuple(backend.labels)
-    match = ClassMatch(model_labels, data_labels)
-    match.check()
+    match = match_classes(model_labels, data_labels)
+    if not match.pairs:
+        raise DanError(
+            f"the model's classes ({', '.join(model_labels)}) share none with the data set's "
+            f"({', '.join(data_labels)}): pass --labels to name the model's classes"
+        )
     samples = [(str(s), int(label)) for s, label in getattr(dataset, "samples", [])]
     labels = np.array([label for _, label in samples], np.int64)
-    scored = match.data_to_scored
+    scored = np.array(match.positions("target"), np.int64)  # (C_data,): index among the scored, or -1
     keep = np.flatnonzero(scored[labels] >= 0) if len(labels) else np.zeros(0, np.int64)
-    left_out = {name: int((labels == data_labels.index(name)).sum()) for name in match.data_only}
+    left_out = {name: int((labels == data_labels.index(name)).sum()) for name in match.target_only}
     subset = dataset if len(keep) == len(samples) else Subset(dataset, keep.tolist())
     out, y, va = _run(backend, subset, batch_size, num_workers, tta)
     data = getattr(dataset, "data", None)  # the SplitData: its valence/arousal targets, if any
     targets = getattr(data, "va", None)
     va_targets = targets[keep] if targets is not None and va is not None and len(keep) else None  # (N, 2)
-    t = temperature_of(backend)
-    probs = out if tta else probabilities(backend, out)
+    t = backend.temperature
+    probs = out if tta else backend.probabilities(out)
     target = scored[y] if len(y) else np.zeros(0, np.int64)
-    predictions = match.model_to_scored[probs.argmax(1)] if len(y) else np.zeros(0, np.int64)
+    predictions = np.array(match.positions("source"), np.int64)[probs.argmax(1)] if len(y) else np.zeros(0, np.int64)
     sources = [samples[i][0] for i in keep] if samples else [str(i) for i in range(len(y))]
     return EvaluationResult(
         match.shared,

@@ -6,9 +6,10 @@ One job per module:
 - :mod:`dan.export.pt2`: the same network as a ``torch.export`` program (the ``.pt2`` writer);
 - :mod:`dan.export.quantize`: int8 quantisation with onnxruntime;
 - :mod:`dan.export.verify`: the export next to PyTorch on random and real inputs;
-- :mod:`dan.export.report`: what an export did and measured;
+- :mod:`dan.export.result`: what an export did and measured;
 - :mod:`dan.export.scratch`: a folder for intermediate files that a killed export leaves to the next;
-- :mod:`dan.export.fastest`: ``--backend auto``'s ONNX candidate, raced by :func:`dan.runtime.auto.race`;
+- :mod:`dan.export.cache`: the export cache (``$DAN_HOME/exports/``) the ``--backend auto`` race reads;
+- :mod:`dan.export.faces`: the generated int8 calibration and ``--backend auto`` probe faces;
 - :func:`export_checkpoint` (here): what ``dan export`` runs, all of the above in order.
 
 Export may use :mod:`dan.runtime` (to run and check what it wrote); the runtime never imports export.
@@ -19,7 +20,6 @@ under a temporary name in its own folder and renamed into place.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ import numpy as np
 from dan.errors import DanError
 from dan.export.onnx import DEFAULT_OPSET, export_metadata, export_onnx, prepare_for_export, sample_input
 from dan.export.quantize import INT8_MODES, quantize_onnx
-from dan.export.report import ExportReport
+from dan.export.result import ExportReport
 from dan.export.scratch import scratch_folder
 from dan.export.verify import (
     load_images,
@@ -38,6 +38,8 @@ from dan.export.verify import (
 )
 from dan.fileio import atomic_path, check_writable
 from dan.models.dan import DAN
+from dan.runtime.backend import Backend
+from dan.system import pick_device
 from dan.vocab import EXPORT_FORMATS
 
 __all__ = [
@@ -164,14 +166,15 @@ def export_checkpoint(
         images = load_images(calib, model.preprocessing, max_images)
         source = f"images of {calib}"
     report.num_images = 0 if images is None else len(images)
-    runner: Callable[[np.ndarray], np.ndarray]  # the export's backend, for verify
+    runner: Backend  # the export's backend, for verify
+    where = pick_device(device if verify else "cpu")  # resolved once, for the backend that runs the export
     if format == "pt2":
         from dan.export.pt2 import export_pt2
         from dan.runtime.pt2 import Pt2Backend
 
         with atomic_path(output, "pt2 file") as tmp:
             export_pt2(prepare_for_export(model), sample_input(model), tmp, export_metadata(model)["dan"])
-        runner = Pt2Backend(output, labels=model.labels, device=device if verify else "cpu", tf32=False)
+        runner = Pt2Backend(output, labels=model.labels, device=where, tf32=False)
         report.lines.append(f"wrote {output} (torch.export program, dynamic batch)")
     elif int8:
         with scratch_folder() as work:  # removed by the next export if this one is killed
@@ -188,9 +191,9 @@ def export_checkpoint(
         from dan.runtime.onnx import OnnxBackend
 
         export_onnx(model, output, opset=opset)
-        runner = OnnxBackend(output, labels=model.labels, device=device if verify else "cpu", tf32=False)
+        runner = OnnxBackend(output, labels=model.labels, device=where, tf32=False)
         report.lines.append(f"wrote {output} (ONNX float32, opset {opset})")
     if verify:
-        report.lines.append(f"verify: the export runs on {getattr(runner, 'device_reason', 'cpu')}")
+        report.lines.append(f"verify: the export runs on {runner.device_reason}")
         verify_against_torch(report, model, runner, images, tolerance, source)
     return report

@@ -124,7 +124,7 @@ def export_onnx(model: DAN, output: str | os.PathLike, opset: int = DEFAULT_OPSE
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise DanError("ONNX export needs onnx and onnxscript: pip install 'dan[export]'") from None
+        raise DanError("ONNX export needs onnx and onnxscript: pip install 'dan-fer[export]'") from None
     output = Path(output)
     names = list(output_names(model))
     net = prepare_for_export(model)

@@ -98,7 +98,7 @@ def _rewrite_onnx(src: Path, dst: Path, make: Record) -> bool:
     try:
         import onnx
     except ImportError:
-        raise DanError("rewriting an ONNX file's metadata needs onnx: pip install 'dan[export]'") from None
+        raise DanError("rewriting an ONNX file's metadata needs onnx: pip install 'dan-fer[export]'") from None
     try:
         proto = onnx.load(str(src))
     except Exception as err:

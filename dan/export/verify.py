@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from dan.errors import DanError
-from dan.export.report import ExportReport
+from dan.export.result import ExportReport
 from dan.imaging import list_images, read_image
 from dan.models.dan import DAN
 from dan.preprocess import Preprocessing, prepare_face
+from dan.runtime.backend import Backend
 
 __all__ = [
     "load_images",
@@ -84,17 +85,22 @@ def torch_va(model: DAN) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def _verify_va(report: ExportReport, model: DAN, runner: object, inputs: list[np.ndarray]) -> float:
+def _verify_va(report: ExportReport, model: DAN, runner: Backend, inputs: list[np.ndarray]) -> float:
     """The largest |export - PyTorch| valence/arousal difference on ``inputs`` (recorded in ``report``); 0 when
     the model has no such output. An export that lost it fails."""
     if not model.has_va:
         return 0.0
-    predict = getattr(runner, "predict_with_va", None)
-    if not callable(predict) or not getattr(runner, "has_va", False):
+    if not runner.has_va:
         report.fail("the model has the valence/arousal output, the export does not")
         return 0.0
+
+    def va(x: np.ndarray) -> np.ndarray:
+        out = runner.outputs(x).va
+        assert out is not None  # has_va
+        return out
+
     reference = torch_va(model)
-    diff = max(float(np.abs(run_batched(lambda x: predict(x)[1], x) - run_batched(reference, x)).max()) for x in inputs)
+    diff = max(float(np.abs(run_batched(va, x) - run_batched(reference, x)).max()) for x in inputs)
     report.max_abs_diff_va = diff
     report.lines.append(f"verify: max |valence/arousal diff| vs PyTorch: {diff:.3g}")
     return diff
@@ -110,7 +116,7 @@ def random_inputs(preprocessing: Preprocessing, seed: int = 0) -> list[np.ndarra
 def verify_against_torch(
     report: ExportReport,
     model: DAN,
-    runner: Callable[[np.ndarray], np.ndarray],
+    runner: Backend,
     images: np.ndarray | None,
     tolerance: float,
     source: str = "real images",
@@ -120,8 +126,7 @@ def verify_against_torch(
     Args:
         report: Where the lines and figures go.
         model: The PyTorch model the export was made from.
-        runner: The export's logits function (a backend; for a model with the valence/arousal output, one
-            with ``predict_with_va``, whose output is compared too).
+        runner: The export's backend (for a model with the valence/arousal output, that output is compared too).
         images: Prepared faces (N, 3, S, S), or None.
         tolerance: Largest logit difference accepted.
         source: What ``images`` are, for the report.

@@ -1,6 +1,6 @@
 """Released models by name: a verified, pinned, atomic, locked download cache (the package's only network code).
 
-The modules: :mod:`dan.hub.catalogue` (what is fetched by name), :mod:`dan.hub.sources` (what a spec names
+The modules: :mod:`dan.hub.catalogue` (what is fetched by name), :mod:`dan.hub.specs` (what a spec names
 and where it is cached), :mod:`dan.hub.fetch` (the way in: :func:`resolve_checkpoint`), :mod:`dan.hub.transport`
 (the transports) and :mod:`dan.hub.cache` (locks and SHA-256 pins). This file only names the public API.
 
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dan.hub.catalogue import BACKBONES, RELEASED, ReleasedBackbone, ReleasedModel
 from dan.hub.fetch import list_backbones, list_released, remove_cached, resolve_backbone, resolve_checkpoint
-from dan.hub.sources import cached_path, is_remote, released_model
+from dan.hub.specs import cached_path, is_remote, released_model
 
 __all__ = [
     "BACKBONES",

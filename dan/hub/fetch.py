@@ -1,6 +1,6 @@
 """The download cache's way in: a spec to a local file, fetched at most once, verified, pinned, atomic and locked.
 
-See :mod:`dan.hub` for what a spec is and what the cache guarantees; :mod:`dan.hub.sources` parses a spec,
+See :mod:`dan.hub` for what a spec is and what the cache guarantees; :mod:`dan.hub.specs` parses a spec,
 :mod:`dan.hub.transport` moves the bytes and :mod:`dan.hub.cache` keeps the locks and SHA-256 records.
 """
 
@@ -17,7 +17,7 @@ from dan.errors import DanError
 from dan.hub import cache as hubcache
 from dan.hub import transport as transfer
 from dan.hub.catalogue import BACKBONES, RELEASED, ReleasedBackbone, ReleasedModel
-from dan.hub.sources import Source, cached_path, is_drive, source_of
+from dan.hub.specs import Source, cached_path, is_drive, source_of
 from dan.paths import models_dir
 
 __all__ = ["Verify", "list_backbones", "list_released", "remove_cached", "resolve_backbone", "resolve_checkpoint"]

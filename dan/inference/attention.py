@@ -51,7 +51,7 @@ def _as_backend(backend_or_model: DAN | str | os.PathLike | Backend) -> Backend:
             labels = [f"class {i}" for i in range(backend_or_model.num_classes)]
         return TorchBackend(backend_or_model, labels=labels)
     if isinstance(backend_or_model, (str, os.PathLike)):
-        return load_backend(backend_or_model)
+        return load_backend(backend_or_model)  # the file's own runtime: the attention figure needs no race
     return backend_or_model
 
 
@@ -64,7 +64,7 @@ def face_attention(
     cuts out its central square and prepares it, as every other path does.
 
     Args:
-        backend_or_model: A DAN model, a model file, or a backend with ``predict_with_attention``.
+        backend_or_model: A DAN model, a model file, or a backend whose ``has_attention``.
         image: The face: an aligned face image path, or an RGB uint8 array (H, W, 3).
 
     Returns:
@@ -92,7 +92,7 @@ def save_attention_figure(
     """Save a picture of a face and its K heads' attention maps side by side.
 
     Args:
-        backend_or_model: A DAN model, a model file, or a backend with ``predict_with_attention``.
+        backend_or_model: A DAN model, a model file, or a backend whose ``has_attention``.
         image: The face (see :func:`face_attention`).
         path: Output image file (``.png`` or ``.jpg``).
         tile: Side of each panel in pixels.

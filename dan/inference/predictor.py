@@ -24,7 +24,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
@@ -33,8 +32,7 @@ from dan.inference.crops import prepare_batch
 from dan.inference.detectors import BoxLike, Detection, Detector, NoneDetector, create_detector
 from dan.opencv import cv2
 from dan.preprocess import Preprocessing
-from dan.runtime.backend import AttentionBackend, Backend, backend_outputs, has_attention, has_va, probabilities
-from dan.runtime.loader import load_backend
+from dan.runtime.backend import Backend
 from dan.vocab import resolve_labels
 
 __all__ = ["FaceResult", "Predictor"]
@@ -94,15 +92,15 @@ class Predictor:
     """Find every face in an image and label its expression.
 
     Args:
-        checkpoint_or_backend: A checkpoint path (``.pt``, ``.pth``, ``.onnx``, ...) or a ready
-            backend (:class:`dan.runtime.torch.TorchBackend` or anything with the interface of
-            :mod:`dan.runtime.backend`; :func:`dan.export.fastest.fastest_backend` gives the fastest
-            runtime of a checkpoint on this CPU).
+        checkpoint_or_backend: A model file (``.pt``, ``.ckpt``, ``.safetensors``, ``.onnx``, ``.pt2``,
+            ...), a released model name, or a ready backend (a :class:`dan.runtime.backend.Backend`).
         detector: ``"yunet"`` (default), ``"haar"``, ``"none"`` or a :class:`Detector`.
         margin: Fraction of the face box added on each side of a box crop; None: the model's
             preprocessing record's (ignored for ``none``, where the image is the face).
         labels: Label set name or class names, overriding the checkpoint's.
-        backend: ``"auto"``, ``"torch"`` or ``"onnx"`` (when a path is given).
+        backend: When a path is given: ``"auto"`` (default: the fastest runtime here that agrees with
+            PyTorch, :func:`dan.auto.open_backend`, as ``dan predict``, ``demo`` and ``serve`` run it; a
+            one-time export and timed probe, both cached), ``"torch"``, ``"onnx"`` or ``"openvino"``.
         yunet_model: Another YuNet ONNX file (default: the one shipped in the package).
         detect_size: Longest side detection runs at (large images are scaled down for it).
         threads: CPU threads for the model runtime.
@@ -114,6 +112,8 @@ class Predictor:
             sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; see
             :func:`dan.runtime.loader.load_backend`. The backend's ``device_reason`` says what was
             picked and why. Detection and cropping run on the CPU.
+        int8: With ``backend="auto"`` and a checkpoint: an int8 ONNX export of it to race too (None:
+            the copy ``dan export --int8`` keeps, if any; False: none).
     """
 
     def __init__(
@@ -129,11 +129,14 @@ class Predictor:
         detector_options: dict | None = None,
         align: bool = True,
         device: str = "auto",
+        int8: str | os.PathLike | bool | None = None,
     ) -> None:
         self._labels: tuple[str, ...] | None = None
         if isinstance(checkpoint_or_backend, (str, os.PathLike)):
-            self.backend: Backend = load_backend(
-                checkpoint_or_backend, backend, labels=labels, threads=threads, device=device
+            from dan.auto.open import open_backend
+
+            self.backend: Backend = open_backend(
+                checkpoint_or_backend, backend, labels=labels, threads=threads, device=device, int8=int8
             )
         else:
             self.backend = checkpoint_or_backend
@@ -159,12 +162,12 @@ class Predictor:
     @property
     def has_attention(self) -> bool:
         """Whether the backend can return attention maps."""
-        return has_attention(self.backend)
+        return self.backend.has_attention
 
     @property
     def has_va(self) -> bool:
         """Whether the model gives valence and arousal (``va_head``)."""
-        return has_va(self.backend)
+        return self.backend.has_va
 
     @staticmethod
     def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
@@ -227,21 +230,8 @@ class Predictor:
         self, batch: np.ndarray, attention: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """:meth:`run_batch`, and the valence/arousal (N, 2) of a model with them (else None), from one run."""
-        if len(batch) == 0:
-            return (
-                np.zeros((0, len(self.labels)), np.float32),
-                None,
-                np.zeros((0, 2), np.float32) if self.has_va else None,
-            )
-        maps = va = None
-        if self.has_va:
-            out = backend_outputs(self.backend, batch, attention=attention)
-            logits, maps, va = out.logits, out.attention, out.va
-        elif attention and self.has_attention:
-            logits, maps = cast(AttentionBackend, self.backend).predict_with_attention(batch)  # has_attention
-        else:
-            logits = self.backend(batch)
-        return probabilities(self.backend, logits), maps, va  # softmax(logits / T): the file's calibration
+        out = self.backend.outputs(batch, attention=attention and self.has_attention)
+        return self.backend.probabilities(out.logits), out.attention, out.va  # softmax(logits / T): calibrated
 
     def results(
         self, boxes: Sequence[BoxLike], probs: np.ndarray, maps: np.ndarray | None = None, va: np.ndarray | None = None

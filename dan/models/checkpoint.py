@@ -1,6 +1,8 @@
-"""Reading and writing DAN checkpoints: this project's files and the reference implementation's.
+"""Reading and writing DAN checkpoint files: this project's and the reference implementation's, local files only.
 
-Formats :func:`load_model` reads, all without unpickling arbitrary objects:
+A spec (a released name, a URL, an ``hf://`` path) becomes a local file in :mod:`dan.models.loading`, which
+builds the model with :func:`read_model_file` and :func:`build_model`; nothing here downloads, and an
+exported ``.onnx`` file is the runtime's to read. The formats, all read without unpickling arbitrary objects:
 
 - this project's weights file (``.pt``, written by :func:`save_model`) and Lightning checkpoints
   (``.ckpt``): a dict with a ``"dan"`` entry (model settings, label names, preprocessing) and a
@@ -10,7 +12,8 @@ Formats :func:`load_model` reads, all without unpickling arbitrary objects:
   ``features.N.*``, ``cat_headK.*``, ``fc.*``, ``bn.*``), mapped onto this model's layout. They carry
   no class names (8 classes default to ``affectnet8``; 7 classes need ``labels``) and no
   preprocessing: a released model named by its name (``rafdb``, ``affectnet7``...) gets the
-  catalogue's (:attr:`dan.hub.ReleasedModel.preprocessing`), any other file the defaults.
+  catalogue's (:attr:`dan.hub.ReleasedModel.preprocessing`, passed in by :mod:`dan.models.loading`), any
+  other file the defaults.
 
 Every file's ``dan`` entry goes through :meth:`dan.models.metadata.ModelMetadata.read`, the record every
 runtime reads too.
@@ -50,7 +53,7 @@ _HEAD_KEY = re.compile(r"^cat_head(\d+)\.(.+)$")
 
 
 def save_model(model: DAN, path: str | os.PathLike) -> Path:
-    """Write a self-contained weights file (``.pt`` or ``.safetensors``) for :func:`load_model`.
+    """Write a self-contained weights file (``.pt`` or ``.safetensors``) for :func:`dan.models.loading.load_model`.
 
     The file is written next to its destination and renamed into place, so an interrupted save
     never leaves a half-written file behind.

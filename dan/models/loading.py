@@ -32,7 +32,7 @@ def checkpoint_verifier(spec: str | os.PathLike) -> Callable[[Path], None]:
 
     The same check accepts a file found in the cache with no SHA-256 pin (put there by hand) before
     its hash is recorded; the SHA-256 itself is :mod:`dan.hub`'s to check. (An exported ``.onnx`` file's
-    check is the runtime's: :func:`dan.runtime.fetch.download_check`.)
+    check is the runtime's: :func:`dan.runtime.download_check.download_check`.)
 
     Args:
         spec: What the user named: a released model name, a URL or an ``hf://`` path.

@@ -13,7 +13,6 @@ does not fit (another backbone, another number of heads) is refused: only the cl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,53 +22,12 @@ from dan.errors import DanError
 from dan.models.backbone import state_dict_mismatch
 from dan.models.dan import DAN
 from dan.models.loading import StoredWeights
+from dan.vocab import ClassMatch, canonical_class_name, match_classes
 
-__all__ = ["CLASS_ROWS", "ClassMatch", "TransferReport", "match_classes", "transfer_centres", "transfer_weights"]
+__all__ = ["CLASS_ROWS", "TransferReport", "transfer_centres", "transfer_weights"]
 
 CLASS_ROWS = ("fc.weight", "fc.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var")
 VA_KEYS = ("va.weight", "va.bias")  # the optional valence/arousal layer
-
-
-def _plain(name: str) -> str:
-    return name.strip().lower()
-
-
-@dataclass(frozen=True)
-class ClassMatch:
-    """How a source's classes map onto a model's.
-
-    Attributes:
-        kept: ``(name, source index, model index)`` of every class both hold, in the model's order.
-        new: The model's classes the source lacks.
-        dropped: The source's classes the model lacks.
-    """
-
-    kept: tuple[tuple[str, int, int], ...]
-    new: tuple[str, ...]
-    dropped: tuple[str, ...]
-
-
-def match_classes(source: Sequence[str], target: Sequence[str], canonical: Callable[[str], str] = _plain) -> ClassMatch:
-    """Match two label sets by canonical class name (the first of duplicates wins).
-
-    Args:
-        source: The source model's class names.
-        target: The new model's class names.
-        canonical: Maps a name to its canonical form (``happy`` -> ``happiness``).
-    """
-    where: dict[str, int] = {}
-    for i, name in enumerate(source):
-        where.setdefault(canonical(name), i)
-    kept, new, used = [], [], set()
-    for j, name in enumerate(target):
-        found = where.get(canonical(name))
-        if found is None or found in used:
-            new.append(name)
-        else:
-            kept.append((name, found, j))
-            used.add(found)
-    dropped = tuple(n for i, n in enumerate(source) if i not in used)
-    return ClassMatch(tuple(kept), tuple(new), dropped)
 
 
 @dataclass(frozen=True)
@@ -93,9 +51,9 @@ class TransferReport:
     def lines(self) -> list[str]:
         """The report, a line per item."""
         m = self.match
-        out = [f"kept classes ({len(m.kept)}): " + (", ".join(n for n, _, _ in m.kept) or "none")]
-        out.append(f"new classes ({len(m.new)}): " + (", ".join(m.new) or "none"))
-        out.append(f"dropped classes ({len(m.dropped)}): " + (", ".join(m.dropped) or "none"))
+        out = [f"kept classes ({len(m.shared)}): " + (", ".join(m.shared) or "none")]
+        out.append(f"new classes ({len(m.target_only)}): " + (", ".join(m.target_only) or "none"))
+        out.append(f"dropped classes ({len(m.source_only)}): " + (", ".join(m.source_only) or "none"))
         rows = f"; loaded class by class: {', '.join(self.by_class)}" if self.by_class else ""
         out.append(f"tensors: {self.loaded} loaded whole{rows}; none left out")
         out.append(f"affinity centres: {self.centres}")
@@ -104,13 +62,12 @@ class TransferReport:
         return out
 
 
-def transfer_weights(model: DAN, source: StoredWeights, canonical: Callable[[str], str] = _plain) -> TransferReport:
+def transfer_weights(model: DAN, source: StoredWeights) -> TransferReport:
     """Load ``source`` into ``model``: every tensor that fits, the classifier by class name.
 
     Args:
         model: The new model; its ``labels`` name its classes.
         source: The trained model's weights (:func:`dan.models.loading.read_weights`).
-        canonical: Maps a class name to its canonical form before matching.
 
     Returns:
         The :class:`TransferReport` (centres not transferred: see :func:`transfer_centres`).
@@ -132,10 +89,10 @@ def transfer_weights(model: DAN, source: StoredWeights, canonical: Callable[[str
             "classes may differ: set model.backbone, model.num_heads and model.head as the source has them"
         )
     labels = model.labels or tuple(f"class{i}" for i in range(model.num_classes))
-    match = match_classes(source.labels, labels, canonical)
+    match = match_classes(source.labels, labels)
     state = dict(theirs)
     by_class: list[str] = []
-    same = tuple(map(canonical, source.labels)) == tuple(map(canonical, labels))
+    same = tuple(map(canonical_class_name, source.labels)) == tuple(map(canonical_class_name, labels))
     for key in CLASS_ROWS:
         if key not in own:
             continue
@@ -148,7 +105,7 @@ def transfer_weights(model: DAN, source: StoredWeights, canonical: Callable[[str
             state[key] = src
             continue
         rows = own[key].detach().clone()
-        for _, i, j in match.kept:
+        for i, j in match.pairs:
             rows[j] = src[i]
         state[key] = rows
         by_class.append(key)
@@ -178,7 +135,7 @@ def transfer_centres(centres: nn.Parameter, source: StoredWeights, match: ClassM
     Args:
         centres: The new affinity loss's centres (N_c x D).
         source: The source; its ``rest`` holds ``affinity.centers`` when it is one of our checkpoints.
-        match: :func:`match_classes` of the source's and the model's labels.
+        match: :func:`dan.vocab.match_classes` of the source's and the model's labels.
 
     Returns:
         What was done, in words.
@@ -188,7 +145,7 @@ def transfer_centres(centres: nn.Parameter, source: StoredWeights, match: ClassM
         return "the source has none (not a training checkpoint): all start fresh"
     if theirs.ndim != 2 or theirs.shape[1] != centres.shape[1]:
         return f"the source's are {tuple(theirs.shape)}, not (*, {centres.shape[1]}): all start fresh"
-    kept = [(i, j) for _, i, j in match.kept if i < theirs.shape[0] and j < centres.shape[0]]
+    kept = [(i, j) for i, j in match.pairs if i < theirs.shape[0] and j < centres.shape[0]]
     with torch.no_grad():
         for i, j in kept:
             centres[j] = theirs[i].to(centres.dtype)

@@ -1,72 +1,38 @@
-"""The one interface every model runner offers, whatever runs the network.
+"""The one interface every model runner offers, whatever runs the network: :class:`Backend`.
 
-A *backend* is any object with:
+A backend implements one method, :meth:`Backend.outputs`: a normalised RGB batch float32 (N, 3, S, S) in,
+an :class:`Outputs` record out (the logits (N, C); the heads' attention maps (N, K, h, w) when asked for
+and the file has them; valence/arousal (N, 2) for a model with that output). Everything else is the base
+class's, the same for every runtime:
 
-- ``name: str``: the runtime (``torch``, ``onnx``, ``openvino``, ``pt2``);
-- ``labels: tuple[str, ...]``: class names, index ``i`` naming output ``i``;
-- ``preprocessing: Preprocessing``: how a face becomes the network's input (size, mean, std, crop);
-- optionally ``metadata: ModelMetadata``: the file's whole record; its ``temperature`` (``dan calibrate``)
-  is how the logits become probabilities: :func:`probabilities`, the one place it is applied, for
-  every runtime (``dan predict``, ``demo``, ``serve`` and ``evaluate`` all go through it);
-- ``__call__(x) -> logits``: ``x`` float32 of shape (N, 3, S, S), normalised RGB; returns float32
-  logits of shape (N, C) as numpy;
-- optionally ``predict_with_attention(x) -> (logits, maps)``: the logits and the heads' spatial
-  attention, float32 (N, K, h, w), from one run: the one attention entry of a backend. A backend
-  whose file may lack the attention output says so with ``supports_attention``;
-- optionally ``has_va: bool`` and ``outputs(x, attention=False) -> Outputs``: every output of one run,
-  the logits, the attention maps when asked for, and (a model with ``va_head``) the valence and arousal,
-  float32 (N, 2) in [-1, 1]; ``predict_with_va(x) -> (logits, va or None)`` is its short form.
-  :func:`backend_outputs` runs any backend that way (one without them gives no valence/arousal).
+- ``metadata`` (:class:`dan.models.metadata.ModelMetadata`, class names settled), ``labels``,
+  ``preprocessing`` and ``trained_on``, read from it;
+- ``device`` (a :class:`dan.system.DeviceChoice`, resolved once by :func:`dan.runtime.loader.load_backend`
+  and handed in) and ``device_reason``, one line on where it runs and why;
+- ``has_attention`` and ``has_va``: what :meth:`Backend.outputs` can give;
+- :meth:`Backend.probabilities`: softmax(logits / T) with the file's calibrated temperature T
+  (``dan calibrate``), the one place it is applied for every runtime; ``backend(x)``: the logits alone;
+- ``auto_reason``: what ``--backend auto`` picked and why (:mod:`dan.auto`), else None.
 
-:mod:`dan.runtime.torch`, :mod:`dan.runtime.onnx`, :mod:`dan.runtime.openvino` and
-:mod:`dan.runtime.pt2` implement it; :func:`dan.runtime.loader.load_backend` picks one for a file.
+:mod:`dan.runtime.torch`, :mod:`dan.runtime.onnx`, :mod:`dan.runtime.openvino` and :mod:`dan.runtime.pt2`
+implement it; :func:`dan.runtime.loader.load_backend` opens a file with one of them.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import NamedTuple
 
 import numpy as np
 
+from dan.models.metadata import ModelMetadata
 from dan.preprocess import Preprocessing
+from dan.system import DeviceChoice
 
-__all__ = [
-    "AttentionBackend",
-    "Backend",
-    "Outputs",
-    "backend_outputs",
-    "has_attention",
-    "has_va",
-    "probabilities",
-    "softmax",
-    "temperature_of",
-]
+__all__ = ["CPU", "Backend", "Outputs", "softmax"]
 
-
-@runtime_checkable
-class Backend(Protocol):
-    """What every model runner provides (see the module docstring)."""
-
-    labels: tuple[str, ...]
-    preprocessing: Preprocessing
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Logits (N, C) for a normalised batch (N, 3, S, S)."""
-        ...
-
-
-class AttentionBackend(Backend, Protocol):
-    """A backend that also returns the heads' spatial attention (the optional member of the module docstring)."""
-
-    def predict_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Logits (N, C) and attention maps (N, K, h, w) for a normalised batch (N, 3, S, S), from one run."""
-        ...
-
-
-def has_attention(backend: object) -> bool:
-    """True when ``backend`` can return the heads' spatial attention maps (an export without them cannot)."""
-    supports = getattr(backend, "supports_attention", None)
-    return bool(supports) if supports is not None else callable(getattr(backend, "predict_with_attention", None))
+CPU = DeviceChoice("cpu", "cpu (as asked)")
+"""Where a backend runs when it is given no device."""
 
 
 class Outputs(NamedTuple):
@@ -83,27 +49,6 @@ class Outputs(NamedTuple):
     va: np.ndarray | None = None
 
 
-def has_va(backend: object) -> bool:
-    """True when ``backend``'s model has the valence/arousal output (``has_va``; absent: no)."""
-    return bool(getattr(backend, "has_va", False))
-
-
-def backend_outputs(backend: object, x: np.ndarray, attention: bool = False) -> Outputs:
-    """Run ``backend`` once on a normalised batch (N, 3, S, S): logits, attention maps if asked for (and the
-    backend has them), valence/arousal if the model has them.
-
-    A backend with ``outputs`` gives all three from one run; any other gives its logits (and maps) as before.
-    """
-    run = getattr(backend, "outputs", None)
-    if callable(run):
-        out = run(x, attention=attention and has_attention(backend))
-        return out if isinstance(out, Outputs) else Outputs(*out)
-    if attention and has_attention(backend):
-        logits, maps = backend.predict_with_attention(x)  # type: ignore[attr-defined]  # has_attention
-        return Outputs(logits, maps)
-    return Outputs(backend(x))  # type: ignore[operator]  # a Backend is callable
-
-
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (N, C) logits, float32."""
     z = logits.astype(np.float32) - logits.max(axis=1, keepdims=True)
@@ -111,18 +56,68 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def temperature_of(backend: object) -> float:
-    """The temperature T a backend's model file carries (``metadata.temperature``), 1.0 when it has none."""
-    t = getattr(getattr(backend, "metadata", None), "temperature", None)
-    return float(t) if t is not None else 1.0
+class Backend(ABC):
+    """A model runner: subclasses implement :meth:`outputs`; the rest is here (see the module docstring).
 
+    Args:
+        metadata: The model's record, class names settled (:meth:`ModelMetadata.with_labels`).
+        device: Where it runs, already resolved (:func:`dan.system.pick_device`); None: the CPU.
 
-def probabilities(backend: object, logits: np.ndarray) -> np.ndarray:
-    """Class probabilities (N, C), float32, of a backend's logits (N, C): softmax(logits / T).
-
-    T is :func:`temperature_of` the backend (1 for a model that was never calibrated): the one place a
-    calibrated temperature is applied, whatever runtime produced the logits.
+    Attributes:
+        name: The runtime (``torch``, ``onnx``, ``openvino``, ``pt2``).
+        has_attention: Whether :meth:`outputs` gives the attention maps when asked (an export may lack them).
+        has_va: Whether the model has the valence/arousal output.
+        auto_reason: What ``--backend auto`` picked and why (set by :mod:`dan.auto`), else None.
     """
-    logits = np.asarray(logits, np.float32)
-    t = temperature_of(backend)
-    return softmax(logits / np.float32(t) if t != 1.0 else logits)
+
+    name: str = "backend"
+    has_attention: bool = True
+    has_va: bool = False
+    auto_reason: str | None = None
+
+    def __init__(self, metadata: ModelMetadata, device: DeviceChoice | None = None) -> None:
+        self.metadata = metadata
+        self.labels: tuple[str, ...] = tuple(metadata.labels or ())
+        self.preprocessing: Preprocessing = metadata.preprocessing
+        self.trained_on: dict | None = metadata.trained_on
+        self.device: DeviceChoice = device or CPU
+        self.device_reason: str = self.device.reason
+
+    @abstractmethod
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
+        """Every output of one run on a normalised batch.
+
+        Args:
+            x: float32 (N, 3, S, S), normalised RGB (N may be 0).
+            attention: Also return the heads' attention maps (when :attr:`has_attention`).
+
+        Returns:
+            The logits (N, C), the maps (N, K, h, w) when asked for and available (else None), and
+            valence/arousal (N, 2) when :attr:`has_va` (else None).
+        """
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The logits (N, C) of a normalised batch (N, 3, S, S): ``outputs(x).logits``."""
+        return self.outputs(x).logits
+
+    def empty(self, attention: bool = False) -> Outputs:
+        """The outputs of an empty batch: logits (0, C), maps (0, 0, 0, 0) when asked, va (0, 2) for a model with it."""
+        maps = np.zeros((0, 0, 0, 0), np.float32) if attention and self.has_attention else None
+        va = np.zeros((0, 2), np.float32) if self.has_va else None
+        return Outputs(np.zeros((0, len(self.labels)), np.float32), maps, va)
+
+    @property
+    def temperature(self) -> float:
+        """The temperature T the model file carries (``dan calibrate``), 1.0 when it has none."""
+        t = self.metadata.temperature
+        return float(t) if t is not None else 1.0
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C), float32, of this model's logits (N, C): softmax(logits / T).
+
+        T is :attr:`temperature` (1 for a model that was never calibrated): the one place a calibrated
+        temperature is applied, whatever runtime produced the logits.
+        """
+        logits = np.asarray(logits, np.float32)
+        t = self.temperature
+        return softmax(logits / np.float32(t) if t != 1.0 else logits)

@@ -7,7 +7,7 @@ the weights written at export (:func:`onnx_weights_checksum`, when the ``onnx`` 
 read them). It runs float32 and int8 files alike; :func:`is_int8` tells them apart.
 
 On a GPU (``device="cuda"`` or ``"auto"`` where PyTorch sees one) the session runs on ONNX Runtime's
-CUDA provider, which only the ``onnxruntime-gpu`` package has (``pip install 'dan[gpu]'``; it and
+CUDA provider, which only the ``onnxruntime-gpu`` package has (``pip install 'dan-fer[gpu]'``; it and
 ``onnxruntime`` must not be installed together). Without it, or when the provider cannot start (its
 CUDA libraries missing), the session runs on the CPU and ``device_reason`` says why in one line
 (:func:`onnx_providers`).
@@ -26,9 +26,8 @@ import numpy as np
 
 from dan.errors import DanError, one_line
 from dan.models.metadata import ModelMetadata
-from dan.preprocess import Preprocessing
-from dan.runtime.backend import Outputs
-from dan.system import pick_device
+from dan.runtime.backend import CPU, Backend, Outputs
+from dan.system import DeviceChoice
 
 __all__ = [
     "CUDA_PROVIDER",
@@ -41,11 +40,11 @@ __all__ = [
     "onnx_weights_checksum",
 ]
 
-EXPORT_HINT = "pip install 'dan[export]'"
+EXPORT_HINT = "pip install 'dan-fer[export]'"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 GPU_HINT = (
-    "pip uninstall onnxruntime, then pip install 'dan[gpu]' (onnxruntime-gpu; the two cannot be installed together)"
+    "pip uninstall onnxruntime, then pip install 'dan-fer[gpu]' (onnxruntime-gpu; the two cannot be installed together)"
 )
 
 
@@ -58,22 +57,18 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def onnx_providers(ort, device: object = "cpu", tf32: bool = True) -> tuple[list, str]:
-    """ONNX Runtime's execution providers for ``device``, and one line on the choice.
+def onnx_providers(ort, choice: DeviceChoice, tf32: bool = True) -> tuple[list, str]:
+    """ONNX Runtime's execution providers for a resolved device, and one line on the choice.
 
     Args:
         ort: The ``onnxruntime`` module.
-        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (:func:`dan.system.pick_device`).
+        choice: Where the model should run (:func:`dan.system.pick_device`).
         tf32: Let the CUDA provider run float32 in TF32 (its default; False: full float32).
 
     Returns:
         ``(providers, reason)``: the CUDA provider (on GPU N) then the CPU one where a GPU is picked
         and this onnxruntime has the CUDA provider; else the CPU provider, the reason saying why.
-
-    Raises:
-        DanError: A GPU asked for where PyTorch sees none (as for every runtime).
     """
-    choice = pick_device(device)
     if not choice.is_cuda:
         return [CPU_PROVIDER], choice.reason
     if CUDA_PROVIDER not in ort.get_available_providers():
@@ -115,7 +110,7 @@ def is_int8(path: Path) -> bool:
     )
 
 
-class OnnxBackend:
+class OnnxBackend(Backend):
     """An exported DAN ONNX model behind the same interface as the PyTorch backend.
 
     Args:
@@ -124,28 +119,24 @@ class OnnxBackend:
         threads: ONNX Runtime intra-op threads (None: ONNX Runtime's default, one per core).
         spinning: Let idle worker threads spin-wait for the next run (ONNX Runtime's default: lowest
             latency). Turn it off when other work shares the cores (a video pipeline, a benchmark).
-        device: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto``: the CUDA provider on a GPU
-            (:func:`onnx_providers`); ``device_reason`` says where it runs and why.
+        device: Where to run, resolved (:func:`dan.system.pick_device`; None: the CPU): the CUDA provider on
+            a GPU (:func:`onnx_providers`); ``device_reason`` says where it runs and why.
         tf32: On the CUDA provider, let float32 run in TF32 (its default; False: full float32).
 
     Attributes:
-        labels: Class names, index i naming logit i.
-        preprocessing: Input size, mean and std the model expects (from the metadata).
         num_classes: Number of logits.
         output_names: Outputs of the model (``logits`` first; ``attention`` when exported; ``va`` for a
             model with the valence/arousal output).
-        has_va: Whether the file has the ``va`` output.
         path: The model file.
         providers: The execution providers the session runs on (``CUDAExecutionProvider`` first on a GPU).
         device_reason: One line: where the model runs and why.
 
     Raises:
         DanError: onnxruntime is missing, or the file is missing or not a loadable ONNX model, or
-            it has no label names and ``labels`` is not given (for a non-8-class model), or a GPU is
-            asked for where there is none.
+            it has no label names and ``labels`` is not given (for a non-8-class model).
     """
 
-    auto_reason: str  # set by dan.runtime.auto.race: what --backend auto picked and why
+    name = "onnx"
 
     def __init__(
         self,
@@ -153,14 +144,15 @@ class OnnxBackend:
         labels: str | Sequence[str] | None = None,
         threads: int | None = None,
         spinning: bool = True,
-        device: object = "cpu",
+        device: DeviceChoice | None = None,
         tf32: bool = True,
     ) -> None:
         ort = import_onnxruntime()
         self.path = Path(path)
         if not self.path.is_file():
             raise DanError(f"{self.path}: no such file")
-        providers, self.device_reason = onnx_providers(ort, device, tf32)
+        choice = device or CPU
+        providers, reason = onnx_providers(ort, choice, tf32)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -181,10 +173,12 @@ class OnnxBackend:
             raise DanError(f"{self.path}: not a loadable ONNX model: {msg}") from None
         self.providers: tuple[str, ...] = tuple(self.session.get_providers())
         if len(providers) > 1 and CUDA_PROVIDER not in self.providers:  # asked for, and it did not start
-            self.device_reason = (
+            reason = (
                 "cpu: ONNX Runtime's CUDA provider did not start (its CUDA or cuDNN libraries are missing, or "
                 "they do not match this onnxruntime-gpu): ONNX Runtime runs on the CPU"
             )
+        if CUDA_PROVIDER not in self.providers:
+            choice = DeviceChoice("cpu", reason)
         where = f"{self.path}: "
         try:
             raw = self.session.get_modelmeta().custom_metadata_map.get("dan")
@@ -194,18 +188,16 @@ class OnnxBackend:
         self._verify_weights()
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = tuple(o.name for o in self.session.get_outputs())
-        self.has_va: bool = "va" in self.output_names
         if record is None:  # another exporter's file: the class count from the output's shape
             shape = self.session.get_outputs()[0].shape
             if not (shape and isinstance(shape[-1], int)):
                 raise DanError(f"{where}cannot tell the number of classes (no DAN metadata, dynamic output)")
             record = ModelMetadata({"num_classes": int(shape[-1])})
-        self.metadata: ModelMetadata = record.with_labels(labels, where)
-        self.num_classes = len(self.metadata.labels or ())
-        self.labels: tuple[str, ...] = tuple(self.metadata.labels or ())
-        self.preprocessing: Preprocessing = self.metadata.preprocessing
-        self.trained_on = self.metadata.trained_on
-        self.name = "onnx"
+        super().__init__(record.with_labels(labels, where), choice)
+        self.device_reason = reason
+        self.num_classes = len(self.labels)
+        self.has_va = "va" in self.output_names
+        self.has_attention = "attention" in self.output_names  # exports without it give logits only
 
     def _verify_weights(self) -> None:
         """Check the initializers against the checksum written at export (when onnx is there to read them)."""
@@ -226,61 +218,31 @@ class OnnxBackend:
                 "(changed or corrupted after it was saved)"
             )
 
-    @property
-    def supports_attention(self) -> bool:
-        """Whether the file has the ``attention`` output (exports without it give logits only)."""
-        return "attention" in self.output_names
-
-    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Every output of the model (``logits`` and, when exported, ``attention`` (N, K, H, W)).
-
-        Args:
-            x: Preprocessed images, float32, shape (N, 3, S, S) with S = ``preprocessing.input_size``.
-        """
-        x = np.asarray(x)
-        s = self.preprocessing.input_size
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (s, s):
-            raise DanError(f"{self.path}: expected input of shape (N, 3, {s}, {s}), got {tuple(x.shape)}")
-        if x.shape[0] == 0:
-            return {self.output_names[0]: np.zeros((0, self.num_classes), np.float32)}
-        return self._infer(np.ascontiguousarray(x, dtype=np.float32))
-
     def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Run the checked input through the runtime: every output by name."""
         outs = self.session.run(None, {self.input_name: x})
         return dict(zip(self.output_names, outs))
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Logits, float32 (N, C), for preprocessed images float32 (N, 3, S, S)."""
-        return self.run(x)[self.output_names[0]]
-
-    def predict_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Logits (N, C) and the heads' attention maps (N, K, h, w) from one run.
-
-        Raises:
-            DanError: The file has no ``attention`` output (not exported by ``dan export``).
-        """
-        if "attention" not in self.output_names:
-            raise DanError(f"{self.path}: this ONNX model has no 'attention' output (re-export it with dan export)")
-        outs = self.run(x)
-        if "attention" not in outs:  # an empty batch
-            return outs[self.output_names[0]], np.zeros((0, 0, 0, 0), np.float32)
-        return outs[self.output_names[0]], outs["attention"]
-
     def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
         """Logits (N, C), attention maps (N, K, h, w) when asked for (and exported), and valence/arousal
-        (N, 2) when the file has the ``va`` output, from one run (:class:`dan.runtime.backend.Outputs`)."""
-        outs = self.run(x)
-        va = outs.get("va") if self.has_va else None
-        if self.has_va and va is None:  # an empty batch
-            va = np.zeros((0, 2), np.float32)
-        maps = outs.get("attention") if attention else None
-        return Outputs(outs[self.output_names[0]], maps, va)
+        (N, 2) when the file has the ``va`` output, from one run (:class:`dan.runtime.backend.Outputs`).
 
-    def predict_with_va(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits (N, C) and (valence, arousal) (N, 2), or None for a file without them, from one run."""
-        out = self.outputs(x)
-        return out.logits, out.va
+        Args:
+            x: Preprocessed images, float32, shape (N, 3, S, S) with S = ``preprocessing.input_size``.
+            attention: Also return the attention maps (files exported with them).
+
+        Raises:
+            DanError: ``x`` is not of that shape.
+        """
+        x = np.asarray(x)
+        s = self.preprocessing.input_size
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (s, s):
+            raise DanError(f"{self.path}: expected input of shape (N, 3, {s}, {s}), got {tuple(x.shape)}")
+        if len(x) == 0:
+            return self.empty(attention)
+        outs = self._infer(np.ascontiguousarray(x, dtype=np.float32))
+        maps = outs.get("attention") if attention else None
+        return Outputs(outs[self.output_names[0]], maps, outs.get("va") if self.has_va else None)
 
     def __repr__(self) -> str:
         size = self.preprocessing.input_size

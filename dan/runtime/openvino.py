@@ -18,6 +18,7 @@ import numpy as np
 
 from dan.errors import DanError, one_line
 from dan.runtime.onnx import OnnxBackend
+from dan.system import DeviceChoice
 
 __all__ = ["OpenVinoBackend", "openvino_available"]
 
@@ -38,13 +39,21 @@ class OpenVinoBackend(OnnxBackend):
         path: The ``.onnx`` file (``dan export``, float32 or ``--int8``).
         labels: Label set name or class names; overrides the file's.
         threads: Inference threads (None: OpenVINO's default, one per core).
+        device: Where the model was asked to run, resolved (None: the CPU): OpenVINO runs on the CPU, and
+            ``device_reason`` says so when a GPU was picked.
 
     Raises:
         DanError: openvino or onnxruntime is missing, or the file is missing, damaged or not loadable.
     """
 
+    name = "openvino"
+
     def __init__(
-        self, path: str | os.PathLike, labels: str | Sequence[str] | None = None, threads: int | None = None
+        self,
+        path: str | os.PathLike,
+        labels: str | Sequence[str] | None = None,
+        threads: int | None = None,
+        device: DeviceChoice | None = None,
     ) -> None:
         try:
             import openvino as ov
@@ -60,7 +69,11 @@ class OpenVinoBackend(OnnxBackend):
         except Exception as err:
             raise DanError(f"{self.path}: OpenVINO cannot load this ONNX model: {one_line(err)}") from None
         self._outputs = [(out.get_any_name(), out) for out in self.compiled.outputs]
-        self.name = "openvino"
+        if device is not None:  # OpenVINO runs on the CPU, wherever the model was asked to run
+            reason = device.reason
+            if device.is_cuda:
+                reason = f"cpu: {device.device} was picked, but the openvino backend runs on the CPU"
+            self.device, self.device_reason = DeviceChoice("cpu", reason), reason
 
     def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         result = self.compiled(x)  # (N, C) logits and, when exported, (N, K, h, w) attention

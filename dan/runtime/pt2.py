@@ -27,10 +27,9 @@ import torch
 
 from dan.errors import DanError, one_line
 from dan.models.metadata import ModelMetadata
-from dan.preprocess import Preprocessing
-from dan.runtime.backend import Outputs
+from dan.runtime.backend import Backend, Outputs
 from dan.runtime.torch import cuda_math
-from dan.system import torch_device
+from dan.system import DeviceChoice
 
 __all__ = ["PT2_METADATA", "Pt2Backend", "check_pt2_archive", "load_pt2"]
 
@@ -128,69 +127,48 @@ def load_pt2(
     return program.module(), record
 
 
-class Pt2Backend:
+class Pt2Backend(Backend):
     """Run an exported ``.pt2`` program with the backend interface (see :mod:`dan.runtime.backend`).
 
     Args:
         path: The ``.pt2`` file (from ``dan export --format pt2``).
         labels: Label set name or class names, overriding the file's.
         threads: Intra-op CPU threads for torch (None leaves torch's setting alone).
-        device: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto`` (:func:`dan.system.pick_device`);
-            ``device_reason`` says what was picked and why.
+        device: Where to run, resolved (:func:`dan.system.pick_device`); None: the CPU.
         tf32: On a CUDA GPU, let float32 use TF32 math (False: full float32,
             :func:`dan.runtime.torch.cuda_math`).
 
     Raises:
-        DanError: The file is missing, unsafe, unreadable, or carries no class names, or a GPU is asked
-            for where there is none.
+        DanError: The file is missing, unsafe, unreadable, or carries no class names.
     """
+
+    name = "pt2"
 
     def __init__(
         self,
         path: str | os.PathLike,
         labels: str | Sequence[str] | None = None,
         threads: int | None = None,
-        device: object = "cpu",
+        device: DeviceChoice | None = None,
         tf32: bool = True,
     ) -> None:
-        self.device, self.device_reason = torch_device(device)
+        self.torch_device = torch.device(device.device if device is not None else "cpu")
         self.tf32 = tf32
         if threads:
             torch.set_num_threads(int(threads))
         self.path = Path(path)
-        self.module, record = load_pt2(self.path, self.device)
+        self.module, record = load_pt2(self.path, self.torch_device)
         if record is None or not record.num_classes:
             raise DanError(f"{self.path}: no dan metadata in this .pt2 file (export it with 'dan export --format pt2')")
-        self.metadata: ModelMetadata = record.with_labels(labels, f"{self.path}: ")
-        self.labels: tuple[str, ...] = tuple(self.metadata.labels or ())
-        self.preprocessing: Preprocessing = self.metadata.preprocessing
-        self.trained_on = self.metadata.trained_on
-        self.has_va: bool = self.metadata.has_va  # the program's third output
-        self.name = "pt2"
+        super().__init__(record.with_labels(labels, f"{self.path}: "), device)
+        self.has_va = self.metadata.has_va  # the program's third output
 
     def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
         """Logits (N, C), attention maps (N, K, h, w) when asked for, and valence/arousal (N, 2) of a model
         with them (else None), from one run (:class:`dan.runtime.backend.Outputs`)."""
         if len(x) == 0:  # the program's batch axis starts at 1
-            maps = np.zeros((0, 0, 0, 0), np.float32) if attention else None
-            va = np.zeros((0, 2), np.float32) if self.has_va else None
-            return Outputs(np.zeros((0, len(self.labels)), np.float32), maps, va)
-        with torch.inference_mode(), cuda_math(self.device, self.tf32):
-            out = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
+            return self.empty(attention)
+        with torch.inference_mode(), cuda_math(self.torch_device, self.tf32):
+            out = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.torch_device))
         va = out[2].cpu().numpy() if self.has_va and len(out) > 2 else None  # (logits, attention[, va])
         return Outputs(out[0].cpu().numpy(), out[1].cpu().numpy() if attention else None, va)
-
-    def predict_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Logits (N, C) and attention maps (N, K, h, w) of a normalised batch (N, 3, S, S)."""
-        out = self.outputs(x, attention=True)
-        assert out.attention is not None  # asked for
-        return out.logits, out.attention
-
-    def predict_with_va(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits (N, C) and (valence, arousal) (N, 2), or None for a model without them, from one run."""
-        out = self.outputs(x)
-        return out.logits, out.va
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Logits (N, C) of a normalised batch (N, 3, S, S)."""
-        return self.outputs(x).logits

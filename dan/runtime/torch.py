@@ -14,9 +14,8 @@ import torch
 
 from dan.models import DAN, load_model
 from dan.models.metadata import ModelMetadata
-from dan.preprocess import Preprocessing
-from dan.runtime.backend import Outputs
-from dan.system import torch_device
+from dan.runtime.backend import Backend, Outputs
+from dan.system import DeviceChoice
 
 __all__ = ["TorchBackend", "cuda_math"]
 
@@ -40,7 +39,7 @@ def cuda_math(device: torch.device, tf32: bool = True) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     """Run a :class:`dan.models.DAN` with PyTorch under ``torch.inference_mode``.
 
     By default it runs a re-parameterised copy (BatchNorms folded, each head's three branches merged
@@ -51,32 +50,30 @@ class TorchBackend:
         model_or_path: A DAN model, or the path of any checkpoint :func:`dan.load_model` reads.
         labels: Label set name or class names; overrides the model's own (needed for 7-class
             reference checkpoints, which carry no names).
-        device: Where to run: ``cpu`` (default), ``cuda``, ``cuda:N``, ``auto`` (a CUDA GPU when PyTorch
-            sees one; :func:`dan.system.pick_device`), or a ``torch.device``. ``device_reason`` says
-            what was picked and why.
+        device: Where to run, resolved (:func:`dan.system.pick_device`; :func:`dan.runtime.loader.load_backend`
+            resolves ``--device`` once and hands it here); None: the CPU. ``torch_device`` is its
+            ``torch.device``.
         threads: Intra-op CPU threads for torch (None leaves torch's setting alone).
         reparameterize: Run the re-parameterised copy (False: the model as it is, in eval mode).
         tf32: On a CUDA GPU, let float32 use TF32 tensor-core math as PyTorch does by default (False:
             full float32, :func:`cuda_math`).
 
     Raises:
-        DanError: The checkpoint cannot be read, or the model has no label names, or a GPU is asked for
-            where there is none.
+        DanError: The checkpoint cannot be read, or the model has no label names.
     """
 
-    auto_reason: str  # set by dan.runtime.auto.race: what --backend auto picked and why
+    name = "torch"
 
     def __init__(
         self,
         model_or_path: DAN | str | os.PathLike,
         labels: str | Sequence[str] | None = None,
-        device: object = "cpu",
+        device: DeviceChoice | None = None,
         threads: int | None = None,
         reparameterize: bool = True,
         tf32: bool = True,
     ) -> None:
         self.tf32 = tf32
-        self.device, self.device_reason = torch_device(device)  # a GPU asked for where there is none: before any work
         if threads:
             torch.set_num_threads(int(threads))
         model = model_or_path if isinstance(model_or_path, torch.nn.Module) else load_model(model_or_path, labels)
@@ -87,59 +84,31 @@ class TorchBackend:
             trained_on=getattr(model, "trained_on", None),
             temperature=getattr(model, "temperature", None),
         )
-        self.metadata: ModelMetadata = record.with_labels(labels, num_classes=model.num_classes)
-        self.labels: tuple[str, ...] = tuple(self.metadata.labels or ())
-        self.preprocessing: Preprocessing = self.metadata.preprocessing
-        self.trained_on: dict | None = self.metadata.trained_on
+        super().__init__(record.with_labels(labels, num_classes=model.num_classes), device)
+        self.torch_device = torch.device(self.device.device)
         self.source = model  # the model as given (export reads it)
         net: DAN
         if reparameterize:
             from dan.models.reparam import reparameterize as fold
 
-            net = fold(model, channels_last=self.device.type == "cpu")  # a copy
+            net = fold(model, channels_last=self.torch_device.type == "cpu")  # a copy
         else:
             net = copy.deepcopy(model)
-        self.model: DAN = net.to(self.device).eval()
-        self.has_va: bool = model.has_va  # the valence/arousal output (outputs(), predict_with_va())
-        self.name = "torch"
+        self.model: DAN = net.to(self.torch_device).eval()
+        self.has_va = model.has_va
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a batch of shape (N, 3, S, S), got {x.shape}")
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Logits for a normalised batch.
-
-        Args:
-            x: float32 array of shape (N, 3, S, S).
-
-        Returns:
-            float32 array of shape (N, C).
-        """
-        if len(x) == 0:
-            return np.zeros((0, len(self.labels)), np.float32)
-        with torch.inference_mode(), cuda_math(self.device, self.tf32):
-            return self.model(self._tensor(x)).logits.float().cpu().numpy()
-
-    def predict_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Logits (N, C) and attention maps (N, K, h, w) from one forward pass."""
-        with torch.inference_mode(), cuda_math(self.device, self.tf32):
-            out = self.model(self._tensor(x), return_attention=True)
-            return out.logits.float().cpu().numpy(), out.attention.float().cpu().numpy()
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.torch_device)
 
     def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
         """Logits (N, C), attention maps (N, K, h, w) when asked for, and valence/arousal (N, 2) of a model
         with them (else None), from one forward pass (:class:`dan.runtime.backend.Outputs`)."""
         if len(x) == 0:
-            return Outputs(self(x), None, np.zeros((0, 2), np.float32) if self.has_va else None)
-        with torch.inference_mode(), cuda_math(self.device, self.tf32):
+            return self.empty(attention)
+        with torch.inference_mode(), cuda_math(self.torch_device, self.tf32):
             out = self.model(self._tensor(x), return_attention=attention)
             maps = out.attention.float().cpu().numpy() if out.attention is not None else None
             va = out.va.float().cpu().numpy() if out.va is not None else None
             return Outputs(out.logits.float().cpu().numpy(), maps, va)
-
-    def predict_with_va(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits (N, C) and (valence, arousal) (N, 2), or None for a model without them, from one pass."""
-        out = self.outputs(x)
-        return out.logits, out.va

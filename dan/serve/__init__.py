@@ -10,7 +10,7 @@ Example::
     from dan.serve import create_app
     app = create_app(Predictor("model.pt"), token="s3cret")      # run it with uvicorn
 
-This package needs the ``serve`` extra (``pip install 'dan[serve]'``: FastAPI, uvicorn, websockets,
+This package needs the ``serve`` extra (``pip install 'dan-fer[serve]'``: FastAPI, uvicorn, websockets,
 python-multipart); it imports only :mod:`dan.inference`, :mod:`dan.imaging` and the ground floor
 (:mod:`dan.errors`, :mod:`dan.vocab`).
 """

@@ -107,10 +107,6 @@ def create_app(
     if not 0.0 <= smoothing < 1.0:
         raise DanError(f"smoothing must be in [0, 1), got {smoothing}")
     runner = ModelRunner(predictor, decode_threads)
-    uploading: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-    page, policy = page_html()
-    backend = predictor.backend
-    backend_name = getattr(backend, "name", None) or type(backend).__name__.lower().removesuffix("backend")
     app = FastAPI(
         title="dan",
         version=__version__,
@@ -124,6 +120,21 @@ def create_app(
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    _add_page_and_info(app, runner, Limits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels))
+    _add_predict(app, runner, max_upload_bytes, max_pixels, body_timeout, max_uploads)
+    _add_live(app, runner, max_upload_bytes, max_pixels, smoothing, max_live)
+    if token:
+        _document_bearer(app)
+    return app
+
+
+def _add_page_and_info(app: FastAPI, runner: ModelRunner, limits: Limits) -> None:
+    """``GET /`` (the page, with its content security policy), ``GET /health`` and ``GET /v1/model``."""
+    page, policy = page_html()
+    predictor = runner.predictor
+    backend = predictor.backend
+    backend_name = backend.name
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -149,8 +160,15 @@ def create_app(
             backend=str(backend_name),
             detector=predictor.detector.name,
             attention=runner.attention,
-            limits=Limits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels),
+            limits=limits,
         )
+
+
+def _add_predict(
+    app: FastAPI, runner: ModelRunner, max_bytes: int, max_pixels: int | None, body_timeout: float, max_uploads: int
+) -> None:
+    """``POST /v1/predict``: at most ``max_uploads`` bodies held at once, each read within ``body_timeout``."""
+    uploading: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     @app.post(
         "/v1/predict",
@@ -170,10 +188,15 @@ def create_app(
             uploading.clear()
             uploading[loop] = asyncio.Semaphore(max_uploads)
         async with uploading[loop]:  # the body is held until the reply: bound how many are
-            data = await image_from_request(request, max_upload_bytes, body_timeout)
+            data = await image_from_request(request, max_bytes, body_timeout)
             image, faces = await runner.predict(lambda: decode_upload(data, max_pixels))
         return PredictResponse(width=image.shape[1], height=image.shape[0], faces=[Face(**f.to_dict()) for f in faces])
 
+
+def _add_live(
+    app: FastAPI, runner: ModelRunner, max_bytes: int, max_pixels: int | None, smoothing: float, max_live: int
+) -> None:
+    """``WS /v1/live``: at most ``max_live`` connections, each a :class:`LiveSession` smoothing with ``smoothing``."""
     open_live = [0]
 
     @app.websocket("/v1/live")
@@ -184,13 +207,9 @@ def create_app(
             return
         open_live[0] += 1
         try:
-            await LiveSession(websocket, runner, max_upload_bytes, max_pixels, smoothing).run()
+            await LiveSession(websocket, runner, max_bytes, max_pixels, smoothing).run()
         finally:
             open_live[0] -= 1
-
-    if token:
-        _document_bearer(app)
-    return app
 
 
 def _document_bearer(app: FastAPI) -> None:

@@ -60,6 +60,16 @@ def _default_optimizer(params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
 
 
+def _check_options(num_classes: int, affinity_centres: int | None, backbone_lr_scale: float, va_weight: float) -> None:
+    """The numeric options no type annotation checks, each refused in one line naming its key."""
+    if isinstance(va_weight, bool) or not isinstance(va_weight, (int, float)) or not 0 <= va_weight < math.inf:
+        raise DanError(f"model.va_weight={va_weight!r}: expected a number >= 0")
+    if affinity_centres is not None and affinity_centres < num_classes:
+        raise DanError(f"model.affinity_centres={affinity_centres}: needs at least one per class ({num_classes})")
+    if isinstance(backbone_lr_scale, bool) or not math.isfinite(backbone_lr_scale) or backbone_lr_scale < 0:
+        raise DanError(f"model.backbone_lr_scale={backbone_lr_scale!r}: expected a number >= 0 (1.0: the same rate)")
+
+
 class DANModule(LightningModule):
     """Trains and evaluates a DAN model.
 
@@ -138,8 +148,7 @@ class DANModule(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        if isinstance(va_weight, bool) or not isinstance(va_weight, (int, float)) or not 0 <= va_weight < math.inf:
-            raise DanError(f"model.va_weight={va_weight!r}: expected a number >= 0")
+        _check_options(num_classes, affinity_centres, backbone_lr_scale, va_weight)
         self.model = DAN(
             num_classes,
             num_heads,
@@ -154,18 +163,17 @@ class DANModule(LightningModule):
             raise DanError(f"model.label_names has {len(self.model.labels)} names for {num_classes} classes")
         self.model.preprocessing = Preprocessing.from_dict(preprocessing, "model.")
         self.model.trained_on = dict(trained_on) if trained_on else None
-        if affinity_centres is not None and affinity_centres < num_classes:
-            raise DanError(f"model.affinity_centres={affinity_centres}: needs at least one per class ({num_classes})")
         self.affinity = AffinityLoss(affinity_centres or num_classes, self.model.num_features)
         self.partition = PartitionLoss()
-        if isinstance(backbone_lr_scale, bool) or not math.isfinite(backbone_lr_scale) or backbone_lr_scale < 0:
-            raise DanError(
-                f"model.backbone_lr_scale={backbone_lr_scale!r}: expected a number >= 0 (1.0: the same rate)"
-            )
         self._frozen_norms = freeze_backbone(self.model.backbone, freeze)  # kept in eval mode while training
         self._weights_restored = False  # a checkpoint's weights were loaded: init_from does not apply
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.channels_last, self.compile_model = channels_last, compile
+        self._make_metrics(num_classes, va_head)
+        object.__setattr__(self, "_compiled", None)  # not a submodule: no duplicate weights in checkpoints
+
+    def _make_metrics(self, num_classes: int, va_head: bool) -> None:
+        """The running metrics: training accuracy, whole-split validation and test scores, the best so far."""
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_metrics = ClassificationMetrics(num_classes)
         self.test_metrics = ClassificationMetrics(num_classes)
@@ -174,7 +182,6 @@ class DANModule(LightningModule):
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run knows its best
         self.last_confusion: dict[str, torch.Tensor] = {}
-        object.__setattr__(self, "_compiled", None)  # not a submodule: no duplicate weights in checkpoints
 
     def configure_model(self) -> None:
         """Apply memory format and compilation once the module is on its device."""
@@ -327,13 +334,11 @@ class DANModule(LightningModule):
         Raises:
             DanError: The source cannot be had or read, or differs in more than its classes.
         """
-        from dan.data.folder import canonical_class_name  # the names a class-folder data set gets
-
         try:
             source = read_weights(spec, labels)
         except MissingLabelsError as err:
             raise err.for_option("--model.init_from_labels") from None
-        report = transfer_weights(self.model, source, canonical_class_name)
+        report = transfer_weights(self.model, source)
         centres = transfer_centres(self.affinity.centers, source, report.match)
         report = dataclasses.replace(report, centres=centres)
         self.model.started_from = {"spec": str(spec), "checksum": source.checksum, "labels": list(source.labels)}

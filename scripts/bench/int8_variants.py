@@ -11,8 +11,8 @@ Each variant quantises the same float32 export of ``--checkpoint`` with onnxrunt
 - ``pct7``: 7-bit weights, ranges from each tensor's 99.999th percentile (what ``dan export --int8``
   writes now, :mod:`dan.export.quantize`).
 
-Calibration: the generated faces ``dan export --int8`` draws (:data:`dan.cli.export.GENERATED_FACES`
-of seed :data:`dan.cli.export.GENERATED_SEED`, the first half). Agreement is on the benchmark's face
+Calibration: the generated faces ``dan export --int8`` draws (:data:`dan.export.faces.CALIBRATION_FACES`
+of seed :data:`dan.export.faces.CALIBRATION_SEED`, the first half). Agreement is on the benchmark's face
 sets, none calibrated on (:func:`scripts.common.int8.face_sets`); a flip's margin is float32's top-1 minus
 top-2 probability on that face (near 0: a near-tie). Latency: the median of ``--iters`` batch-1 calls,
 each variant interleaved with float32. Usage::
@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.cli.export import GENERATED_FACES, GENERATED_SEED
-from dan.data.synth import prepared_faces
 from dan.export import export_onnx, top1_agreement
+from dan.export.faces import CALIBRATION_FACES, CALIBRATION_SEED
 from dan.export.quantize import float_nodes, quantize_static_qdq
 from dan.export.verify import run_batched
 from dan.models.loading import load_model
+from dan.synthface import prepared_faces
 from scripts.common.int8 import face_sets
 from scripts.common.measure import interleaved, machine_header, markdown_table
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.size:  # the same weights at another input size (the network is fully convolutional)
         model.preprocessing = dataclasses.replace(model.preprocessing, input_size=args.size)
     _, sets = face_sets(model, args.generated)
-    calib = prepared_faces(GENERATED_FACES, model.preprocessing, GENERATED_SEED)[: GENERATED_FACES // 2]
+    calib = prepared_faces(CALIBRATION_FACES, model.preprocessing, CALIBRATION_SEED)[: CALIBRATION_FACES // 2]
     calib = np.ascontiguousarray(calib, np.float32)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([variant, *(f"{a:.1%}" for a in agree), f"{total:.1%}", spread, f"{ms:.2f}", f"{ms32:.2f}"])
     size = model.preprocessing.input_size
     print(f"\nweights {args.checkpoint}; {size} px; calibrated on {len(calib)} generated faces", end="")
-    print(f" (seed {GENERATED_SEED})\n")
+    print(f" (seed {CALIBRATION_SEED})\n")
     header = ["variant", *sets, "all", "flips' top-1 margins", "int8 ms", "float32 ms"]
     print(markdown_table(header, rows, right=tuple(range(1, len(header)))))
     return 0

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 def _statistics_from_faces(model: DAN, n: int) -> None:
     """Random weights, but BatchNorm statistics measured on ``n`` generated faces (seed 2, in none of the
     benchmark's face sets): the random model then tells faces apart, so int8 agreement is not trivial."""
-    from dan.data.synth import prepared_faces
+    from dan.synthface import prepared_faces
 
     faces = torch.from_numpy(prepared_faces(n, model.preprocessing, seed=2))
     for m in model.modules():

@@ -20,10 +20,10 @@ import os
 import cv2
 import numpy as np
 
-from dan.data.synth import prepared_faces
 from dan.inference.crops import extract_face
 from dan.inference.detectors import YuNetDetector
 from dan.preprocess import Preprocessing, prepare_faces
+from dan.synthface import prepared_faces
 
 __all__ = ["generated_faces", "real_faces"]
 

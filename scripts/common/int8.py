@@ -4,8 +4,8 @@
 - ``static``: ``dan export --int8 --calib DIR``: static QDQ int8 calibrated on half of the real photo
   faces (:func:`scripts.common.faces.real_faces`, the even ones; the odd ones are held out);
 - ``default``: ``dan export --int8`` without ``--calib``: :func:`dan.export.export_checkpoint` with the
-  generated faces the command draws itself (:data:`dan.cli.export.GENERATED_FACES`, seed
-  :data:`dan.cli.export.GENERATED_SEED`), exactly as the command calls it;
+  generated faces the command draws itself (:data:`dan.export.faces.CALIBRATION_FACES`, seed
+  :data:`dan.export.faces.CALIBRATION_SEED`), exactly as the command calls it;
 - ``dynamic``: ``dan export --int8-mode dynamic``: no calibration, activations quantised at run time.
 
 Agreement is measured on faces none of them was calibrated on: the held-out photo faces, scikit-image's
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dan.cli.export import GENERATED_FACES, GENERATED_SEED
-from dan.data.synth import prepared_faces
 from dan.export import export_checkpoint, export_onnx, quantize_onnx, top1_agreement
+from dan.export.faces import CALIBRATION_FACES, CALIBRATION_SEED
 from dan.export.verify import run_batched
 from dan.models.dan import DAN
+from dan.synthface import prepared_faces
 from scripts.common.faces import generated_faces, real_faces
 
 __all__ = ["INT8_NAMES", "agreement_rows", "face_sets", "make_onnx_files"]
@@ -53,14 +53,14 @@ def make_onnx_files(model: DAN, work: Path, calib: np.ndarray) -> tuple[dict[str
     """The float32 file and the three int8 files (see the module docstring) under ``work``, and notes on them."""
     files = {"float32": export_onnx(model, work / "float32.onnx")}
     files["static"] = quantize_onnx(files["float32"], work / "static.onnx", calib, source="real photo faces")
-    drawn = prepared_faces(GENERATED_FACES, model.preprocessing, GENERATED_SEED)
+    drawn = prepared_faces(CALIBRATION_FACES, model.preprocessing, CALIBRATION_SEED)
     report = export_checkpoint(
         model,
         work / "default.onnx",
         int8=True,
         calib=drawn,
-        calib_source=f"generated faces (dan synth, seed {GENERATED_SEED})",
-        calib_images=GENERATED_FACES // 2,
+        calib_source=f"generated faces (dan synth, seed {CALIBRATION_SEED})",
+        calib_images=CALIBRATION_FACES // 2,
     )
     files["default"] = report.output
     files["dynamic"] = quantize_onnx(files["float32"], work / "dynamic.onnx", mode="dynamic")

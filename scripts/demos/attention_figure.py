@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     ok, png = cv2.imencode(".png", figure)
     atomic_write(args.out, png.tobytes(), "figure")
     size = backend.preprocessing.input_size
-    _, maps = backend.predict_with_attention(np.zeros((1, 3, size, size), np.float32))
+    maps = backend.outputs(np.zeros((1, 3, size, size), np.float32), attention=True).attention
+    assert maps is not None  # a checkpoint's backend has the maps
     print(f"wrote {args.out}: {len(rows)} faces, {maps.shape[1]} heads, maps of {maps.shape[2]}x{maps.shape[3]}")
     return 0
 

@@ -34,20 +34,21 @@ import time
 from pathlib import Path
 
 from dan.system import cpu_model
+from dan.vocab import CLASS_SYNONYMS, LABEL_SETS
 from scripts.common.measure import REPO as ROOT
 from scripts.common.measure import markdown_table
 
 SYNTHETIC = ROOT / "configs" / "synthetic.yaml"
-# the synth's RAF-DB classes -> the target's class folders; None: dropped
-RELABEL = {
-    "surprise": "surprised",
-    "fear": None,
-    "disgust": "contempt",  # disgust faces under a name the base model has no row for
-    "happiness": "happy",
-    "sadness": "sad",
-    "anger": "angry",
-    "neutral": "neutral",
-}
+
+
+def _spelling(name: str) -> str:
+    """Another spelling of a class (``happiness`` -> ``happy``) that the matcher maps back (dan.vocab)."""
+    return next((k for k, v in CLASS_SYNONYMS.items() if v == name and k != name), name)
+
+
+# the synth's RAF-DB classes -> the target's class folders; None: dropped. Disgust faces are filed under a
+# name the base model has no row for; the others under another spelling of their own name.
+RELABEL = {name: _spelling(name) for name in LABEL_SETS["rafdb"]} | {"fear": None, "disgust": "contempt"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,7 +75,6 @@ def dan(*args: str, cwd: Path) -> None:
 
 def relabel(synth: Path, root: Path) -> dict[str, int]:
     """File a ``dan synth`` set (RAF-DB layout) into class folders by :data:`RELABEL`; counts per class."""
-    from dan.vocab import LABEL_SETS
 
     names = LABEL_SETS["rafdb"]
     words = (synth / "EmoLabel" / "list_patition_label.txt").read_text().split()

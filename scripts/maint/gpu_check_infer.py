@@ -80,7 +80,7 @@ def backend_rows(args: argparse.Namespace, name: str, model_file: Path, photos, 
     from dan.runtime.loader import load_backend
 
     backend = load_backend(model_file, name, device=args.device)
-    where = getattr(backend, "device_reason", args.device)
+    where = backend.device_reason
     paths, detector, what = photos
     predictor = Predictor(backend, detector=detector)
     base = {"backend": name, "device": where}

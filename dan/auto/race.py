@@ -1,10 +1,9 @@
 """``--backend auto``'s race: the fastest of several runtimes of one model that agree with PyTorch.
 
 :func:`race` takes the re-parameterised PyTorch backend (the reference: the same function to float32
-rounding as the checkpoint) and candidate backends of the same weights built by the caller
-(:func:`dan.export.fastest.fastest_backend` builds ONNX Runtime and OpenVINO ones from a cached ONNX
-export, float32 and, when there is one, int8: making those files is export's job, and this package
-never imports export). A short timed probe (batch 1 at the model's input size) decides among the
+rounding as the checkpoint) and candidate backends of the same weights (:func:`dan.auto.open.fastest_backend`
+builds ONNX Runtime and OpenVINO ones from the export cache, float32 and, when there is one, int8). A
+short timed probe (batch 1 at the model's input size) decides among the
 candidates that agree with PyTorch; its result is kept in ``$DAN_HOME/probe.json`` under a key of the
 CPU, its vector ISA, the library versions, the thread count and the model, so it runs once per
 machine and model.
@@ -154,7 +153,7 @@ def _probe(runners: Mapping[str, Backend], faces: Callable[[], np.ndarray] | Non
 
 def race(
     reference: Backend,
-    candidates: Mapping[str, Backend],
+    candidates: Mapping[str, Callable[[], Backend | None]],
     key: str,
     faces: Callable[[], np.ndarray] | None = None,
 ) -> Backend:
@@ -163,7 +162,8 @@ def race(
     Args:
         reference: The re-parameterised PyTorch backend (named ``torch``); always faithful.
         candidates: Other runtimes of the same weights, by a name of :data:`RUNTIME_NAMES` (``onnx``,
-            ``openvino``, ``onnx-int8``, ``openvino-int8``).
+            ``openvino``, ``onnx-int8``, ``openvino-int8``): each a function that opens it (None: it cannot
+            run here). On a cached pick only the picked one is opened, so a command starts quickly.
         key: The probe cache key (:func:`probe_key`): a cached pick for it is used without timing.
         faces: Returns probe faces (N, 3, S, S) prepared with the model's preprocessing; called only
             when the probe runs. Without it, int8 candidates do not race.
@@ -171,7 +171,7 @@ def race(
     Returns:
         The picked backend; its ``auto_reason`` says what was picked and why.
     """
-    runners: dict[str, Backend] = {"torch": reference, **candidates}
+    names = ["torch", *candidates]
     probe_file = dan_home() / "probe.json"
     try:
         cache = json.loads(probe_file.read_text())
@@ -180,18 +180,26 @@ def race(
     if not isinstance(cache, dict):
         cache = {}
     choice = cache.get(key)
-    if not isinstance(choice, dict) or choice.get("pick") not in runners:
+    picked: Backend | None = None
+    if isinstance(choice, dict) and choice.get("pick") in names:
+        picked = reference if choice["pick"] == "torch" else candidates[choice["pick"]]()
+    if picked is None or not isinstance(choice, dict):  # no cached pick (or it cannot run now): probe them all
+        runners: dict[str, Backend] = {"torch": reference}
+        for name, make in candidates.items():
+            runner = make()
+            if runner is not None:
+                runners[name] = runner
         choice = _probe(runners, faces)
         cache[key] = choice
         try:
             atomic_write(probe_file, json.dumps(cache, indent=1), "probe cache")
         except DanError:
             pass  # a read-only cache only costs a probe next time
+        picked = runners[choice["pick"]]
     ms, off = choice.get("ms", {}), choice.get("off", {})
-    how = ", ".join(f"{RUNTIME_NAMES[name]} {ms[name]:.1f} ms" for name in runners if name in ms) + " at batch 1"
+    how = ", ".join(f"{RUNTIME_NAMES[name]} {ms[name]:.1f} ms" for name in names if name in ms) + " at batch 1"
     reasons = [f"{RUNTIME_NAMES[n]}: {why}" for n, why in off.items() if n in RUNTIME_NAMES]
     if reasons:
         how += "; " + "; ".join(reasons)
-    picked = runners[choice["pick"]]
-    picked.auto_reason = f"{RUNTIME_NAMES[choice['pick']]} ({how})"  # type: ignore[attr-defined]
+    picked.auto_reason = f"{RUNTIME_NAMES[choice['pick']]} ({how})"
     return picked

@@ -1,4 +1,7 @@
-"""Procedural face drawing for the synthetic data set: one expressive face per call, OpenCV only.
+"""Procedural face drawing: one expressive face per call, numpy and OpenCV only (a shared ground-floor module).
+
+The synthetic data set (:mod:`dan.data.synth`) writes these faces; export draws them as int8 calibration
+and ``--backend auto`` probe faces (:mod:`dan.export.faces`) through :func:`prepared_faces`.
 
 A face is drawn in "face units" (the head oval is 2 units wide and 2.5 tall, centred on the origin,
 v pointing down) and mapped to pixels by one affine transform, so pose (roll, shift, scale) costs
@@ -19,8 +22,18 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from dan.opencv import cv2
+from dan.preprocess import Preprocessing, prepare_faces
 
-__all__ = ["CIRCUMPLEX", "EXPRESSIONS", "Expression", "draw_face", "draw_face_with_intensity", "valence_arousal"]
+__all__ = [
+    "CIRCUMPLEX",
+    "EXPRESSIONS",
+    "Expression",
+    "draw_face",
+    "draw_face_with_intensity",
+    "prepared_faces",
+    "render_image",
+    "valence_arousal",
+]
 
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 _ONE = 1 << _SHIFT
@@ -381,3 +394,14 @@ def draw_face_with_intensity(label: int, rng: np.random.Generator, size: int = 1
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2))
     out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(rng.uniform(0, 7))
     return np.clip(out, 0, 255).astype(np.uint8), float(intensity)
+
+
+def render_image(seed: int, index: int, label: int, size: int = 100) -> np.ndarray:
+    """The RGB image of item ``index`` with RAF-DB label index ``label`` (0..6), deterministic in its arguments."""
+    return draw_face(label, np.random.default_rng([seed, index, label]), size)
+
+
+def prepared_faces(n: int, pre: Preprocessing, seed: int = 0) -> np.ndarray:
+    """``n`` generated 100 px faces (the seven expressions in turn) as a model's input: (n, 3, S, S) float32,
+    prepared with the model's own record ``pre`` (:func:`dan.preprocess.prepare_faces`)."""
+    return prepare_faces([render_image(seed, i, i % 7) for i in range(n)], pre)
