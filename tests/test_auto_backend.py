@@ -23,7 +23,7 @@ from dan.cli.main import main as dan_main
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
 from dan.errors import DanError
 from dan.export import export_checkpoint, export_onnx
-from dan.export.cache import cached_export
+from dan.export.export_cache import cached_export
 from dan.models.reference import PlainDAN
 from dan.runtime.loader import load_backend
 from dan.runtime.onnx import is_int8

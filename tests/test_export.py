@@ -269,7 +269,7 @@ def test_missing_inputs_are_one_line_errors(tmp_path, monkeypatch) -> None:
     with pytest.raises(DanError, match="junk.onnx: not a loadable ONNX model"):
         OnnxBackend(junk)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
-    with pytest.raises(DanError, match=r"pip install 'dan\[export\]'"):
+    with pytest.raises(DanError, match=r"pip install 'dan-fer\[export\]'"):
         OnnxBackend(junk)
 
 

@@ -1,4 +1,4 @@
-"""SHA-256 pins of the download cache (dan.hub, dan.hub.cache): the catalogue's, or recorded at first use.
+"""SHA-256 pins of the download cache (dan.hub, dan.hub.records): the catalogue's, or recorded at first use.
 
 Every test runs on a loopback server; none needs the network.
 """
@@ -17,7 +17,7 @@ import torch
 import dan
 from dan import DanError, hub
 from dan.cli.main import main as dan_main
-from dan.hub import cache as hubcache
+from dan.hub import records as hubcache
 from dan.models.loading import checkpoint_verifier
 from dan.models.reference import PlainDAN
 

@@ -33,10 +33,12 @@ ALLOWED: dict[str, set[str]] = {
     "inference": SHARED | {"models", "runtime", "auto"},
     "demo": SHARED | {"models", "runtime", "inference"},
     "serve": SHARED | {"runtime", "inference"},
+    "web": SHARED | {"hub", "runtime", "inference"},  # the page folder: the cache lock, the model record, YuNet
     "evaluation": SHARED | {"runtime", "data"},
     "training": SHARED | {"hub", "models", "data", "evaluation"},
     "cli": SHARED
-    | {"hub", "models", "data", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation", "training"},
+    | {"hub", "models", "data", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation", "training"}
+    | {"web"},
     "__main__": {"cli"},
 }
 """Layer -> the other layers of ``dan`` it may import. Nothing imports ``cli`` (but ``python -m dan``)."""
@@ -52,7 +54,7 @@ download cache) and no exported format (no ONNX)."""
 TRAINING_ONLY = {"pytorch_lightning", "lightning", "lightning_fabric", "albumentations"}
 """Third-party packages only ``training`` and ``data`` (the augmentations, the LightningDataModule) use."""
 
-DEPLOYED = {"models", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation"} | SHARED
+DEPLOYED = {"models", "runtime", "export", "auto", "inference", "demo", "serve", "evaluation", "web"} | SHARED
 
 
 def _module(path: Path, root: Path) -> str:

@@ -6,7 +6,7 @@ is :func:`dan.runtime.loader.load_backend`'s. ``auto`` on a PyTorch checkpoint o
 (:func:`fastest_backend`):
 
 - ``torch``: the re-parameterised model (BatchNorms folded, head branches merged), channels-last;
-- ``onnx``: the same network exported once to ONNX (kept in the export cache, :mod:`dan.export.cache`)
+- ``onnx``: the same network exported once to ONNX (kept in the export cache, :mod:`dan.export.export_cache`)
   and run by ONNX Runtime, when onnxruntime is installed;
 - ``openvino``: that ONNX file run by OpenVINO in float32, when the optional openvino is installed;
 - ``onnx-int8`` and ``openvino-int8``: an int8 export of the same checkpoint, when one is given or cached
@@ -29,7 +29,7 @@ import torch
 
 from dan.auto.race import probe_key, race
 from dan.errors import DanError
-from dan.export.cache import cached_export, onnx_weights_key
+from dan.export.export_cache import cached_export, onnx_weights_key
 from dan.export.faces import probe_faces
 from dan.runtime.backend import Backend
 from dan.runtime.loader import load_backend
@@ -170,4 +170,8 @@ def fastest_backend(
     if "-int8" in files:
         model_key += f"+int8:{onnx_weights_key(files['-int8'])}"
     key = probe_key(model_key, model.preprocessing.input_size, threads or torch.get_num_threads())
-    return race(torch_backend, candidates, key, faces)
+    picked = race(torch_backend, candidates, key, faces)
+    if picked is not torch_backend:  # the checkpoint's own record (trained_on, started_from) over the export's
+        picked.metadata = torch_backend.metadata
+        picked.trained_on = torch_backend.trained_on
+    return picked

@@ -36,7 +36,19 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="output format: onnx, or pt2 (torch.export; replaces TorchScript); default from the --output suffix",
     )
-    p.add_argument("--output", required=True, help="file to write (written to a temporary name, then renamed)")
+    p.add_argument("--output", help="file to write (written to a temporary name, then renamed)")
+    p.add_argument(
+        "--web",
+        metavar="DIR",
+        help="instead of --output: write a static web page folder that finds and labels faces in the visitor's "
+        "browser (the ONNX model, float32 or --int8, YuNet and onnxruntime-web; serve it with any static server)",
+    )
+    p.add_argument(
+        "--ort-web",
+        metavar="FILE.tgz",
+        help="with --web: the onnxruntime-web npm tarball to use (checked against its pinned SHA-512) instead of "
+        "fetching it with npm once into $DAN_HOME",
+    )
     p.add_argument(
         "--verify",
         action="store_true",
@@ -77,6 +89,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run ``dan export`` with ``argv`` (without the subcommand name); returns the exit status."""
     args = _parser().parse_args(argv)
+    from dan.errors import DanError
+
+    if (args.output is None) == (args.web is None):
+        raise DanError("give one of --output FILE or --web DIR")
+    if args.web is not None:
+        return _web(args)
+    if args.ort_web is not None:
+        raise DanError("--ort-web is for --web pages")
+    return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    """The export of ``args.checkpoint`` to ``args.output`` and its report; the exit status."""
     from dan.errors import DanError
     from dan.fileio import check_writable
 
@@ -129,7 +154,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
     if int8 and mode == "static" and report.ok:
-        from dan.export.cache import cache_int8
+        from dan.export.export_cache import cache_int8
 
         try:
             report.lines.append(
@@ -146,4 +171,30 @@ def main(argv: list[str]) -> int:
             os.replace(output, kept)
         print(f"dan export: verification failed: {output} not written; the failed export is {kept}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    """``dan export --web DIR``: the ONNX export (or the given .onnx file) as a static page folder."""
+    from dan.errors import DanError
+    from dan.web import ort_web_files, write_site
+
+    if args.format not in (None, "onnx") or args.verify:
+        raise DanError("--web writes an ONNX page: --format pt2 and --verify are for --output")
+    ort_dir = ort_web_files(args.ort_web)  # first: no export work when the runtime cannot be had
+    source = Path(args.checkpoint)
+    if source.suffix.lower() == ".onnx" and source.is_file():
+        if args.int8 or args.int8_mode:
+            raise DanError(f"{source}: already an ONNX file: --int8 is for checkpoints")
+        folder = write_site(args.web, source, ort_dir, title=source.stem)
+    else:
+        from dan.export.scratch import scratch_folder
+
+        with scratch_folder() as work:
+            args.output = str(work / "model.onnx")
+            status = _export(args)
+            if status != 0:
+                return status
+            folder = write_site(args.web, work / "model.onnx", ort_dir, title=source.name)
+    print(f"wrote {folder}: serve it with python -m http.server -d {folder} (or dan serve --web {folder})")
     return 0

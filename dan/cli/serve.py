@@ -21,10 +21,14 @@ import os
 import re
 import socket
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from dan.cli.options import add_model_and_detector_options, predictor_from_args
 from dan.errors import DanError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 __all__ = ["build_parser", "exposure_warning", "main"]
 
@@ -54,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoothing", type=float, default=0.6, help="weight of the past in a live face's probabilities (default 0.6)"
     )
     p.add_argument("--threads", type=int, help="CPU threads for the model (default: the runtime's own choice)")
+    p.add_argument(
+        "--web",
+        metavar="DIR",
+        help="also serve the page dan export --web wrote at /web/, cross-origin isolated (COOP/COEP headers): the "
+        "model runs in the visitor's browser; its files are public (--token guards the API only)",
+    )
     return p
 
 
@@ -106,6 +116,10 @@ def main(argv: list[str]) -> int:
     missing = [name for name in _NEEDS if importlib.util.find_spec(name) is None]
     if missing:
         raise DanError(f"dan serve needs the serve extra (missing: {', '.join(missing)}): pip install 'dan-fer[serve]'")
+    if args.web is not None:  # before the model is loaded
+        from dan.serve.web import page_folder
+
+        page_folder(args.web)
     import uvicorn
 
     from dan.opencv import DEFAULT_MAX_PIXELS
@@ -119,9 +133,14 @@ def main(argv: list[str]) -> int:
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     haar = {"scale_factor": 1.2, "min_face": 48}  # as dan demo: about twice as fast on live frames
     predictor = predictor_from_args(args, detector_options=haar if args.detector == "haar" else None)
-    app = create_app(
+    api = create_app(
         predictor, token=args.token, max_upload_bytes=max_bytes, max_pixels=max_pixels, smoothing=args.smoothing
     )
+    app: ASGIApp = api
+    if args.web is not None:
+        from dan.serve.web import with_web_page
+
+        app = with_web_page(api, args.web)
     warning = exposure_warning(sock.getsockname()[0], args.host, args.token)
     if warning:
         print(warning, file=sys.stderr)

@@ -8,7 +8,7 @@ One job per module:
 - :mod:`dan.export.verify`: the export next to PyTorch on random and real inputs;
 - :mod:`dan.export.result`: what an export did and measured;
 - :mod:`dan.export.scratch`: a folder for intermediate files that a killed export leaves to the next;
-- :mod:`dan.export.cache`: the export cache (``$DAN_HOME/exports/``) the ``--backend auto`` race reads;
+- :mod:`dan.export.export_cache`: the export cache (``$DAN_HOME/exports/``) the ``--backend auto`` race reads;
 - :mod:`dan.export.faces`: the generated int8 calibration and ``--backend auto`` probe faces;
 - :func:`export_checkpoint` (here): what ``dan export`` runs, all of the above in order.
 

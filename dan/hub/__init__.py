@@ -2,7 +2,7 @@
 
 The modules: :mod:`dan.hub.catalogue` (what is fetched by name), :mod:`dan.hub.specs` (what a spec names
 and where it is cached), :mod:`dan.hub.fetch` (the way in: :func:`resolve_checkpoint`), :mod:`dan.hub.transport`
-(the transports) and :mod:`dan.hub.cache` (locks and SHA-256 pins). This file only names the public API.
+(the transports) and :mod:`dan.hub.records` (locks and SHA-256 pins). This file only names the public API.
 
 A checkpoint *spec* is one of:
 
@@ -19,7 +19,7 @@ A download goes into a temporary file in the cache folder (:func:`dan.fileio.tem
 (not empty, not a web page, its SHA-256 against the pin when there is one, then the caller's ``verify``
 callback) and published with :func:`dan.fileio.publish`, so the cache never holds a partial or unverified
 file; its SHA-256 is then recorded beside it (``<file>.sha256``). Every later use checks the cached file
-against the catalogue's pin (:attr:`ReleasedModel.sha256`) or else that record (:mod:`dan.hub.cache`); a
+against the catalogue's pin (:attr:`ReleasedModel.sha256`) or else that record (:mod:`dan.hub.records`); a
 file found in the cache with neither (put there by hand) is checked by ``verify``, accepted with a notice,
 and recorded. A lock (``<file>.lock``, removed after use) makes a second process wait for the first and
 then use its file. Any failure is one :class:`~dan.errors.DanError` line naming the URL and the path

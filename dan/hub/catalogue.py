@@ -2,7 +2,7 @@
 
 :mod:`dan.hub` downloads, verifies, pins and caches them (and re-exports these names). A catalogue entry's
 ``sha256`` is checked after every download and on every load from the cache; while it is None, the hash
-of the first verified download is recorded beside the file (trust on first use, :mod:`dan.hub.cache`).
+of the first verified download is recorded beside the file (trust on first use, :mod:`dan.hub.records`).
 ``scripts/maint/pin_releases.py`` prints the lines to paste here.
 """
 
@@ -37,7 +37,7 @@ class ReleasedModel:
         sha256: The file's SHA-256 (lowercase hex), checked after every download and on every load from
             the cache; None until someone fills it in (``scripts/maint/pin_releases.py`` prints the lines): then
             the hash of the first verified download (or of a file found in the cache) is recorded beside
-            the file and later loads are checked against that (see :mod:`dan.hub.cache`).
+            the file and later loads are checked against that (see :mod:`dan.hub.records`).
     """
 
     name: str

@@ -1,7 +1,7 @@
 """The download cache's way in: a spec to a local file, fetched at most once, verified, pinned, atomic and locked.
 
 See :mod:`dan.hub` for what a spec is and what the cache guarantees; :mod:`dan.hub.specs` parses a spec,
-:mod:`dan.hub.transport` moves the bytes and :mod:`dan.hub.cache` keeps the locks and SHA-256 records.
+:mod:`dan.hub.transport` moves the bytes and :mod:`dan.hub.records` keeps the locks and SHA-256 records.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dan import fileio
 from dan.errors import DanError
-from dan.hub import cache as hubcache
+from dan.hub import records as hubcache
 from dan.hub import transport as transfer
 from dan.hub.catalogue import BACKBONES, RELEASED, ReleasedBackbone, ReleasedModel
 from dan.hub.specs import Source, cached_path, is_drive, source_of

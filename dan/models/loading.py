@@ -66,7 +66,7 @@ def load_model(
 
     Raises:
         DanError: The file is missing, unreadable, unsafe, not a DAN checkpoint, or does not fit; or a
-            cached download does not match its SHA-256 pin (:mod:`dan.hub.cache`); or a GPU is asked
+            cached download does not match its SHA-256 pin (:mod:`dan.hub.records`); or a GPU is asked
             for where there is none (checked first).
     """
     target, _ = torch_device(device)

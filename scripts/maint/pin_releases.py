@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dan import hub
 from dan.errors import DanError
-from dan.hub import cache as hubcache
+from dan.hub import records as hubcache
 from dan.models.backbone import check_torchvision_layout, resolve_backbone_weights
 from dan.models.loading import checkpoint_verifier
 from dan.paths import models_dir
