@@ -56,7 +56,7 @@ LABEL_SETS: dict[str, tuple[str, ...]] = {
 # The closed vocabularies: every name a user may choose, listed once. The command line's ``choices=``
 # read these (without importing the modules that implement them, so ``--help`` stays fast), and
 # tests/test_vocabularies.py checks that each registry implements exactly these names.
-FORMAT_NAMES = ("rafdb", "affectnet", "fer2013", "folder", "sfew", "ferplus", "expw", "ckplus")
+FORMAT_NAMES = ("rafdb", "affectnet", "fer2013", "folder", "sfew", "ferplus", "expw", "ckplus", "packed")
 """Data set layouts: each is the module ``dan/data/<name>.py``, registered in :data:`dan.data.formats.FORMATS`."""
 SPLIT_ROLES = ("train", "val", "test")
 """What a split is for; each data format says which of its splits plays each role (or that none does)."""

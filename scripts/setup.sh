@@ -21,7 +21,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   fi
   # the distribution is dan-fer (import name and command: dan); an install under its old name "dan" goes first
   "$VENV/bin/python" -m pip uninstall -q -y dan 2>/dev/null || true
-  echo "[setup] installing dan-fer[dev,export,serve]"
-  "$VENV/bin/python" -m pip install -q -e ".[dev,export,serve]"
+  echo "[setup] installing dan-fer[dev,export,serve,stream]"
+  "$VENV/bin/python" -m pip install -q -e ".[dev,export,serve,stream]"
   echo "$want" > "$stamp"
 fi

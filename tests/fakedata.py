@@ -25,6 +25,7 @@ __all__ = [
     "make_fer2013",
     "make_ferplus",
     "make_folder",
+    "make_packed",
     "make_rafdb",
     "make_sfew",
     "truncate",
@@ -312,3 +313,12 @@ def make_sfew(root: Path, per_class: dict[str, int] | None = None, empty: tuple[
 
 
 RAFDB_NAMES = LABEL_SETS["rafdb"]
+
+
+def make_packed(root: Path) -> dict:
+    """A RAF-DB set (beside ``root``) packed into ``root`` by ``dan data pack``; returns :func:`make_rafdb`'s truth."""
+    from dan.data.pack import pack_dataset
+
+    truth = make_rafdb(root.with_name(root.name + "-source"))
+    pack_dataset("rafdb", root.with_name(root.name + "-source"), root, say=lambda _: None)
+    return truth

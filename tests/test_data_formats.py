@@ -28,6 +28,7 @@ BUILDERS = {
     "ferplus": fd.make_ferplus,
     "expw": fd.make_expw,
     "ckplus": fd.make_ckplus,
+    "packed": fd.make_packed,
 }
 
 

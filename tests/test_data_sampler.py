@@ -47,7 +47,10 @@ def test_ddp_ranks_take_disjoint_shares_of_the_right_length() -> None:
             for s in ranks:
                 s.set_epoch(epoch)
             draws = [list(s) for s in ranks]
-            assert [len(d) for d in draws] == [500, 500] == [len(s) for s in ranks]
+            share = 500 if balanced else 499  # draws with replacement: rounded up; shuffled: the odd one dropped
+            assert [len(d) for d in draws] == [share, share] == [len(s) for s in ranks]
+            if not balanced:  # no sample twice in an epoch
+                assert len({i for d in draws for i, _ in d}) == 998
             if balanced:
                 assert set(i for i, _ in draws[0]).isdisjoint(i for i, _ in draws[1])
                 freq = Counter(labels[i] for i, _ in draws[0] + draws[1])

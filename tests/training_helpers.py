@@ -27,3 +27,16 @@ class SignalAt(Callback):
             import os
 
             os.kill(os.getpid(), self.signum)
+
+
+AT_STEP: dict = {}
+"""``{step: function}``: what :class:`CallAt` runs at the start of that global step (set by the test)."""
+
+
+class CallAt(Callback):
+    """Run ``AT_STEP[step]`` at the start of that global step (a test cuts a server's connection there)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        action = AT_STEP.pop(trainer.global_step, None)
+        if action is not None:
+            action()

@@ -64,7 +64,10 @@ def main(args: list[str] | None = None) -> int:
     except DanError as err:
         if isinstance(err, MissingLabelsError):  # the message names Python's labels=; here it is an option
             err = err.for_option("--labels")
-        print(f"dan {name}: error: {err}", file=sys.stderr)
+        text = str(err).strip()
+        if "Original Traceback" in text:  # raised in a DataLoader worker: torch appended its traceback
+            text = text.splitlines()[-1].partition(": ")[2] or text
+        print(f"dan {name}: error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"dan {name}: interrupted", file=sys.stderr)

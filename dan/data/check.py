@@ -16,6 +16,7 @@ from pathlib import Path
 from dan.data.dataset import load_sample_image
 from dan.data.formats import get_format
 from dan.data.options import ReadOptions
+from dan.data.packed_store import is_url
 from dan.data.samples import Issue, Sample, SplitData
 from dan.errors import DanError
 from dan.imaging import ImageReadError
@@ -79,7 +80,7 @@ class CheckReport:
 
 def _decode_problem(data: SplitData, index: int, sample: Sample) -> Issue | None:
     try:
-        load_sample_image(sample, data.pixels, index)
+        load_sample_image(sample, data.pixels, index, data.images)
     except ImageReadError as err:
         where = data.source if sample.line is not None else ""
         return Issue(where, sample.line, str(err))
@@ -108,7 +109,7 @@ def check_dataset(
     """
     fmt = get_format(format)
     report = CheckReport(format, str(root))
-    if not Path(root).exists():
+    if not is_url(root) and not Path(root).exists():
         report.problems.append(Issue(str(root), None, "data set root not found"))
         return report
     options = replace(options or ReadOptions(), strict=False)
@@ -144,7 +145,8 @@ def check_dataset(
                 report.problems.append(Issue(data.source, s.line, msg))
             first_seen.setdefault(s.source, data.split)
         if decode and data.pixels is None:
-            with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            threads = 1 if data.images is not None else workers or os.cpu_count() or 1  # one chunk reader
+            with ThreadPoolExecutor(max_workers=threads) as pool:
                 found = pool.map(partial(_decode_problem, data), range(len(data)), data.samples, chunksize=64)
                 report.problems += [p for p in found if p is not None]
     report.problems += _class_coverage(report)

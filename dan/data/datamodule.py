@@ -35,6 +35,7 @@ from dan.data.batch import collate
 from dan.data.dataset import FERDataset
 from dan.data.formats import get_format
 from dan.data.options import ReadOptions
+from dan.data.packed_store import is_url
 from dan.data.provenance import TrainedOn
 from dan.data.sampler import EpochSampler
 from dan.data.samples import SplitData
@@ -158,7 +159,7 @@ class FERDataModule(pl.LightningDataModule):
         self.data_format = get_format(format, "data.format")
         if augment not in TRANSFORMS:
             raise DanError(f"data.augment={augment!r}: choose one of {', '.join(TRANSFORMS)}")
-        if not Path(root).exists():
+        if not is_url(root) and not Path(root).exists():  # a packed set in object storage: checked on reading
             raise DanError(f"{root}: data root not found (data.root)")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise DanError("data.batch_size and data.eval_batch_size must be at least 1")

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, get_worker_info
 from dan.data.batch import sample
 from dan.data.options import ReadOptions
 from dan.data.readers import read_split
-from dan.data.samples import Sample, SplitData
+from dan.data.samples import Sample, SplitData, StoredImages
 from dan.data.transforms import Transform
 from dan.imaging import ImageReadError, read_image
 from dan.opencv import cv2
@@ -38,13 +38,16 @@ log = logging.getLogger(__name__)
 _MAX_SUBSTITUTES = 32
 
 
-def load_sample_image(sample: Sample, pixels: np.ndarray | None = None, index: int = 0) -> np.ndarray:
+def load_sample_image(
+    sample: Sample, pixels: np.ndarray | None = None, index: int = 0, images: StoredImages | None = None
+) -> np.ndarray:
     """Decode one sample to RGB uint8 (H, W, 3), its face box cropped.
 
     Args:
         sample: The sample.
         pixels: In-memory images of the split (FER2013), or None for files.
-        index: The sample's index into ``pixels``.
+        index: The sample's index into ``pixels`` or ``images``.
+        images: The split's packed images (:attr:`SplitData.images`), or None for files.
 
     Raises:
         ImageReadError: Missing, truncated or undecodable file, or a face box outside the image.
@@ -52,7 +55,7 @@ def load_sample_image(sample: Sample, pixels: np.ndarray | None = None, index: i
     if pixels is not None:
         image = pixels[index]
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else np.ascontiguousarray(image)
-    image = read_image(sample.source)
+    image = images.load(index) if images is not None else read_image(sample.source)
     if sample.box is not None:
         x, y, w, h = sample.box
         height, width = image.shape[:2]
@@ -134,7 +137,7 @@ class FERDataset(Dataset):
 
     def load(self, index: int) -> np.ndarray:
         """The decoded, face-cropped RGB uint8 image of sample ``index`` (no transform)."""
-        return load_sample_image(self.data.samples[index], self.data.pixels, index)
+        return load_sample_image(self.data.samples[index], self.data.pixels, index, self.data.images)
 
     def _item(self, image: np.ndarray, index: int) -> tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor]:
         label = self.targets[index]

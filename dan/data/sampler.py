@@ -5,7 +5,10 @@ ranks, with a seed for every sample, and resumable in the middle of an epoch.
   draws with replacement weighted by inverse class frequency (every class seen about equally often;
   one epoch has as many draws as the data set has samples, split over the ranks).
 - Under DDP each rank takes its own disjoint share of the order (``DistributedSampler``'s
-  ``num_replicas`` / ``rank``, passed in, so Lightning uses the sampler as it is).
+  ``num_replicas`` / ``rank``, passed in, so Lightning uses the sampler as it is). Shuffled, every rank
+  gets ``len(labels) // num_replicas`` samples: the last ``len(labels) % num_replicas`` of each epoch's
+  order are dropped (a different few each epoch) rather than others repeated, so no sample is seen
+  twice in an epoch and every rank runs the same number of batches.
 - It yields ``(index, sample_seed)`` pairs: the dataset seeds the sample's augmentation from
   ``sample_seed``, a function of ``(seed, epoch, position)``. Augmentations therefore do not depend on
   which worker process draws a sample or on what it drew before, which is what makes a resumed
@@ -74,6 +77,7 @@ class EpochSampler(DistributedSampler):
             rank=rank,
             shuffle=shuffle,
             seed=seed,
+            drop_last=len(labels) >= num_replicas,  # equal shares without repeats (see the module docstring)
         )
         self.balanced = balanced
         if balanced:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 
 from dan.errors import DanError
 
-__all__ = ["SPLIT_WORDS", "Issue", "Sample", "SplitData", "split_role"]
+__all__ = ["SPLIT_WORDS", "StoredImages", "Issue", "Sample", "SplitData", "split_role"]
 
 # the words people use for a split -> its role; each reader maps roles to its own split names
 SPLIT_WORDS: dict[str, str] = {
@@ -29,6 +30,18 @@ SPLIT_WORDS: dict[str, str] = {
 def split_role(name: str) -> str | None:
     """``"train"``, ``"val"`` or ``"test"`` for a split name in any of its usual spellings, else None."""
     return SPLIT_WORDS.get(name.strip().lower())
+
+
+class StoredImages(Protocol):
+    """Images kept somewhere other than in files of their own (packed chunks: :mod:`dan.data.packed`)."""
+
+    def load(self, index: int) -> np.ndarray:
+        """The decoded RGB uint8 (H, W, 3) image of sample ``index``, uncropped."""
+        ...
+
+    def take(self, index: np.ndarray) -> StoredImages:
+        """The source of the samples ``index`` (a subset, in that order)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,8 @@ class SplitData:
             ``samples[i]`` who voted for class ``c`` (rows sum to 1); FERPlus read with
             ``ReadOptions.soft_targets``, else None. For a loss on vote distributions: the Dataset
             does not return them (yet).
+        images: Where the images are when they are not files (packed chunks), ``images.load(i)``
+            decoding sample ``i``; else None.
     """
 
     format: str
@@ -100,6 +115,7 @@ class SplitData:
     pixels: np.ndarray | None = None
     issues: list[Issue] = field(default_factory=list)
     soft: np.ndarray | None = None
+    images: StoredImages | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -179,7 +195,7 @@ class SplitData:
             held[rng.choice(members, size=take, replace=False)] = True
         if not held.any():
             raise DanError(f"{self.source}: split {self.split!r} is too small to hold out a validation share")
-        pixels, soft = self.pixels, self.soft
+        pixels, soft, images = self.pixels, self.soft, self.images
 
         def part(mask: np.ndarray, name: str) -> SplitData:
             index = np.flatnonzero(mask)
@@ -190,6 +206,7 @@ class SplitData:
                 pixels=pixels[index] if pixels is not None else None,
                 issues=list(self.issues),
                 soft=soft[index] if soft is not None else None,
+                images=images.take(index) if images is not None else None,
             )
 
         return part(~held, self.split), part(held, f"{self.split}[holdout {fraction:g}]")

@@ -272,7 +272,9 @@ class DANModule(LightningModule):
                 f"batch {batch_idx}): {parts}; lower the learning rate or check the data"
             )
         self.train_acc(logits.argmax(-1), y)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, on_step=True, on_epoch=True)
+        # sync_dist: the epoch means are over every rank's batches (the step values too: a few scalars)
+        losses_by_name = {f"train/{k}": v for k, v in losses.items()}
+        self.log_dict(losses_by_name, prog_bar=False, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return losses["loss"]
 

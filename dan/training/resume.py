@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch.distributed as dist
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from dan.data.packed_store import DataSourceError
 from dan.fileio import remove_stale_temps_in
 
 if TYPE_CHECKING:
@@ -137,6 +139,12 @@ class ResumableTraining(Callback):
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self._put_back_sigint()
+        # the data went away (an object store cut off): keep what was trained, resumable, as for a signal;
+        # one process only (a checkpoint of several ranks needs all of them, and the others may be waiting)
+        if isinstance(exception, DataSourceError) and trainer.world_size == 1 and trainer.global_step > 0:
+            self.saved = self._last_path(trainer)
+            trainer.save_checkpoint(self.saved)
+            print(f"resumable checkpoint: {self.saved.resolve()}", file=sys.stderr, flush=True)
 
     def _put_back_sigint(self) -> None:
         if self._old_sigint is not None:
