@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from dan.evaluation.evaluate import evaluate_backend, prefetched
+from dan.models.metadata import ModelMetadata
+from dan.runtime.backend import Backend, Outputs
 
 
 class _Faces(torch.utils.data.Dataset):
@@ -31,13 +33,16 @@ class _Faces(torch.utils.data.Dataset):
         return x, torch.tensor(i % 2)
 
 
-class _Backend:
-    labels = ("sad", "happy")  # another order than the data set's: matched by name
-
+class _Backend(Backend):
     def __init__(self) -> None:
+        # another order than the data set's: matched by name
+        super().__init__(ModelMetadata({"num_classes": 2}, labels=("sad", "happy")))
         self.threads: set[str] = set()
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
+        return Outputs(self.logits(x))
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
         self.threads.add(threading.current_thread().name)
         m = x.reshape(len(x), -1).mean(1)  # (B,)
         return np.stack([m, 1 - m], 1) * 5  # (B, 2): "sad" for ones (label 1), "happy" for zeros
@@ -53,7 +58,7 @@ def test_loading_runs_in_another_thread_than_the_model() -> None:
 
 def test_a_model_error_stops_the_loading_thread() -> None:
     class Broken(_Backend):
-        def __call__(self, x: np.ndarray) -> np.ndarray:
+        def logits(self, x: np.ndarray) -> np.ndarray:
             raise RuntimeError("model failed")
 
     with pytest.raises(RuntimeError, match="model failed"):

@@ -11,21 +11,24 @@ from dan.demo.sources import Frame, FrameSource
 from dan.demo.writer import probe_video
 from dan.inference.detectors import Detector
 from dan.inference.predictor import Predictor
+from dan.models.metadata import ModelMetadata
 from dan.preprocess import Preprocessing
+from dan.runtime.backend import Backend, Outputs
 
 LABELS = ("a", "b", "c")
 
 
-class FlickerBackend:
+class FlickerBackend(Backend):
     """Logits that flip between class a and class b every frame; counts calls and faces."""
 
-    labels = LABELS
-    preprocessing = Preprocessing(input_size=16)
-
     def __init__(self) -> None:
+        super().__init__(ModelMetadata({"num_classes": 3}, labels=LABELS, preprocessing=Preprocessing(input_size=16)))
         self.calls = self.faces = 0
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
+        return Outputs(self.logits(x))
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
         assert x.shape[1:] == (3, 16, 16) and x.dtype == np.float32
         self.calls += 1
         self.faces += len(x)
@@ -99,14 +102,15 @@ def test_missed_detection_is_held_and_probabilities_are_smoothed(tmp_path) -> No
     assert [r["label"] for r in _rows(tmp_path / "r.csv")] == ["a", "b", "a", "b"]
 
 
-class ChannelMeans:
+class ChannelMeans(Backend):
     """Logits = 10 x each input channel's mean: any change in how a face is cut out changes them."""
 
-    labels = LABELS
-    preprocessing = Preprocessing(input_size=32, crop="align")
+    def __init__(self) -> None:
+        pre = Preprocessing(input_size=32, crop="align")
+        super().__init__(ModelMetadata({"num_classes": 3}, labels=LABELS, preprocessing=pre))
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return 10 * x.mean(axis=(2, 3))  # (N, 3)
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
+        return Outputs(10 * x.mean(axis=(2, 3)))  # (N, 3)
 
 
 def test_the_demo_cuts_faces_out_as_the_predictor_does(astronaut, tmp_path) -> None:

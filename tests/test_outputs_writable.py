@@ -21,7 +21,9 @@ from dan.errors import DanError
 from dan.fileio import check_writable, temp_path_for
 from dan.inference.detectors import Detector
 from dan.inference.predictor import Predictor
+from dan.models.metadata import ModelMetadata
 from dan.preprocess import Preprocessing
+from dan.runtime.backend import Backend, Outputs
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
 
@@ -42,6 +44,7 @@ def _no_model(monkeypatch):
     monkeypatch.setattr("dan.cli.demo.predictor_from_args", _never)
     monkeypatch.setattr("dan.models.loading.load_model", _never)
     monkeypatch.setattr("dan.runtime.loader.load_backend", _never)
+    monkeypatch.setattr("dan.auto.open.load_backend", _never)  # how evaluate and calibrate open the model
     monkeypatch.setattr("dan.inference.attention._as_backend", _never)
 
 
@@ -106,12 +109,14 @@ def test_synth_refuses_a_root_that_cannot_hold_files(capsys) -> None:
 # A demo that fails publishes nothing: not the video, not the CSV.
 
 
-class _Backend:
-    labels = ("a", "b")
-    preprocessing = Preprocessing(input_size=16)
+class _Backend(Backend):
+    def __init__(self) -> None:
+        super().__init__(
+            ModelMetadata({"num_classes": 2}, labels=("a", "b"), preprocessing=Preprocessing(input_size=16))
+        )
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.zeros((len(x), 2), np.float32)
+    def outputs(self, x: np.ndarray, attention: bool = False) -> Outputs:
+        return Outputs(np.zeros((len(x), 2), np.float32))
 
 
 class _FailingDetector(Detector):

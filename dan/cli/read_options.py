@@ -18,6 +18,7 @@ from dan.vocab import RAFDB_IMAGES
 if TYPE_CHECKING:
     from dan.data.formats import DataFormat
     from dan.data.provenance import TrainedOn
+    from dan.runtime.backend import Backend
 
 __all__ = ["add_read_options", "read_options", "recorded_training"]
 
@@ -93,12 +94,12 @@ def _datamodule_hparams(checkpoint: str) -> dict:
     return dict(hp) if isinstance(hp, dict) else {}
 
 
-def recorded_training(checkpoint: str, backend: object, fmt: DataFormat) -> TrainedOn | None:
+def recorded_training(checkpoint: str, backend: Backend, fmt: DataFormat) -> TrainedOn | None:
     """What the model at ``checkpoint`` records of its training on a data set of format ``fmt``; None for
     a model trained on another format or recording nothing (a reference or released file).
 
-    The record is the ``trained_on`` entry of the backend's model record (``backend.metadata``, the
-    optional member of :mod:`dan.runtime.backend` every runtime keeps); an older one without reader
+    The record is the ``trained_on`` entry of the backend's model record (``backend.trained_on``, from the
+    ``metadata`` every runtime keeps, :class:`dan.runtime.backend.Backend`); an older one without reader
     options falls back to a Lightning checkpoint's data settings, and an older file without either says
     so (its reader options are then the defaults, unless flags say otherwise).
 
@@ -108,7 +109,7 @@ def recorded_training(checkpoint: str, backend: object, fmt: DataFormat) -> Trai
     from dan.data.provenance import TrainedOn
 
     where = f"{checkpoint}: "
-    record = TrainedOn.from_dict(getattr(getattr(backend, "metadata", None), "trained_on", None), where)
+    record = TrainedOn.from_dict(backend.trained_on, where)
     if record is None or record.options is None:
         hp = _datamodule_hparams(checkpoint)
         if hp.get("format") == fmt.name:

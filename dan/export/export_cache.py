@@ -1,19 +1,22 @@
 """The export cache, ``$DAN_HOME/exports/``: the ONNX files ``--backend auto`` races (:mod:`dan.auto`).
 
-Files are named by the checkpoint's weights checksum, input size and temperature, so a changed
-checkpoint gets new files. The float32 file is written on first use by :func:`dan.auto.open_backend`;
+Files are named by a digest of the checkpoint's whole record (weights checksum, class names,
+preprocessing, ``trained_on``, temperature) and its input size, so a changed checkpoint gets new files.
+The float32 file is written on first use by :func:`dan.auto.open_backend`;
 ``dan export --int8`` keeps a copy of its int8 file here (:func:`cache_int8`), where the race finds it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
 
 from dan.fileio import atomic_path
 from dan.models.dan import DAN
-from dan.models.metadata import tensor_checksum
+from dan.models.metadata import ModelMetadata
 from dan.paths import dan_home
 
 __all__ = ["cache_int8", "cached_export", "onnx_weights_key"]
@@ -22,14 +25,16 @@ __all__ = ["cache_int8", "cached_export", "onnx_weights_key"]
 def cached_export(model: DAN, kind: str = "float32") -> Path:
     """Where the export cache keeps ``model``'s ONNX file of ``kind`` (``float32`` or ``int8``).
 
-    The name is the model's weights checksum and input size, so a changed checkpoint gets new files, and
-    its temperature (the export's metadata carries it): a calibrated model gets its own files.
+    The name is a digest of the model's whole record (:class:`dan.models.metadata.ModelMetadata`: the
+    weights checksum, class names, preprocessing, ``trained_on``, temperature; the export carries that
+    record) and its input size, so a changed checkpoint, or the same weights with another record (a
+    calibrated copy, another training record), gets its own files.
     """
-    checksum = tensor_checksum(model.state_dict()).removeprefix("sha256:")[:16]
+    record = ModelMetadata.of_model(model).to_dict()
+    key = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
     size = model.preprocessing.input_size
-    t = model.temperature
-    suffix = ("" if t is None else f"-t{t:.9g}") + ("" if kind == "float32" else f"-{kind}")
-    return dan_home() / "exports" / f"{checksum}-{size}{suffix}.onnx"
+    suffix = "" if kind == "float32" else f"-{kind}"
+    return dan_home() / "exports" / f"{key}-{size}{suffix}.onnx"
 
 
 def cache_int8(model: DAN, int8_file: str | os.PathLike) -> Path:

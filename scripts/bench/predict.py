@@ -137,14 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {args.checkpoint or f'{args.backbone} DAN, {args.size} px, random weights (seed 0)'}; "
           f"{len(paths)} photos; old: {args.old} from {old}; new: {REPO}")  # fmt: skip
     for name, tree in trees.items():  # warm-up: the new command's one-time export and probe, both page caches
-        _, err = run_predict(tree, folder, checkpoint, work / f"{name}.csv", extra, env)
-        if name == "new":
-            print(*(line for line in err.splitlines() if line.startswith("backend:")), sep="\n")
+        seconds, err = run_predict(tree, folder, checkpoint, work / f"{name}.csv", extra, env)
+        print(
+            f"warm-up {name}: {seconds:.1f} s",
+            *(ln for ln in err.splitlines() if ln.startswith("backend:")),
+            flush=True,
+        )
     best = dict.fromkeys(trees, float("inf"))
-    for _ in range(args.rounds):
+    for k in range(args.rounds):
         for name, tree in trees.items():
             seconds, _ = run_predict(tree, folder, checkpoint, work / f"{name}.csv", extra, env)
             best[name] = min(best[name], seconds)
+            print(f"round {k + 1} {name}: {seconds:.2f} s", flush=True)
     rows = {name: read_rows(work / f"{name}.csv") for name in trees}
     faces = sum(1 for r in rows["old"] if len(r[1]))
     ok, worst = same_rows(rows["old"], rows["new"], args.tolerance)
