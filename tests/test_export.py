@@ -282,9 +282,11 @@ def test_a_seven_class_reference_file_asks_for_the_labels_option(tmp_path, capsy
     ref = tmp_path / "ref7.pth"
     torch.save({"iter": 1, "model_state_dict": PlainDAN(7, 2).state_dict(), "optimizer_state_dict": {}}, ref)
     wanted = "a 7-class model needs a label set: pass --labels one of: rafdb, affectnet7, fer2013, sfew, expw, ckplus7"
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((8, 8, 3), np.uint8))
     for argv in (
         ["export", "--checkpoint", str(ref), "--output", str(tmp_path / "x.onnx")],
-        ["predict", str(tmp_path), "--checkpoint", str(ref), "--backend", "torch"],
+        ["predict", str(photo), "--checkpoint", str(ref), "--backend", "torch"],
     ):
         assert dan_main(argv) == 1
         err = capsys.readouterr().err.strip()

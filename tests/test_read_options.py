@@ -151,11 +151,11 @@ def test_held_out_validation_and_root_identity(tmp_path: Path, capsys) -> None:
     """RAF-DB validates on a held-out share of training: that share may be fitted on, the rest never
     scored. The data set is known by its contents, not its path: a copy elsewhere is the same data set,
     another data set of the same format is not."""
-    fd.make_rafdb(tmp_path / "raf", train_per_class=4, test_per_class=1)
+    fd.make_rafdb(tmp_path / "raf", train_per_class=30, test_per_class=1)  # 21 held out: calibration needs 20
     dm = FERDataModule(format="rafdb", root=str(tmp_path / "raf"), image_size=32, seed=0)
     ckpt = _saved(dm, tmp_path / "m.pt")
     assert _evaluate(ckpt, "rafdb", tmp_path / "raf", tmp_path / "leak", "--split", "train") == 1
-    assert "21 of the 28 faces of rafdb/train" in _refused(capsys, tmp_path / "leak")  # 7 held out
+    assert "189 of the 210 faces of rafdb/train" in _refused(capsys, tmp_path / "leak")  # 21 held out
     shutil.copytree(tmp_path / "raf", tmp_path / "moved")
     assert _evaluate(ckpt, "rafdb", tmp_path / "moved", tmp_path / "leak", "--split", "train") == 1
     _refused(capsys, tmp_path / "leak")
@@ -164,7 +164,7 @@ def test_held_out_validation_and_root_identity(tmp_path: Path, capsys) -> None:
 
     cal = ["calibrate", "--checkpoint", str(ckpt), "--format", "rafdb", "--root", str(tmp_path / "raf")]
     assert main([*cal, "--workers", "0"]) == 0
-    assert "train[holdout 0.1]: 7 images" in capsys.readouterr().out
+    assert "train[holdout 0.1]: 21 images" in capsys.readouterr().out
     assert main([*cal, "--workers", "0", "--seed", "1", "--output", str(tmp_path / "c.pt")]) == 1  # other faces
     _refused(capsys, tmp_path / "nothing")
 

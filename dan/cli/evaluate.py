@@ -178,9 +178,12 @@ def main(argv: list[str]) -> int:
     try:
         result = evaluate_backend(backend, dataset, args.batch_size, args.workers, args.tta, progress.update)
     except DanError as err:  # an unreadable or over-sized image, maybe raised in a DataLoader worker
+        progress.close(finished=False)
         raise _worker_error(err) from None
-    finally:
-        progress.close()
+    except BaseException:
+        progress.close(finished=False)
+        raise
+    progress.close()
     meta = {"checkpoint": str(args.checkpoint), "format": args.format, "root": str(args.root), "split": split}
     meta["read"] = options.to_record()
     meta["backend"] = backend.name

@@ -84,9 +84,7 @@ def _print_table(rows: list[list], header: list[str]) -> None:
 def main(argv: list[str]) -> int:
     """Run ``dan predict``; returns 0 when every input was processed, 1 when some failed."""
     args = build_parser().parse_args(argv)
-    paths, errors = expand_inputs(args.inputs, args.recursive)
-    for message in errors:
-        print(f"dan predict: {message}", file=sys.stderr)
+    paths, errors = expand_inputs(args.inputs, args.recursive)  # said once the output is known to be good
     if is_collection(paths, args.output):
         return score_collection(args, paths, errors)
     out = Path(args.output) if args.output else None
@@ -94,6 +92,8 @@ def main(argv: list[str]) -> int:
         raise DanError(f"{out}: --output must end in .csv or .json")
     if out is not None:
         check_writable(out)  # before the model is loaded and the images are read
+    for message in errors:
+        print(f"dan predict: {message}", file=sys.stderr)
     from dan.collection.writers import write_csv, write_json
     from dan.inference.pipeline import predict_images
 

@@ -83,6 +83,8 @@ def score_collection(args: argparse.Namespace, paths: list[Path], errors: list[s
         )
     sampling = Sampling(args.every, args.fps)
     store = PartStore(args.output, args.format)  # a bad output fails here, before the model loads
+    for message in errors:  # inputs that are not there, said once the output is known to be good
+        print(f"dan predict: {message}", file=sys.stderr)
     if args.ray:
         return _on_ray(args, paths, errors)
     try:

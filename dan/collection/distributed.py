@@ -31,6 +31,7 @@ from dan.collection.frames import Sampling
 from dan.collection.run import CollectionStats, _Collection
 from dan.collection.store import MANIFEST, SKIPPED, PartStore
 from dan.errors import DanError
+from dan.fileio import remove_stale_temps_in
 from dan.inference.predictor import Predictor
 
 __all__ = ["VideoScorer", "run_on_ray"]
@@ -135,6 +136,7 @@ def run_on_ray(
                 scored.discard(record["input"])
                 stats.frames += record["frames"]
                 stats.rows += record["rows"]
+    remove_stale_temps_in(store.folder)  # temporary parts of killed actors (their inputs were retried)
     stats.skipped = [(r["input"], r["reason"]) for r in store.records(SKIPPED)]
     written = store.publish(paths)
     stats.output = store.output if (written is not None or not store.single) else None

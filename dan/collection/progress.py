@@ -80,12 +80,17 @@ class Progress:
         line = f"{self.prefix}: {self._items()}{self.done}{of} {units}, {rate:.1f} {units}/s{left}"
         print(line, file=self.stream, flush=True)
 
-    def close(self) -> None:
-        """End the line (tqdm) or print the last plain line."""
+    def close(self, finished: bool = True) -> None:
+        """End the line (tqdm) or print the last plain line.
+
+        Args:
+            finished: False when the work stopped on an error: no last plain line, so the error that
+                follows is the run's one line.
+        """
         with self._lock:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
-            elif not self.quiet:
+            elif not self.quiet and finished:
                 self._line()
             self.quiet = True  # once

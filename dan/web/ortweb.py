@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from dan.errors import DanError, one_line
-from dan.hub.cache import EntryLock, sha256_file
+from dan.hub.records import EntryLock, sha256_file
 from dan.paths import dan_home
 
 __all__ = ["FILES", "INTEGRITY", "VERSION", "ort_web_files"]
